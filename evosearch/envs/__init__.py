@@ -1,0 +1,1 @@
+"""Environments and suites: what a candidate is trained and scored on."""

@@ -1,0 +1,74 @@
+"""Measure a suite's normalisation constants: random play and PPO-clip under this harness.
+
+``R_ref`` must come from the same harness, budget and seeds that candidates get, or a
+normalised score of 1.0 would not mean "as good as PPO-clip here".
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from evosearch import stats
+from evosearch.envs.suites import Suite, calibration_path
+from evosearch.evaluate import train_and_score
+from evosearch.program import Program
+from evosearch.sandbox import Limits, run_job
+
+PPO_CLIP = Path(__file__).resolve().parents[2] / "programs" / "rules" / "ppo_clip.py"
+RANDOM_EPISODES = 200
+
+
+def machine_description() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, torch {torch.__version__}"
+
+
+def calibrate(suite: Suite, reference: Path = PPO_CLIP, log: Callable[[str], None] = print) -> dict:
+    """Measure every task (held-out included) and write ``NAME.calibration.json``."""
+    program = Program.from_file(reference)
+    limits = Limits(wall_s=3600)
+    tasks: dict[str, dict] = {}
+    for task in suite.tasks + suite.held_out:
+        random_job = run_job("random", {"env_id": task.env_id, "episodes": RANDOM_EPISODES, "seed": 0}, limits)
+        if random_job.status != "ok":
+            raise RuntimeError(f"random play on {task.env_id} failed: {random_job.error}")
+        r_random = float(np.mean(random_job.result["returns"]))
+        returns, _, wall = train_and_score(program, task, list(range(suite.seeds)), limits, suite.eval_episodes,
+                                           "calibration")
+        lo, hi = stats.mean_ci(np.array(returns))
+        tasks[task.env_id] = {
+            "r_random": r_random, "r_ref": float(np.mean(returns)), "r_ref_ci": [lo, hi],
+            "r_ref_per_seed": [float(r) for r in returns], "train_wall_s": round(wall, 1),
+            "total_steps": task.total_steps,
+        }
+        log(f"{task.env_id}: random {r_random:.1f}, PPO-clip {np.mean(returns):.1f} "
+            f"[{lo:.1f}, {hi:.1f}] in {wall:.0f} s")
+    data = {
+        "suite": suite.name,
+        "measured": datetime.date.today().isoformat(),
+        "machine": machine_description(),
+        "reference": "programs/rules/ppo_clip.py",
+        "seeds": suite.seeds,
+        "eval_episodes": suite.eval_episodes,
+        "tasks": tasks,
+    }
+    path = calibration_path(suite.name)
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    log(f"wrote {path}")
+    return data

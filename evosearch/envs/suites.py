@@ -1,0 +1,100 @@
+"""Suites as data: YAML files beside this module, plus their measured calibration.
+
+A suite's normalisation constants (random and PPO-clip returns under this very harness)
+are measured by ``evosearch suite calibrate NAME`` and stored in ``NAME.calibration.json``
+with the date and machine, so every score in an archive is comparable to the reference.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+SUITE_DIR = Path(__file__).parent / "suites"
+
+
+class SuiteError(ValueError):
+    """A suite file is missing, malformed, or not calibrated."""
+
+
+@dataclass(frozen=True)
+class Task:
+    env_id: str
+    total_steps: int
+
+
+@dataclass(frozen=True)
+class Calibration:
+    r_random: float
+    r_ref: float
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    tasks: tuple[Task, ...]
+    held_out: tuple[Task, ...]
+    hurdle: Task
+    hurdle_seeds: int
+    seeds: int
+    eval_episodes: int
+    description: str = ""
+    calibration: dict[str, Calibration] = field(default_factory=dict)
+    calibration_info: dict = field(default_factory=dict)
+
+    def calibrated(self, env_id: str) -> Calibration:
+        if env_id not in self.calibration:
+            raise SuiteError(
+                f"suite {self.name!r} has no calibration for {env_id}: run `evosearch suite calibrate {self.name}`"
+            )
+        return self.calibration[env_id]
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+
+
+def calibration_path(name: str) -> Path:
+    return SUITE_DIR / f"{name}.calibration.json"
+
+
+def _task(raw: object, where: str) -> Task:
+    if not isinstance(raw, dict) or "env_id" not in raw or "total_steps" not in raw:
+        raise SuiteError(f"{where}: each task needs env_id and total_steps")
+    return Task(env_id=str(raw["env_id"]), total_steps=int(raw["total_steps"]))
+
+
+def load_suite(name: str) -> Suite:
+    """Load a suite by name (or from a path to a YAML file) with its calibration, if measured."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else SUITE_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise SuiteError(f"unknown suite {name!r}; available: {', '.join(available())}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    where = str(path)
+    tasks = tuple(_task(t, where) for t in raw.get("tasks") or [])
+    if not tasks:
+        raise SuiteError(f"{where}: a suite needs at least one task")
+    hurdle_raw = raw.get("hurdle") or {"env_id": tasks[0].env_id, "total_steps": max(1, tasks[0].total_steps // 4)}
+    calibration: dict[str, Calibration] = {}
+    info: dict = {}
+    cal_path = calibration_path(raw.get("name", path.stem))
+    if cal_path.exists():
+        data = json.loads(cal_path.read_text())
+        info = {k: v for k, v in data.items() if k != "tasks"}
+        for env_id, c in data.get("tasks", {}).items():
+            calibration[env_id] = Calibration(r_random=float(c["r_random"]), r_ref=float(c["r_ref"]))
+    return Suite(
+        name=str(raw.get("name", path.stem)),
+        description=str(raw.get("description", "")),
+        tasks=tasks,
+        held_out=tuple(_task(t, where) for t in raw.get("held_out") or []),
+        hurdle=_task(hurdle_raw, where),
+        hurdle_seeds=int(hurdle_raw.get("seeds", 1)),
+        seeds=int(raw.get("seeds", 5)),
+        eval_episodes=int(raw.get("eval_episodes", 10)),
+        calibration=calibration,
+        calibration_info=info,
+    )

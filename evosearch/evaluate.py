@@ -1,0 +1,227 @@
+"""The evaluation cascade: static check -> smoke -> hurdle -> full suite.
+
+Each stage can end the evaluation with an outcome and a readable reason, so a search wastes
+little on broken candidates and a proposer learns why. Candidate code only ever runs in
+sandboxed jobs; scores come from separate ``score`` jobs that read plain weights files.
+The evaluator knows nothing about search.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from evosearch import stats
+from evosearch.envs.suites import Suite, Task, load_suite
+from evosearch.program import Program, static_check
+from evosearch.sandbox import JobOutcome, Limits, run_job
+from evosearch.train.harness import TrainConfig
+
+OUTCOMES = ("ok", "rejected", "candidate_error", "timeout", "memory_limit", "killed", "sandbox_failure")
+STAGES = ("static", "smoke", "hurdle", "full")
+
+
+@dataclass(frozen=True)
+class CascadeConfig:
+    """Thresholds and limits of the cascade; every field can be set from a campaign config."""
+
+    suite: str = "classic-quick"
+    seeds: int | None = None  # None: the suite's number of seeds
+    hurdle: bool = True
+    hurdle_threshold: float = 0.0  # normalised score on the hurdle task, mean over its seeds
+    smoke_timeout_s: float = 60.0
+    task_timeout_s: float = 600.0
+    memory_mb: int = 4096
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    fitness: str = "iqm"  # "iqm" of final normalised returns, or "auc" of normalised learning curves
+    held_out: bool = False  # also train and score the suite's held-out tasks (report only)
+    bootstrap_reps: int = 2000
+
+
+@dataclass
+class TaskResult:
+    env_id: str
+    returns: list[float]  # per seed, measured by the trusted scorer
+    normalized: list[float]
+    mean_return: float
+    normalized_mean: float
+    ci: list[float]  # bootstrap CI of the mean normalised score over seeds
+    curve_steps: list[int]
+    curves: list[list[float]]  # per seed, from the training job (diagnostic, not trusted)
+    auc: float  # normalised area under the mean learning curve
+    train_wall_s: float
+
+
+@dataclass
+class EvalResult:
+    """The record of one evaluation, what the archive stores and ``eval --json`` prints."""
+
+    outcome: str
+    stage: str
+    score: float | None = None
+    ci: list[float] | None = None
+    fingerprint: str | None = None
+    wall_s: float = 0.0
+    suite: str = ""
+    fitness: str = "iqm"
+    iqm: float | None = None
+    auc: float | None = None
+    tasks: dict[str, TaskResult] = field(default_factory=dict)
+    held_out: dict[str, TaskResult] = field(default_factory=dict)
+    hurdle_score: float | None = None
+    error: str = ""
+    output_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _StageFailure(Exception):
+    def __init__(self, outcome: str, message: str, tail: str = "") -> None:
+        super().__init__(message)
+        self.outcome, self.message, self.tail = outcome, message, tail
+
+
+def _failure_from_job(job: JobOutcome, what: str) -> _StageFailure:
+    """Turn a failed sandbox job into the outcome and message the user sees."""
+    err = job.error or {}
+    etype, message = err.get("type", ""), err.get("message", "")
+    trace = err.get("traceback", "")
+    tail = (trace + ("\n--- output ---\n" + job.output_tail if job.output_tail.strip() else ""))[-4000:]
+    if job.status == "timeout":
+        return _StageFailure("timeout", f"{what}: {message}", tail)
+    if etype == "MemoryError" or "can't allocate memory" in message or "not enough memory" in message:
+        return _StageFailure("memory_limit", f"{what}: ran out of its memory limit ({etype}: {message})".rstrip(": "),
+                             tail)
+    if job.status == "error":
+        return _StageFailure("candidate_error", f"{what}: {etype}: {message}", tail)
+    if job.status == "killed":
+        if "SIGXCPU" in message:
+            return _StageFailure("timeout", f"{what}: {message}", tail)
+        return _StageFailure("killed", f"{what}: {message}", tail)
+    if err.get("type") == "WorkerLost":
+        return _StageFailure("sandbox_failure", f"{what}: {message}", tail)
+    return _StageFailure("candidate_error", f"{what}: {message} (did the program exit the process?)", tail)
+
+
+def train_and_score(
+    program: Program, task: Task, seeds: list[int], limits: Limits, episodes: int, stage: str = "full"
+) -> tuple[list[float], dict, float]:
+    """Train ``seeds`` on ``task`` in an untrusted job, then score the weights in a trusted one.
+
+    Returns the per-seed returns, the training job's report (curves) and its wall seconds.
+    """
+    cfg = TrainConfig(env_id=task.env_id, total_steps=task.total_steps)
+    train = run_job("train", {"source": program.source, "filename": program.name, "config": cfg.to_dict(),
+                              "seeds": seeds}, limits, keep_scratch=True)
+    try:
+        if train.status != "ok":
+            raise _failure_from_job(train, f"training on {task.env_id} ({stage})")
+        scored = run_job("score", {"weights": os.path.join(train.scratch, "weights.npz"), "env_id": task.env_id,
+                                   "episodes": episodes, "seed": 1}, limits)
+    finally:
+        shutil.rmtree(train.scratch, ignore_errors=True)
+    if scored.status != "ok":
+        failure = _failure_from_job(scored, f"scoring on {task.env_id}")
+        if "NaN or infinite" in failure.message:
+            raise _StageFailure("candidate_error", f"training on {task.env_id} produced non-finite weights")
+        raise _StageFailure("sandbox_failure", failure.message, failure.tail)
+    return scored.result["returns"], train.result, train.wall_s
+
+
+class Evaluator:
+    """Runs the cascade for rule programs on one suite."""
+
+    def __init__(self, config: CascadeConfig | None = None, suite: Suite | None = None) -> None:
+        self.config = config or CascadeConfig()
+        self.suite = suite or load_suite(self.config.suite)
+        self.seeds = self.config.seeds or self.suite.seeds
+
+    def _limits(self, wall_s: float) -> Limits:
+        return Limits(wall_s=wall_s, memory_mb=self.config.memory_mb)
+
+    def _train_and_score(self, program: Program, task: Task, seeds: list[int], stage: str) -> TaskResult:
+        returns, train, wall = train_and_score(program, task, seeds, self._limits(self.config.task_timeout_s),
+                                               self.suite.eval_episodes, stage)
+        return self._task_result(task.env_id, returns, train, wall)
+
+    def _task_result(self, env_id: str, returns: list[float], train: dict, wall_s: float) -> TaskResult:
+        cal = self.suite.calibrated(env_id)
+        norm = stats.normalize(np.array(returns), cal.r_random, cal.r_ref)
+        curves = train.get("curves", [])
+        curve_norm = stats.normalize(np.array(curves, dtype=np.float64), cal.r_random, cal.r_ref) if curves else norm
+        lo, hi = stats.mean_ci(norm, reps=self.config.bootstrap_reps) if len(norm) > 1 else (norm[0], norm[0])
+        return TaskResult(
+            env_id=env_id, returns=[float(r) for r in returns], normalized=[float(x) for x in norm],
+            mean_return=float(np.mean(returns)), normalized_mean=float(norm.mean()), ci=[lo, hi],
+            curve_steps=list(train.get("curve_steps", [])), curves=curves,
+            auc=float(np.mean(curve_norm)), train_wall_s=wall_s,
+        )
+
+    def _run_tasks(self, program: Program, tasks: tuple[Task, ...], seeds: list[int], stage: str) -> dict:
+        workers = max(1, min(self.config.workers, len(tasks)))
+        with ThreadPoolExecutor(workers) as pool:
+            futures = {t.env_id: pool.submit(self._train_and_score, program, t, seeds, stage) for t in tasks}
+            return {env_id: f.result() for env_id, f in futures.items()}
+
+    def evaluate(self, program: Program) -> EvalResult:
+        """Run the whole cascade on ``program`` and return its record (never raises for bad programs)."""
+        start = time.monotonic()
+        result = EvalResult(outcome="ok", stage="static", suite=self.suite.name, fitness=self.config.fitness)
+        try:
+            self._cascade(program, result)
+        except _StageFailure as failure:
+            result.outcome, result.error, result.output_tail = failure.outcome, failure.message, failure.tail
+        result.wall_s = time.monotonic() - start
+        return result
+
+    def _cascade(self, program: Program, result: EvalResult) -> None:
+        issues = static_check(program.source, program.kind)
+        if issues:
+            raise _StageFailure("rejected", "static check: " + "; ".join(str(i) for i in issues))
+
+        result.stage = "smoke"
+        probe = run_job("probe", {"source": program.source, "filename": program.name},
+                        self._limits(self.config.smoke_timeout_s))
+        if probe.status != "ok":
+            raise _failure_from_job(probe, "smoke test")
+        result.fingerprint = probe.result["fingerprint"]
+
+        if self.config.hurdle:
+            result.stage = "hurdle"
+            task = self.suite.hurdle
+            hurdle = self._train_and_score(program, task, list(range(self.suite.hurdle_seeds)), "hurdle")
+            result.hurdle_score = hurdle.normalized_mean
+            if hurdle.normalized_mean < self.config.hurdle_threshold:
+                raise _StageFailure("rejected", f"hurdle: normalised score {hurdle.normalized_mean:.3f} on "
+                                    f"{task.env_id} is below the threshold {self.config.hurdle_threshold:.3f}")
+
+        result.stage = "full"
+        seeds = list(range(self.seeds))
+        result.tasks = self._run_tasks(program, self.suite.tasks, seeds, "full")
+        matrix = np.array([t.normalized for t in result.tasks.values()]).T  # [seeds, tasks]
+        result.iqm = stats.iqm(matrix)
+        result.auc = float(np.mean([t.auc for t in result.tasks.values()]))
+        if self.config.fitness == "auc":
+            curves = np.array([np.mean(stats.normalize(np.array(t.curves), *self._cal(t.env_id)), axis=1)
+                               for t in result.tasks.values()]).T
+            result.score = result.auc
+            result.ci = list(stats.stratified_bootstrap_ci(curves, statistic=stats.iqm, reps=self.config.bootstrap_reps))
+        else:
+            result.score = result.iqm
+            result.ci = list(stats.stratified_bootstrap_ci(matrix, reps=self.config.bootstrap_reps))
+        if self.config.held_out and self.suite.held_out:
+            result.held_out = self._run_tasks(program, self.suite.held_out, seeds, "held-out")
+
+    def _cal(self, env_id: str) -> tuple[float, float]:
+        cal = self.suite.calibrated(env_id)
+        return cal.r_random, cal.r_ref

@@ -1,0 +1,99 @@
+"""A program: source plus kind, its EVOLVE-BLOCK, and the static check.
+
+The static check exists to give a proposer (often an LLM) a readable reason for rejecting a
+program before any process is started. It is not a security boundary; the sandbox is.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+BLOCK_START = "# EVOLVE-BLOCK-START"
+BLOCK_END = "# EVOLVE-BLOCK-END"
+
+ALLOWED_IMPORTS = frozenset({"torch", "torch.nn", "torch.nn.functional", "math", "numpy", "functools"})
+BANNED_NAMES = frozenset({
+    "eval", "exec", "compile", "open", "__import__", "globals", "locals", "vars", "getattr",
+    "setattr", "delattr", "input", "breakpoint", "memoryview", "exit", "quit", "help",
+})
+MAX_SOURCE_BYTES = 64_000
+
+
+@dataclass(frozen=True)
+class Program:
+    """Source of one candidate, of kind ``rule`` or ``policy``."""
+
+    source: str
+    kind: str = "rule"
+    name: str = "<program>"
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    @classmethod
+    def from_file(cls, path: str | Path, kind: str = "rule") -> Program:
+        path = Path(path)
+        return cls(source=path.read_text(encoding="utf-8"), kind=kind, name=str(path))
+
+
+@dataclass(frozen=True)
+class StaticIssue:
+    """Why a program was rejected, with the line it concerns."""
+
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+def evolve_block(source: str) -> tuple[int, int] | None:
+    """Line indices (0-based, exclusive of the markers) of the EVOLVE-BLOCK, if any."""
+    lines = source.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == BLOCK_START]
+    ends = [i for i, line in enumerate(lines) if line.strip() == BLOCK_END]
+    if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
+        return None
+    return starts[0] + 1, ends[0]
+
+
+def static_check(source: str, kind: str = "rule") -> list[StaticIssue]:
+    """Return the reasons to reject ``source``; an empty list means it may be run."""
+    if len(source.encode()) > MAX_SOURCE_BYTES:
+        return [StaticIssue(f"source is {len(source.encode())} bytes, over the {MAX_SOURCE_BYTES} limit")]
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as err:
+        return [StaticIssue(f"syntax error: {err.msg}", err.lineno)]
+    issues: list[StaticIssue] = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", None)
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name not in ALLOWED_IMPORTS:
+                    issues.append(StaticIssue(f"import of {alias.name!r} is not allowed "
+                                              f"(allowed: {', '.join(sorted(ALLOWED_IMPORTS))})", line))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level or node.module not in ALLOWED_IMPORTS:
+                issues.append(StaticIssue(f"import from {node.module!r} is not allowed", line))
+        elif isinstance(node, ast.Name) and node.id in BANNED_NAMES:
+            issues.append(StaticIssue(f"use of {node.id!r} is not allowed", line))
+        elif isinstance(node, ast.Name) and node.id.startswith("__") and node.id != "__name__":
+            issues.append(StaticIssue(f"dunder name {node.id!r} is not allowed", line))
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            issues.append(StaticIssue(f"private or dunder attribute {node.attr!r} is not allowed", line))
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            issues.append(StaticIssue("global/nonlocal statements are not allowed", line))
+    if kind == "rule":
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        if "loss" not in names:
+            issues.append(StaticIssue("a rule must define a top-level function `loss(b)`"))
+    elif kind == "policy":
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        if "act" not in names:
+            issues.append(StaticIssue("a policy must define a top-level function `act(obs)`"))
+    return issues

@@ -1,0 +1,81 @@
+"""The jobs a sandboxed process can run. Imported by the forkserver, so torch loads once.
+
+``probe`` and ``train`` run candidate code. ``score`` and ``random`` never do: they are
+the trusted side of DESIGN §5.6, reading only a plain ``.npz`` of weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+
+import numpy as np
+import torch
+
+from evosearch.train import harness, probe, rule, score  # noqa: F401  (warm imports)
+
+torch.set_num_threads(1)
+
+
+def _probe(payload: dict, scratch: str) -> dict:
+    loaded = rule.load_rule(payload["source"], payload.get("filename", "<rule>"))
+    return probe.probe(loaded)
+
+
+def _train(payload: dict, scratch: str) -> dict:
+    loaded = rule.load_rule(payload["source"], payload.get("filename", "<rule>"))
+    cfg = harness.TrainConfig(**payload["config"])
+    result = harness.train(loaded, cfg, [int(s) for s in payload["seeds"]])
+    np.savez(os.path.join(scratch, "weights.npz"), **result.weights)
+    return {
+        "curve_steps": result.curve_steps,
+        "curves": result.curves,
+        "env_steps": result.env_steps,
+        "wall_s": result.wall_s,
+        "used_vmap": result.used_vmap,
+    }
+
+
+def _score(payload: dict, scratch: str) -> dict:
+    weights = score.load_weights(payload["weights"])
+    returns = score.score_weights(weights, payload["env_id"], int(payload["episodes"]), int(payload["seed"]))
+    return {"returns": [float(r) for r in returns]}
+
+
+def _random(payload: dict, scratch: str) -> dict:
+    returns = score.random_returns(payload["env_id"], int(payload["episodes"]), int(payload["seed"]))
+    return {"returns": [float(r) for r in returns]}
+
+
+JOBS = {"probe": _probe, "train": _train, "score": _score, "random": _random}
+
+
+def _write(scratch: str, data: dict) -> None:
+    tmp = os.path.join(scratch, "result.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, allow_nan=False, default=float)
+    os.replace(tmp, os.path.join(scratch, "result.json"))
+
+
+def run(job: str, payload: dict, scratch: str) -> None:
+    """Run one job and write ``result.json``; exit the process without running atexit hooks."""
+    code = 0
+    try:
+        _write(scratch, {"status": "ok", "result": JOBS[job](payload, scratch)})
+    except BaseException as err:  # noqa: BLE001 - every failure is reported, SystemExit included
+        code = 1
+        tb = traceback.format_exc()
+        try:
+            _write(scratch, {"status": "error", "error": {
+                "type": type(err).__name__, "message": str(err)[:2000], "traceback": tb[-3000:],
+            }})
+        except BaseException:  # noqa: BLE001
+            code = 3
+    finally:
+        for stream in (os.sys.stdout, os.sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+    os._exit(code)
