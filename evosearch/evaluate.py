@@ -33,7 +33,7 @@ class CascadeConfig:
     suite: str = "classic-quick"
     seeds: int | None = None  # None: the suite's number of seeds
     hurdle: bool = True
-    hurdle_threshold: float = 0.0  # normalised score on the hurdle task, mean over its seeds
+    hurdle_threshold: float | None = None  # normalised hurdle score to pass; None: the suite's
     smoke_timeout_s: float = 60.0
     task_timeout_s: float = 600.0
     memory_mb: int = 4096
@@ -201,9 +201,11 @@ class Evaluator:
             task = self.suite.hurdle
             hurdle = self._train_and_score(program, task, list(range(self.suite.hurdle_seeds)), "hurdle")
             result.hurdle_score = hurdle.normalized_mean
-            if hurdle.normalized_mean < self.config.hurdle_threshold:
+            threshold = self.config.hurdle_threshold
+            threshold = self.suite.hurdle_threshold if threshold is None else threshold
+            if hurdle.normalized_mean < threshold:
                 raise _StageFailure("rejected", f"hurdle: normalised score {hurdle.normalized_mean:.3f} on "
-                                    f"{task.env_id} is below the threshold {self.config.hurdle_threshold:.3f}")
+                                    f"{task.env_id} is below the threshold {threshold:.3f}")
 
         result.stage = "full"
         seeds = list(range(self.seeds))

@@ -51,6 +51,10 @@ def calibrate(suite: Suite, reference: Path = PPO_CLIP, log: Callable[[str], Non
         r_random = float(np.mean(random_job.result["returns"]))
         returns, _, wall = train_and_score(program, task, list(range(suite.seeds)), limits, suite.eval_episodes,
                                            "calibration")
+        if abs(float(np.mean(returns)) - r_random) < 1e-3 * max(1.0, abs(r_random)):
+            raise RuntimeError(
+                f"PPO-clip scores {np.mean(returns):.1f} on {task.env_id}, the same as random play: its normalised "
+                f"score would be undefined. Give the task more total_steps or drop it from suite {suite.name!r}.")
         lo, hi = stats.mean_ci(np.array(returns))
         tasks[task.env_id] = {
             "r_random": r_random, "r_ref": float(np.mean(returns)), "r_ref_ci": [lo, hi],

@@ -39,6 +39,7 @@ class Suite:
     held_out: tuple[Task, ...]
     hurdle: Task
     hurdle_seeds: int
+    hurdle_threshold: float
     seeds: int
     eval_episodes: int
     description: str = ""
@@ -80,8 +81,10 @@ def load_suite(name: str) -> Suite:
     hurdle_raw = raw.get("hurdle") or {"env_id": tasks[0].env_id, "total_steps": max(1, tasks[0].total_steps // 4)}
     calibration: dict[str, Calibration] = {}
     info: dict = {}
+    for env_id, c in (raw.get("calibration") or {}).items():  # inline, for user and test suites
+        calibration[env_id] = Calibration(r_random=float(c["r_random"]), r_ref=float(c["r_ref"]))
     cal_path = calibration_path(raw.get("name", path.stem))
-    if cal_path.exists():
+    if not calibration and cal_path.exists():
         data = json.loads(cal_path.read_text())
         info = {k: v for k, v in data.items() if k != "tasks"}
         for env_id, c in data.get("tasks", {}).items():
@@ -93,6 +96,7 @@ def load_suite(name: str) -> Suite:
         held_out=tuple(_task(t, where) for t in raw.get("held_out") or []),
         hurdle=_task(hurdle_raw, where),
         hurdle_seeds=int(hurdle_raw.get("seeds", 1)),
+        hurdle_threshold=float(hurdle_raw.get("threshold", 0.0)),
         seeds=int(raw.get("seeds", 5)),
         eval_episodes=int(raw.get("eval_episodes", 10)),
         calibration=calibration,

@@ -79,8 +79,8 @@ def per_seed_losses(rule: Rule, fields: dict[str, torch.Tensor]) -> torch.Tensor
     if rule.use_vmap is not False:
         try:
             out = torch.func.vmap(lambda f: rule.loss(Batch(f)))(fields)
-        except RuleError:
-            raise
+        except (RuleError, MemoryError):
+            raise  # the rule's own failure, not an incompatibility with vmap
         except Exception:
             if rule.use_vmap:
                 raise

@@ -1,0 +1,70 @@
+"""`evosearch eval` as a user runs it: the table, the --json schema, the exit codes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import RULES, TINY_SUITE
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evosearch.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_eval_json_schema_for_a_good_rule():
+    proc = run_cli("eval", str(RULES / "ppo_clip.py"), "--suite", TINY_SUITE, "--json", "--held-out")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["outcome"] == "ok" and data["stage"] == "full"
+    assert isinstance(data["score"], float)
+    lo, hi = data["ci"]
+    assert lo <= data["score"] <= hi
+    assert len(data["fingerprint"]) == 32 and data["wall_s"] > 0
+    task = data["tasks"]["CartPole-v1"]
+    assert len(task["returns"]) == len(task["normalized"]) == 2
+    assert all(isinstance(x, float) for x in task["returns"] + task["normalized"])
+    assert set(data["held_out"]) == {"Acrobot-v1"}
+
+
+def test_eval_table_and_exit_code_for_a_broken_rule(tmp_path):
+    bad = tmp_path / "bad_rule.py"
+    bad.write_text("def loss(b):\n    return b.logp + b.value\n")
+    proc = run_cli("eval", str(bad), "--suite", TINY_SUITE)
+    assert proc.returncode == 1
+    assert "candidate_error" in proc.stdout and "smoke" in proc.stdout
+    assert "expected a 0-d tensor" in proc.stdout
+
+
+def test_eval_json_for_a_rejected_rule(tmp_path):
+    bad = tmp_path / "bad_rule.py"
+    bad.write_text("import socket\ndef loss(b):\n    return b.logp.mean()\n")
+    proc = run_cli("eval", str(bad), "--suite", TINY_SUITE, "--json")
+    assert proc.returncode == 1
+    data = json.loads(proc.stdout)
+    assert (data["outcome"], data["stage"], data["score"]) == ("rejected", "static", None)
+    assert "socket" in data["error"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("eval", "no/such/file.py"),
+        ("eval", str(RULES / "a2c.py"), "--suite", "no-such-suite"),
+        ("eval", str(RULES / "a2c.py"), "--seeds", "0"),
+        ("eval",),
+        ("frobnicate",),
+    ],
+)
+def test_bad_usage_exits_2_with_a_message(args):
+    proc = run_cli(*args, timeout=60)
+    assert proc.returncode == 2
+    assert "Error" in proc.stderr or "Usage" in proc.stderr
+
+
+def test_suite_list_json():
+    proc = run_cli("suite", "list", "--json", timeout=60)
+    assert proc.returncode == 0
+    names = {row["name"] for row in json.loads(proc.stdout)}
+    assert {"classic-quick", "classic"} <= names

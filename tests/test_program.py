@@ -1,0 +1,43 @@
+"""The static check gives readable reasons; baselines pass it."""
+
+import pytest
+from conftest import BASELINES, rule_source
+
+from evosearch.program import Program, evolve_block, static_check
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_baselines_pass_static_check_and_have_one_evolve_block(name):
+    source = rule_source(name)
+    assert static_check(source) == []
+    start, end = evolve_block(source)
+    assert "def loss" in "\n".join(source.splitlines()[start:end])
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("def loss(b)\n    return b.logp.mean()\n", "syntax error"),
+        ("import os\ndef loss(b):\n    return b.logp.mean()\n", "import of 'os' is not allowed"),
+        ("from subprocess import run\ndef loss(b):\n    return b.logp.mean()\n", "import from 'subprocess'"),
+        ("def loss(b):\n    return eval('b.logp.mean()')\n", "'eval' is not allowed"),
+        ("def loss(b):\n    return b.logp.__class__\n", "'__class__' is not allowed"),
+        ("def lost(b):\n    return b.logp.mean()\n", "must define a top-level function `loss(b)`"),
+    ],
+)
+def test_static_check_rejects_with_reason(source, expected):
+    issues = static_check(source)
+    assert issues and expected in "; ".join(str(i) for i in issues)
+
+
+def test_syntax_error_names_the_line():
+    (issue,) = static_check("x = 1\ndef loss(b):\n    return (b.logp\n")
+    assert issue.line in (3, 4) and "syntax error" in str(issue)
+
+
+def test_size_limit():
+    assert "over the" in str(static_check("# " + "x" * 70_000 + "\ndef loss(b): pass\n")[0])
+
+
+def test_program_sha_is_stable():
+    assert Program("a").sha == Program("a").sha != Program("b").sha
