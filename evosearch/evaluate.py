@@ -217,7 +217,7 @@ class Evaluator:
             curves = np.array([np.mean(stats.normalize(np.array(t.curves), *self._cal(t.env_id)), axis=1)
                                for t in result.tasks.values()]).T
             result.score = result.auc
-            result.ci = list(stats.stratified_bootstrap_ci(curves, statistic=stats.iqm, reps=self.config.bootstrap_reps))
+            result.ci = list(stats.stratified_bootstrap_ci(curves, reps=self.config.bootstrap_reps))
         else:
             result.score = result.iqm
             result.ci = list(stats.stratified_bootstrap_ci(matrix, reps=self.config.bootstrap_reps))

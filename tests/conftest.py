@@ -15,6 +15,8 @@ TINY_SUITE = str(ROOT / "tests" / "data" / "tiny.yaml")
 BASELINES = ("reinforce", "a2c", "ppo_clip", "dpo")
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Each test session gets its own scratch root, so the leftover check sees only its own jobs.
+os.environ["EVOSEARCH_SCRATCH"] = tempfile.mkdtemp(prefix="evosearch-tests-")
 
 
 def rule_source(name: str) -> str:
@@ -24,7 +26,7 @@ def rule_source(name: str) -> str:
 @pytest.fixture
 def no_leftovers():
     """Assert a test leaves no scratch directory and no job process behind."""
-    pattern = os.path.join(tempfile.gettempdir(), "evosearch-*")
+    pattern = os.path.join(os.environ["EVOSEARCH_SCRATCH"], "evosearch-*")
     before = set(glob.glob(pattern))
     yield
     after = set(glob.glob(pattern))

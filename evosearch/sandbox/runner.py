@@ -160,7 +160,10 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False)
     it, e.g. to hand the trained weights to the scorer). Safe to call from several threads:
     each call takes its own warm worker.
     """
-    scratch = tempfile.mkdtemp(prefix=f"evosearch-{job}-")
+    root = os.environ.get("EVOSEARCH_SCRATCH") or None  # default: the system temp directory
+    if root:
+        os.makedirs(root, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=f"evosearch-{job}-", dir=root)
     request = {"id": next(_job_ids), "job": job, "payload": payload, "scratch": scratch,
                "limits": limits.for_worker()}
     worker = _acquire()

@@ -140,9 +140,8 @@ def train(rule: Rule, cfg: TrainConfig, seeds: list[int]) -> TrainResult:
 
         # Flatten to [S, T*N]; shuffle each seed's real transitions, drop the autoreset ones.
         B = T * N
-        flat = lambda x: x.permute(1, 0, 2, *range(3, x.dim())).reshape(S, B, *x.shape[3:])  # noqa: E731
-        b_obs, b_act, b_logp, b_val = flat(obs_buf), flat(act_buf), flat(logp_buf), flat(val_buf)
-        b_adv, b_ret, b_real = flat(advantages), flat(returns), flat(real_buf)
+        b_obs, b_act, b_logp, b_val = (_seed_major(x) for x in (obs_buf, act_buf, logp_buf, val_buf))
+        b_adv, b_ret, b_real = (_seed_major(x) for x in (advantages, returns, real_buf))
         usable = int(b_real.sum(1).min())
         minibatch = usable // cfg.num_minibatches
         progress = torch.full((S,), iteration / iterations)
@@ -150,13 +149,13 @@ def train(rule: Rule, cfg: TrainConfig, seeds: list[int]) -> TrainResult:
             keys = torch.rand(S, B, generator=generator) + (~b_real).float() * 2.0
             order = keys.argsort(1)[:, : minibatch * cfg.num_minibatches]
             for mb in order.split(minibatch, dim=1):
-                take = lambda x: x.gather(1, mb.view(S, -1, *([1] * (x.dim() - 2))).expand(S, mb.shape[1], *x.shape[2:]))  # noqa: E731
-                mb_obs, mb_act = take(b_obs), take(b_act)
+                mb_obs, mb_act = _take(b_obs, mb), _take(b_act, mb)
                 new_logp, entropy = distribution_stats(model, mb_obs, mb_act)
                 new_value = model.value(mb_obs)
                 fields = {
-                    "logp": new_logp, "old_logp": take(b_logp), "adv": take(b_adv), "ret": take(b_ret),
-                    "value": new_value, "old_value": take(b_val), "entropy": entropy, "progress": progress,
+                    "logp": new_logp, "old_logp": _take(b_logp, mb), "adv": _take(b_adv, mb),
+                    "ret": _take(b_ret, mb), "value": new_value, "old_value": _take(b_val, mb),
+                    "entropy": entropy, "progress": progress,
                 }
                 losses = per_seed_losses(rule, fields)
                 if not torch.isfinite(losses).all():
@@ -175,6 +174,18 @@ def train(rule: Rule, cfg: TrainConfig, seeds: list[int]) -> TrainResult:
         wall_s=time.perf_counter() - start,
         used_vmap=bool(rule.use_vmap),
     )
+
+
+def _seed_major(x: torch.Tensor) -> torch.Tensor:
+    """``[T, S, N, ...]`` rollout buffer -> ``[S, T*N, ...]``, one row of samples per seed."""
+    steps, seeds, envs = x.shape[:3]
+    return x.transpose(0, 1).reshape(seeds, steps * envs, *x.shape[3:])
+
+
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Per-seed gather of samples: ``x[s, index[s]]`` for ``[S, B, ...]`` data and ``[S, M]`` indices."""
+    shaped = index.view(*index.shape, *([1] * (x.dim() - 2))).expand(*index.shape, *x.shape[2:])
+    return x.gather(1, shaped)
 
 
 def _clip_per_seed(params: list[torch.Tensor], max_norm: float) -> None:

@@ -54,7 +54,7 @@ class Ensemble(torch.nn.Module):
         for seed_index, seed in enumerate(seeds):
             generator = torch.Generator().manual_seed(int(seed))
             for net, dims in sizes.items():
-                for layer, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:])):
+                for layer, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=False)):
                     w = _orthogonal(n_out, n_in, gains[net][layer], generator).T.contiguous()
                     key_w, key_b = f"{net}_w{layer}", f"{net}_b{layer}"
                     if seed_index == 0:

@@ -28,7 +28,8 @@ def _probe_fields(model: Ensemble, progress: float) -> dict[str, torch.Tensor]:
     obs = torch.randn(1, PROBE_SAMPLES, model.spec.obs_dim, generator=g, dtype=torch.float64)
     actions = torch.randint(0, model.spec.act_dim, (1, PROBE_SAMPLES), generator=g)
     logp, entropy = distribution_stats(model, obs, actions)
-    log_ratio = torch.linspace(-1.2, 1.2, PROBE_SAMPLES, dtype=torch.float64)[torch.randperm(PROBE_SAMPLES, generator=g)]
+    spread = torch.linspace(-1.2, 1.2, PROBE_SAMPLES, dtype=torch.float64)
+    log_ratio = spread[torch.randperm(PROBE_SAMPLES, generator=g)]
     adv = torch.cat([
         torch.randn(PROBE_SAMPLES // 2, generator=g, dtype=torch.float64) * 3.0,
         torch.randn(PROBE_SAMPLES - PROBE_SAMPLES // 2, generator=g, dtype=torch.float64) * 0.2 + 0.5,
@@ -64,6 +65,11 @@ def _rounded(x: np.ndarray) -> bytes:
     return np.array([np.round(np.log10(scale), 3)]).tobytes() + q.tobytes()
 
 
+def _flat_grad(params: list[torch.Tensor]) -> torch.Tensor:
+    grads = [p.grad.flatten() for p in params if p.grad is not None]
+    return torch.cat(grads) if grads else torch.zeros(1, dtype=torch.float64)
+
+
 def probe(rule: Rule) -> dict:
     """Smoke-test ``rule`` and return its fingerprint; raises ``RuleError`` with the reason."""
     spec = Spec(obs_dim=5, act_dim=3, discrete=True, hidden=16)
@@ -79,8 +85,7 @@ def probe(rule: Rule) -> dict:
         if not losses.requires_grad:
             raise RuleError("loss(b) does not depend on b.logp or b.value: no gradient reaches the networks")
         losses.sum().backward()
-        actor_grad = torch.cat([p.grad.flatten() for p in model.actor_parameters() if p.grad is not None] or [torch.zeros(1)])
-        critic_grad = torch.cat([p.grad.flatten() for p in model.critic_parameters() if p.grad is not None] or [torch.zeros(1)])
+        actor_grad, critic_grad = _flat_grad(model.actor_parameters()), _flat_grad(model.critic_parameters())
         if not (torch.isfinite(actor_grad).all() and torch.isfinite(critic_grad).all()):
             raise RuleError(f"gradients of loss(b) are not finite on the probe batch (progress={progress})")
         if progress == PROBE_PROGRESS[0]:

@@ -31,8 +31,8 @@ def test_same_seed_same_observations():
     a = _run_until_done(VectorEnv("Acrobot-v1", 3, seed=11), 50)
     b = _run_until_done(VectorEnv("Acrobot-v1", 3, seed=11), 50)
     c = _run_until_done(VectorEnv("Acrobot-v1", 3, seed=12), 50)
-    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a, b))
-    assert not all(np.array_equal(x[0], y[0]) for x, y in zip(a, c))
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a, b, strict=False))
+    assert not all(np.array_equal(x[0], y[0]) for x, y in zip(a, c, strict=False))
 
 
 def test_spec_describes_discrete_and_continuous_tasks():

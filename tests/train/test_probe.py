@@ -27,7 +27,8 @@ import torch
 def loss(b):
     a = (b.adv - b.adv.mean()) / (b.adv.std() + 1e-8)
     r = torch.exp(b.logp - b.old_logp)
-    vf = torch.maximum((b.value - b.ret) ** 2, (b.old_value + torch.clamp(b.value - b.old_value, -0.2, 0.2) - b.ret) ** 2)
+    clipped = b.old_value + torch.clamp(b.value - b.old_value, -0.2, 0.2)
+    vf = torch.maximum((b.value - b.ret) ** 2, (clipped - b.ret) ** 2)
     return -(a * r).mean() + 0.25 * vf.mean() - 0.01 * b.entropy.mean()
 '''
 

@@ -55,8 +55,12 @@ def test_seeds_do_not_mix():
 
 
 def test_data_dependent_rule_falls_back_to_the_loop():
-    source = "def loss(b):\n    if b.adv.mean().item() > 0:\n        return -(b.logp * b.adv).mean() + (b.value**2).mean()\n" \
-             "    return -(b.logp * b.adv).mean() + ((b.value - b.ret) ** 2).mean()\n"
+    source = (
+        "def loss(b):\n"
+        "    if b.adv.mean().item() > 0:\n"
+        "        return -(b.logp * b.adv).mean() + (b.value**2).mean()\n"
+        "    return -(b.logp * b.adv).mean() + ((b.value - b.ret) ** 2).mean()\n"
+    )
     rule = load_rule(source)
     fields, _, _ = _fields()
     assert per_seed_losses(rule, fields).shape == (3,)
