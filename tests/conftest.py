@@ -23,6 +23,25 @@ def rule_source(name: str) -> str:
     return (RULES / f"{name}.py").read_text()
 
 
+def _parents() -> dict[int, int]:
+    """pid -> parent pid for every process we can read."""
+    parents = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.split("/")[2])] = int(fields[1])
+    return parents
+
+
+def job_processes() -> list[int]:
+    """Processes started by our sandbox workers (jobs, or anything a job left behind)."""
+    parents = _parents()
+    workers = {pid for pid, ppid in parents.items() if ppid == os.getpid()}
+    return [pid for pid, ppid in parents.items() if ppid in workers]
+
+
 @pytest.fixture
 def no_leftovers():
     """Assert a test leaves no scratch directory and no job process behind."""
@@ -31,3 +50,4 @@ def no_leftovers():
     yield
     after = set(glob.glob(pattern))
     assert after <= before, f"scratch directories left behind: {sorted(after - before)}"
+    assert job_processes() == [], "job processes left running"

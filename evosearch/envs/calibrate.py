@@ -11,12 +11,13 @@ import json
 import os
 import platform
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from evosearch import stats
-from evosearch.envs.suites import Suite, calibration_path
+from evosearch.envs.suites import Suite, Task, calibration_path
 from evosearch.evaluate import train_and_score
 from evosearch.program import Program
 from evosearch.sandbox import Limits, run_job
@@ -39,30 +40,35 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, torch {torch.__version__}"
 
 
-def calibrate(suite: Suite, reference: Path = PPO_CLIP, log: Callable[[str], None] = print) -> dict:
+def _measure(program: Program, task: Task, suite: Suite, limits: Limits, log: Callable[[str], None]) -> dict:
+    random_job = run_job("random", {"env_id": task.env_id, "episodes": RANDOM_EPISODES, "seed": 0}, limits)
+    if random_job.status != "ok":
+        raise RuntimeError(f"random play on {task.env_id} failed: {random_job.error}")
+    r_random = float(np.mean(random_job.result["returns"]))
+    returns, _, wall = train_and_score(program, task, list(range(suite.seeds)), limits, suite.eval_episodes,
+                                       "calibration")
+    if abs(float(np.mean(returns)) - r_random) < 1e-3 * max(1.0, abs(r_random)):
+        raise RuntimeError(
+            f"PPO-clip scores {np.mean(returns):.1f} on {task.env_id}, the same as random play: its normalised "
+            f"score would be undefined. Give the task more total_steps or drop it from suite {suite.name!r}.")
+    lo, hi = stats.mean_ci(np.array(returns))
+    log(f"{task.env_id}: random {r_random:.1f}, PPO-clip {np.mean(returns):.1f} [{lo:.1f}, {hi:.1f}] in {wall:.0f} s")
+    return {
+        "r_random": r_random, "r_ref": float(np.mean(returns)), "r_ref_ci": [lo, hi],
+        "r_ref_per_seed": [float(r) for r in returns], "train_wall_s": round(wall, 1),
+        "total_steps": task.total_steps,
+    }
+
+
+def calibrate(suite: Suite, reference: Path = PPO_CLIP, log: Callable[[str], None] = print,
+              workers: int | None = None) -> dict:
     """Measure every task (held-out included) and write ``NAME.calibration.json``."""
     program = Program.from_file(reference)
     limits = Limits(wall_s=3600)
-    tasks: dict[str, dict] = {}
-    for task in suite.tasks + suite.held_out:
-        random_job = run_job("random", {"env_id": task.env_id, "episodes": RANDOM_EPISODES, "seed": 0}, limits)
-        if random_job.status != "ok":
-            raise RuntimeError(f"random play on {task.env_id} failed: {random_job.error}")
-        r_random = float(np.mean(random_job.result["returns"]))
-        returns, _, wall = train_and_score(program, task, list(range(suite.seeds)), limits, suite.eval_episodes,
-                                           "calibration")
-        if abs(float(np.mean(returns)) - r_random) < 1e-3 * max(1.0, abs(r_random)):
-            raise RuntimeError(
-                f"PPO-clip scores {np.mean(returns):.1f} on {task.env_id}, the same as random play: its normalised "
-                f"score would be undefined. Give the task more total_steps or drop it from suite {suite.name!r}.")
-        lo, hi = stats.mean_ci(np.array(returns))
-        tasks[task.env_id] = {
-            "r_random": r_random, "r_ref": float(np.mean(returns)), "r_ref_ci": [lo, hi],
-            "r_ref_per_seed": [float(r) for r in returns], "train_wall_s": round(wall, 1),
-            "total_steps": task.total_steps,
-        }
-        log(f"{task.env_id}: random {r_random:.1f}, PPO-clip {np.mean(returns):.1f} "
-            f"[{lo:.1f}, {hi:.1f}] in {wall:.0f} s")
+    all_tasks = suite.tasks + suite.held_out
+    with ThreadPoolExecutor(max(1, min(workers or os.cpu_count() or 1, len(all_tasks)))) as pool:
+        measured = list(pool.map(lambda task: _measure(program, task, suite, limits, log), all_tasks))
+    tasks = {task.env_id: m for task, m in zip(all_tasks, measured, strict=True)}
     data = {
         "suite": suite.name,
         "measured": datetime.date.today().isoformat(),
