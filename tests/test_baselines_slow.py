@@ -1,4 +1,4 @@
-"""The full classic-quick suite, as the README's main job runs it (pytest -m slow)."""
+"""The full classic-quick suite, as the README's main job runs it (pytest -m slow, ~2 minutes)."""
 
 import pytest
 from conftest import RULES
@@ -8,11 +8,13 @@ from evosearch.program import Program
 
 
 @pytest.mark.slow
-def test_ppo_clip_near_reference_and_reinforce_clearly_lower_on_cartpole():
+def test_ppo_clip_scores_near_reference_and_is_told_apart_from_reinforce():
     evaluator = Evaluator(CascadeConfig(suite="classic-quick"))
     ppo = evaluator.evaluate(Program.from_file(RULES / "ppo_clip.py"))
     reinforce = evaluator.evaluate(Program.from_file(RULES / "reinforce.py"))
-    assert ppo.ok and reinforce.outcome in ("ok", "rejected"), (ppo.error, reinforce.error)
+    assert ppo.ok and reinforce.ok, (ppo.error, reinforce.error)
     assert 0.8 <= ppo.score <= 1.2
-    if reinforce.ok:
-        assert reinforce.tasks["CartPole-v1"].ci[1] < ppo.tasks["CartPole-v1"].ci[0]
+    # The evaluator must resolve the two rules on CartPole: their CIs do not overlap. (Under
+    # CleanRL's hyperparameters REINFORCE is the faster learner there; see docs/evaluator.md.)
+    p, r = ppo.tasks["CartPole-v1"].ci, reinforce.tasks["CartPole-v1"].ci
+    assert p[1] < r[0] or r[1] < p[0], (p, r)
