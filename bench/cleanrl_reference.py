@@ -10,6 +10,11 @@ everyone knows, so this is CleanRL's ppo.py with only the gym vector env swapped
 * actions are sampled through ``torch.distributions.Categorical``;
 * one ``nn.Module`` per agent, one seed per run.
 
+Left out: CleanRL's logging (TensorBoard, wandb, ``approx_kl``/``clipfrac`` diagnostics) and
+``target_kl`` (off by default), which do not change what is learned. EnvPool gets
+``num_threads=1`` like the harness's pool, so both use the same CPU budget; on a 2-core
+machine that is also the faster setting for 4 CartPole envs (about 58 vs 105 us per step).
+
 Read ``train_reference`` top to bottom beside CleanRL's ppo.py; the section comments match.
 """
 
