@@ -35,7 +35,8 @@ def _print_eval_table(result, program_name: str) -> None:
         console.print(table)
     style = "green" if result.ok else "red"
     console.print(f"outcome [bold {style}]{result.outcome}[/] at stage [bold]{result.stage}[/]"
-                  f"   fingerprint {result.fingerprint or '-'}   wall {result.wall_s:.1f} s")
+                  f"   fingerprint {result.fingerprint or '-'}   wall {result.wall_s:.1f} s"
+                  f"   cpu {result.cpu_s:.1f} s   peak memory {result.peak_rss_mb:.0f} MiB")
     if result.score is not None:
         console.print(f"score ({result.fitness.upper()} of normalised returns over tasks x seeds): "
                       f"[bold]{result.score:.3f}[/]  95% CI [{result.ci[0]:.3f}, {result.ci[1]:.3f}]"
@@ -75,9 +76,10 @@ def eval_command(file: Path, suite: str, seeds: int | None, workers: int | None,
     except UnicodeDecodeError as err:
         raise click.UsageError(f"{file} is not UTF-8 text: {err}") from err
     try:
-        result = Evaluator(cfg, loaded).evaluate(program)
+        evaluator = Evaluator(cfg, loaded)
     except SuiteError as err:
         raise click.UsageError(str(err)) from err
+    result = evaluator.evaluate(program)
     if as_json:
         click.echo(json.dumps(result.to_dict(), allow_nan=False))
     else:

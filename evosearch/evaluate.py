@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -74,6 +75,8 @@ class EvalResult:
     tasks: dict[str, TaskResult] = field(default_factory=dict)
     held_out: dict[str, TaskResult] = field(default_factory=dict)
     hurdle_score: float | None = None
+    cpu_s: float = 0.0  # all jobs of this evaluation, measured by the sandbox worker
+    peak_rss_mb: float = 0.0  # the largest job's peak resident memory
     error: str = ""
     output_tail: str = ""
 
@@ -113,21 +116,38 @@ def _failure_from_job(job: JobOutcome, what: str) -> _StageFailure:
     return _StageFailure("candidate_error", f"{what}: {message} (did the program exit the process?)", tail)
 
 
+@dataclass
+class Usage:
+    """CPU seconds and peak memory of every job of one evaluation, as the worker measured them."""
+
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, job: JobOutcome) -> JobOutcome:
+        with self._lock:  # tasks train in parallel threads
+            self.cpu_s += job.cpu_s
+            self.peak_rss_mb = max(self.peak_rss_mb, job.peak_rss_mb)
+        return job
+
+
 def train_and_score(
-    program: Program, task: Task, seeds: list[int], limits: Limits, episodes: int, stage: str = "full"
+    program: Program, task: Task, seeds: list[int], limits: Limits, episodes: int, stage: str = "full",
+    usage: Usage | None = None,
 ) -> tuple[list[float], dict, float]:
     """Train ``seeds`` on ``task`` in an untrusted job, then score the weights in a trusted one.
 
     Returns the per-seed returns, the training job's report (curves) and its wall seconds.
     """
     cfg = TrainConfig(env_id=task.env_id, total_steps=task.total_steps)
-    train = run_job("train", {"source": program.source, "filename": program.name, "config": cfg.to_dict(),
-                              "seeds": seeds}, limits, keep_scratch=True)
+    usage = usage or Usage()
+    train = usage.add(run_job("train", {"source": program.source, "filename": program.name,
+                                        "config": cfg.to_dict(), "seeds": seeds}, limits, keep_scratch=True))
     try:
         if train.status != "ok":
             raise _failure_from_job(train, f"training on {task.env_id} ({stage})")
-        scored = run_job("score", {"weights": os.path.join(train.scratch, "weights.npz"), "env_id": task.env_id,
-                                   "episodes": episodes, "seed": 1}, limits)
+        scored = usage.add(run_job("score", {"weights": os.path.join(train.scratch, "weights.npz"),
+                                             "env_id": task.env_id, "episodes": episodes, "seed": 1}, limits))
     finally:
         shutil.rmtree(train.scratch, ignore_errors=True)
     if scored.status != "ok":
@@ -145,13 +165,17 @@ class Evaluator:
         self.config = config or CascadeConfig()
         self.suite = suite or load_suite(self.config.suite)
         self.seeds = self.config.seeds or self.suite.seeds
+        self._usage = Usage()
+        needed = self.suite.tasks + (self.suite.held_out if self.config.held_out else ()) + (self.suite.hurdle,)
+        for task in needed:  # refuse an uncalibrated suite before any training, not after it
+            self.suite.calibrated(task.env_id)
 
     def _limits(self, wall_s: float) -> Limits:
         return Limits(wall_s=wall_s, memory_mb=self.config.memory_mb)
 
     def _train_and_score(self, program: Program, task: Task, seeds: list[int], stage: str) -> TaskResult:
         returns, train, wall = train_and_score(program, task, seeds, self._limits(self.config.task_timeout_s),
-                                               self.suite.eval_episodes, stage)
+                                               self.suite.eval_episodes, stage, self._usage)
         return self._task_result(task.env_id, returns, train, wall)
 
     def _task_result(self, env_id: str, returns: list[float], train: dict, wall_s: float) -> TaskResult:
@@ -176,12 +200,14 @@ class Evaluator:
     def evaluate(self, program: Program) -> EvalResult:
         """Run the whole cascade on ``program`` and return its record (never raises for bad programs)."""
         start = time.monotonic()
+        self._usage = Usage()
         result = EvalResult(outcome="ok", stage="static", suite=self.suite.name, fitness=self.config.fitness)
         try:
             self._cascade(program, result)
         except _StageFailure as failure:
             result.outcome, result.error, result.output_tail = failure.outcome, failure.message, failure.tail
         result.wall_s = time.monotonic() - start
+        result.cpu_s, result.peak_rss_mb = self._usage.cpu_s, self._usage.peak_rss_mb
         return result
 
     def _cascade(self, program: Program, result: EvalResult) -> None:
@@ -190,8 +216,8 @@ class Evaluator:
             raise _StageFailure("rejected", "static check: " + "; ".join(str(i) for i in issues))
 
         result.stage = "smoke"
-        probe = run_job("probe", {"source": program.source, "filename": program.name},
-                        self._limits(self.config.smoke_timeout_s))
+        probe = self._usage.add(run_job("probe", {"source": program.source, "filename": program.name},
+                                        self._limits(self.config.smoke_timeout_s)))
         if probe.status != "ok":
             raise _failure_from_job(probe, "smoke test")
         result.fingerprint = probe.result["fingerprint"]

@@ -26,6 +26,15 @@ def test_eval_json_schema_for_a_good_rule():
     assert len(task["returns"]) == len(task["normalized"]) == 2
     assert all(isinstance(x, float) for x in task["returns"] + task["normalized"])
     assert set(data["held_out"]) == {"Acrobot-v1"}
+    assert data["cpu_s"] > 0 and 100 < data["peak_rss_mb"] < 4096
+
+
+def test_an_uncalibrated_suite_is_refused_before_training(tmp_path):
+    suite = tmp_path / "uncalibrated.yaml"
+    suite.write_text("name: uncalibrated-test\nseeds: 1\ntasks:\n  - {env_id: CartPole-v1, total_steps: 512}\n")
+    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", str(suite), timeout=60)
+    assert proc.returncode == 2
+    assert "evosearch suite calibrate uncalibrated-test" in proc.stderr
 
 
 def test_eval_table_and_exit_code_for_a_broken_rule(tmp_path):

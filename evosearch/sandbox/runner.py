@@ -59,6 +59,8 @@ class JobOutcome:
     error: dict = field(default_factory=dict)
     output_tail: str = ""
     wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
     exit_code: int | None = None
     scratch: str = ""
 
@@ -89,8 +91,8 @@ class Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def run(self, request: dict, wall_s: float) -> tuple[int | None, bool]:
-        """Send a job; return ``(wait status, timed_out)``. The status is None if the worker died."""
+    def run(self, request: dict, wall_s: float) -> tuple[dict | None, bool]:
+        """Send a job; return ``(end report, timed_out)``. The report is None if the worker died."""
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         started = self._read(30.0)
@@ -104,7 +106,7 @@ class Worker:
             finished = self._read(10.0)
         if not finished or finished.get("id") != request["id"]:
             return None, timed_out
-        return int(finished["status"]), timed_out
+        return finished, timed_out
 
     def close(self) -> None:
         try:
@@ -169,20 +171,23 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False)
     worker = _acquire()
     start = time.monotonic()
     try:
-        status, timed_out = worker.run(request, limits.wall_s)
+        report, timed_out = worker.run(request, limits.wall_s)
     finally:
         _release(worker)
     wall = time.monotonic() - start
     data = _read_json(Path(scratch) / RESULT_FILE)
     exit_code = None
-    if status is not None:
+    if report is not None:
+        status = int(report["status"])
         exit_code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     outcome = JobOutcome(status="ok", output_tail=_tail(Path(scratch) / OUTPUT_FILE), wall_s=wall,
                          exit_code=exit_code, scratch=scratch)
+    if report is not None:
+        outcome.cpu_s, outcome.peak_rss_mb = float(report["cpu_s"]), float(report["peak_rss_mb"])
     if timed_out:
         outcome.status = "timeout"
         outcome.error = {"type": "Timeout", "message": f"job ran past its {limits.wall_s:g} s wall-clock limit"}
-    elif status is None:
+    elif report is None:
         outcome.status = "crashed"
         outcome.error = {"type": "WorkerLost", "message": "the sandbox worker died during the job"}
     elif data.get("status") == "ok" and exit_code == 0:

@@ -2,7 +2,8 @@
 
 Run as ``python -m evosearch.sandbox.worker``. It reads one JSON request per line on stdin
 and answers on stdout with two lines per job: ``{"id", "pid"}`` when the child starts and
-``{"id", "status"}`` (the raw wait status) when it ends. It never runs candidate code and
+``{"id", "status", "cpu_s", "peak_rss_mb"}`` (the raw wait status and the child's resource
+use) when it ends. It never runs candidate code and
 never runs a multi-threaded op, so its forks start clean; the host kills a job by killing the
 child's process group, which the child leads.
 """
@@ -64,8 +65,10 @@ def main() -> None:
         if pid == 0:
             _start_child(request, out_fd, in_fd)
         writer.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
-        _, status = os.waitpid(pid, 0)
-        writer.write(json.dumps({"id": request["id"], "status": status}) + "\n")
+        _, status, usage = os.wait4(pid, 0)  # measured by us, not reported by the job
+        writer.write(json.dumps({"id": request["id"], "status": status,
+                                 "cpu_s": usage.ru_utime + usage.ru_stime,
+                                 "peak_rss_mb": usage.ru_maxrss / 1024}) + "\n")
 
 
 if __name__ == "__main__":
