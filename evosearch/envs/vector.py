@@ -43,11 +43,11 @@ class VectorEnv:
         self.discrete = hasattr(space, "n")
         if self.discrete:
             act_dim = int(space.n)
-            self._low = self._high = None
+            self.action_low = self.action_high = None
         else:
             act_dim = int(np.prod(space.shape))
-            self._low = np.asarray(space.low, dtype=np.float32)
-            self._high = np.asarray(space.high, dtype=np.float32)
+            self.action_low = np.asarray(space.low, dtype=np.float32)
+            self.action_high = np.asarray(space.high, dtype=np.float32)
         obs, _ = self._env.reset()
         self._first_obs = _flat_obs(obs)
         self.spec = Spec(obs_dim=self._first_obs.shape[1], act_dim=act_dim, discrete=self.discrete)
@@ -67,7 +67,8 @@ class VectorEnv:
         if self.discrete:
             actions = np.asarray(actions, dtype=np.int32)
         else:
-            actions = np.clip(np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1), self._low, self._high)
+            actions = np.clip(np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1), self.action_low,
+                              self.action_high)
         obs, reward, terminated, truncated, _ = self._env.step(actions)
         real = ~self._done
         done = np.logical_or(terminated, truncated)

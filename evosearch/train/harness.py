@@ -16,7 +16,7 @@ import torch
 
 from evosearch.envs.vector import VectorEnv
 from evosearch.train.networks import Ensemble, distribution_stats, sample_actions
-from evosearch.train.rule import Rule, RuleError, gae, per_seed_losses
+from evosearch.train.rule import Rule, RuleError, compute_advantages, per_seed_losses
 
 
 @dataclass(frozen=True)
@@ -56,18 +56,6 @@ class TrainResult:
 
 class NonFiniteLoss(RuleError):
     """The rule's loss or its gradients became NaN or infinite during training."""
-
-
-def _advantages(rule: Rule, rewards, values, dones, last_value, cfg: TrainConfig) -> torch.Tensor:
-    if rule.advantages is None:
-        return gae(rewards, values, dones, last_value, cfg.gamma, cfg.gae_lambda)
-    adv = rule.advantages(rewards, values, dones, last_value, cfg.gamma, cfg.gae_lambda)
-    if not isinstance(adv, torch.Tensor) or adv.shape != rewards.shape:
-        shape = tuple(adv.shape) if isinstance(adv, torch.Tensor) else type(adv).__name__
-        raise RuleError(f"advantages(...) returned {shape}, expected a tensor of shape {tuple(rewards.shape)}")
-    if not torch.isfinite(adv).all():
-        raise NonFiniteLoss("advantages(...) returned NaN or infinite values")
-    return adv.detach().float()
 
 
 def train(rule: Rule, cfg: TrainConfig, seeds: list[int]) -> TrainResult:
@@ -135,7 +123,8 @@ def train(rule: Rule, cfg: TrainConfig, seeds: list[int]) -> TrainResult:
         # Advantages over the rollout (the rule may replace GAE).
         with torch.no_grad():
             last_value = model.value(obs)
-            advantages = _advantages(rule, rew_buf, val_buf, done_buf, last_value, cfg)
+            advantages = compute_advantages(rule, rew_buf, val_buf, done_buf, last_value, cfg.gamma,
+                                            cfg.gae_lambda)
             returns = advantages + val_buf
 
         # Flatten to [S, T*N]; shuffle each seed's real transitions, drop the autoreset ones.

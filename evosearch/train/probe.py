@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from evosearch.train.networks import Ensemble, Spec, distribution_stats
-from evosearch.train.rule import Rule, RuleError, gae, per_seed_losses
+from evosearch.train.rule import Rule, RuleError, compute_advantages, per_seed_losses
 
 PROBE_SAMPLES = 96
 PROBE_PROGRESS = (0.1, 0.5, 0.9)
@@ -95,14 +95,6 @@ def probe(rule: Rule) -> dict:
                 raise RuleError("no gradient reaches the value network: the loss must depend on b.value")
         digest.update(_rounded(torch.cat([actor_grad, critic_grad]).numpy()))
     rewards, values, dones, last_value = _probe_rollout()
-    if rule.advantages is None:
-        adv = gae(rewards, values, dones, last_value, 0.99, 0.95)
-    else:
-        adv = rule.advantages(rewards, values, dones, last_value, 0.99, 0.95)
-        if not isinstance(adv, torch.Tensor) or adv.shape != rewards.shape:
-            shape = tuple(adv.shape) if isinstance(adv, torch.Tensor) else type(adv).__name__
-            raise RuleError(f"advantages(...) returned {shape}, expected shape {tuple(rewards.shape)}")
-        if not torch.isfinite(adv).all():
-            raise RuleError("advantages(...) returned NaN or infinite values on the probe rollout")
+    adv = compute_advantages(rule, rewards, values, dones, last_value, 0.99, 0.95)
     digest.update(_rounded(adv.detach().double().numpy()))
     return {"fingerprint": digest.hexdigest()[:32], "vmap": bool(rule.use_vmap)}

@@ -122,3 +122,24 @@ def gae(
         last = delta + gamma * lam * not_done * last
         advantages[t] = last
     return advantages
+
+
+def compute_advantages(
+    rule: Rule,
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    last_value: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> torch.Tensor:
+    """The rule's ``advantages(...)`` if it defines one, else GAE; its output is checked."""
+    if rule.advantages is None:
+        return gae(rewards, values, dones, last_value, gamma, lam)
+    adv = rule.advantages(rewards, values, dones, last_value, gamma, lam)
+    if not isinstance(adv, torch.Tensor) or adv.shape != rewards.shape:
+        shape = tuple(adv.shape) if isinstance(adv, torch.Tensor) else type(adv).__name__
+        raise RuleError(f"advantages(...) returned {shape}, expected a tensor of shape {tuple(rewards.shape)}")
+    if not torch.isfinite(adv).all():
+        raise RuleError("advantages(...) returned NaN or infinite values")
+    return adv.detach().to(rewards.dtype)

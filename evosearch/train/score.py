@@ -7,6 +7,8 @@ its own environment and its own return accounting, so a candidate cannot forge i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -20,6 +22,23 @@ def load_weights(path: str) -> dict[str, np.ndarray]:
         return {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
 
 
+def first_episode_returns(env: VectorEnv, choose: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Undiscounted return of each environment's first completed episode.
+
+    Returns are summed here, from the environment's rewards, over real transitions only.
+    """
+    obs = env.reset()
+    running, final = np.zeros(env.num_envs), np.zeros(env.num_envs)
+    finished = np.zeros(env.num_envs, dtype=bool)
+    while not finished.all():
+        obs, reward, terminated, truncated, real = env.step(choose(obs))
+        running += np.where(real & ~finished, reward, 0.0)
+        ended = (terminated | truncated) & ~finished
+        final[ended] = running[ended]
+        finished |= ended
+    return final
+
+
 def score_weights(
     weights: dict[str, np.ndarray], env_id: str, episodes: int, seed: int, hidden: int | None = None
 ) -> np.ndarray:
@@ -27,48 +46,34 @@ def score_weights(
 
     Each of the ``episodes`` environments of a seed contributes its first completed episode.
     """
-    seeds = int(weights["actor_w0"].shape[0])
-    env = VectorEnv(env_id, seeds * episodes, seed=10_000_019 + seed)
-    hidden = hidden or int(weights["actor_w0"].shape[2])
-    spec = Spec(env.spec.obs_dim, env.spec.act_dim, env.spec.discrete, hidden)
     for key, array in weights.items():
         if not np.isfinite(array).all():
             raise ValueError(f"weights {key} hold NaN or infinite values")
-    model = Ensemble.from_numpy(spec, weights)
+    seeds = int(weights["actor_w0"].shape[0])
+    env = VectorEnv(env_id, seeds * episodes, seed=10_000_019 + seed)
+    hidden = hidden or int(weights["actor_w0"].shape[2])
+    model = Ensemble.from_numpy(Spec(env.spec.obs_dim, env.spec.act_dim, env.spec.discrete, hidden), weights)
     generator = torch.Generator().manual_seed(seed)
-    obs = torch.from_numpy(env.reset()).view(seeds, episodes, -1)
-    running = np.zeros(seeds * episodes)
-    finished = np.zeros(seeds * episodes, dtype=bool)
-    final = np.zeros(seeds * episodes)
-    act_shape = () if spec.discrete else (spec.act_dim,)
-    while not finished.all():
-        actions, _, _ = sample_actions(model, obs, generator)
-        next_obs, reward, terminated, truncated, real = env.step(actions.reshape((-1,) + act_shape).numpy())
-        running += np.where(real & ~finished, reward, 0.0)
-        ended = (terminated | truncated) & ~finished
-        final[ended] = running[ended]
-        finished |= ended
-        obs = torch.from_numpy(next_obs).view(seeds, episodes, -1)
+
+    def choose(obs: np.ndarray) -> np.ndarray:
+        actions, _, _ = sample_actions(model, torch.from_numpy(obs).view(seeds, episodes, -1), generator)
+        return actions.reshape(seeds * episodes, *actions.shape[2:]).numpy()
+
+    returns = first_episode_returns(env, choose)
     env.close()
-    return final.reshape(seeds, episodes).mean(1)
+    return returns.reshape(seeds, episodes).mean(1)
 
 
 def random_returns(env_id: str, episodes: int, seed: int) -> np.ndarray:
     """Returns of the uniform random policy, the 0 of the normalised score."""
     env = VectorEnv(env_id, episodes, seed=20_000_003 + seed)
     rng = np.random.default_rng(seed)
-    env.reset()
-    running, final = np.zeros(episodes), np.zeros(episodes)
-    finished = np.zeros(episodes, dtype=bool)
-    while not finished.all():
+
+    def choose(obs: np.ndarray) -> np.ndarray:
         if env.discrete:
-            actions = rng.integers(0, env.spec.act_dim, size=episodes)
-        else:
-            actions = rng.uniform(env._low, env._high, size=(episodes, env.spec.act_dim))
-        _, reward, terminated, truncated, real = env.step(actions)
-        running += np.where(real & ~finished, reward, 0.0)
-        ended = (terminated | truncated) & ~finished
-        final[ended] = running[ended]
-        finished |= ended
+            return rng.integers(0, env.spec.act_dim, size=episodes)
+        return rng.uniform(env.action_low, env.action_high, size=(episodes, env.spec.act_dim))
+
+    returns = first_episode_returns(env, choose)
     env.close()
-    return final
+    return returns
