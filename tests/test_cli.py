@@ -77,3 +77,10 @@ def test_suite_list_json():
     assert proc.returncode == 0
     names = {row["name"] for row in json.loads(proc.stdout)}
     assert {"classic-quick", "classic"} <= names
+
+
+def test_same_command_same_returns():
+    runs = [json.loads(run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--json").stdout)
+            for _ in range(2)]
+    assert runs[0]["tasks"]["CartPole-v1"]["returns"] == runs[1]["tasks"]["CartPole-v1"]["returns"]
+    assert runs[0]["score"] == runs[1]["score"] and runs[0]["fingerprint"] == runs[1]["fingerprint"]
