@@ -54,7 +54,8 @@ class TaskResult:
     ci: list[float]  # bootstrap CI of the mean normalised score over seeds
     curve_steps: list[int]
     curves: list[list[float]]  # per seed, from the training job (diagnostic, not trusted)
-    auc: float  # normalised area under the mean learning curve
+    auc_per_seed: list[float]  # normalised area under each seed's learning curve
+    auc: float  # their mean
     train_wall_s: float
 
 
@@ -158,6 +159,25 @@ def train_and_score(
     return scored.result["returns"], train.result, train.wall_s
 
 
+def _checked_curves(train: dict, seeds: int) -> tuple[list[int], list[list[float]]]:
+    """The training job's learning curves if well-formed, else none.
+
+    They come from the process that ran the candidate, so they are checked, never trusted:
+    a candidate that forges its report can spoil its own curves, not crash the evaluator.
+    """
+    steps, curves = train.get("curve_steps"), train.get("curves")
+    try:
+        steps = [int(x) for x in steps]
+        curves = [[float(x) for x in curve] for curve in curves]
+    except (TypeError, ValueError):
+        return [], []
+    if len(curves) != seeds or any(len(c) != len(steps) for c in curves) or not steps:
+        return [], []
+    if not all(np.isfinite(c).all() for c in curves):
+        return [], []
+    return steps, curves
+
+
 class Evaluator:
     """Runs the cascade for rule programs on one suite."""
 
@@ -181,14 +201,17 @@ class Evaluator:
     def _task_result(self, env_id: str, returns: list[float], train: dict, wall_s: float) -> TaskResult:
         cal = self.suite.calibrated(env_id)
         norm = stats.normalize(np.array(returns), cal.r_random, cal.r_ref)
-        curves = train.get("curves", [])
-        curve_norm = stats.normalize(np.array(curves, dtype=np.float64), cal.r_random, cal.r_ref) if curves else norm
+        steps, curves = _checked_curves(train, len(returns))
+        if curves:
+            auc = stats.normalize(np.array(curves), cal.r_random, cal.r_ref).mean(axis=1)
+        else:  # no usable curve: the final score stands in for the area
+            auc = norm
         lo, hi = stats.mean_ci(norm, reps=self.config.bootstrap_reps) if len(norm) > 1 else (norm[0], norm[0])
         return TaskResult(
             env_id=env_id, returns=[float(r) for r in returns], normalized=[float(x) for x in norm],
             mean_return=float(np.mean(returns)), normalized_mean=float(norm.mean()), ci=[lo, hi],
-            curve_steps=list(train.get("curve_steps", [])), curves=curves,
-            auc=float(np.mean(curve_norm)), train_wall_s=wall_s,
+            curve_steps=steps, curves=curves, auc_per_seed=[float(a) for a in auc], auc=float(np.mean(auc)),
+            train_wall_s=wall_s,
         )
 
     def _run_tasks(self, program: Program, tasks: tuple[Task, ...], seeds: list[int], stage: str) -> dict:
@@ -240,16 +263,11 @@ class Evaluator:
         result.iqm = stats.iqm(matrix)
         result.auc = float(np.mean([t.auc for t in result.tasks.values()]))
         if self.config.fitness == "auc":
-            curves = np.array([np.mean(stats.normalize(np.array(t.curves), *self._cal(t.env_id)), axis=1)
-                               for t in result.tasks.values()]).T
-            result.score = result.auc
-            result.ci = list(stats.stratified_bootstrap_ci(curves, reps=self.config.bootstrap_reps))
+            areas = np.array([t.auc_per_seed for t in result.tasks.values()]).T  # [seeds, tasks]
+            result.score = stats.iqm(areas)
+            result.ci = list(stats.stratified_bootstrap_ci(areas, reps=self.config.bootstrap_reps))
         else:
             result.score = result.iqm
             result.ci = list(stats.stratified_bootstrap_ci(matrix, reps=self.config.bootstrap_reps))
         if self.config.held_out and self.suite.held_out:
             result.held_out = self._run_tasks(program, self.suite.held_out, seeds, "held-out")
-
-    def _cal(self, env_id: str) -> tuple[float, float]:
-        cal = self.suite.calibrated(env_id)
-        return cal.r_random, cal.r_ref

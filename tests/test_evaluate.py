@@ -80,3 +80,18 @@ def test_hurdle_rejects_a_rule_below_threshold():
 def test_a_job_that_exits_the_process_is_a_candidate_error():
     result = evaluate("import math\ndef loss(b):\n    raise SystemExit(0)\n")
     assert result.outcome == "candidate_error" and "SystemExit" in result.error
+
+
+def test_auc_fitness_is_the_iqm_of_per_seed_areas():
+    result = evaluate(rule_source("ppo_clip"), fitness="auc", hurdle=False)
+    assert result.ok, result.error
+    task = result.tasks["CartPole-v1"]
+    assert len(task.auc_per_seed) == 2 and task.auc == pytest.approx(sum(task.auc_per_seed) / 2)
+    assert result.ci[0] <= result.score <= result.ci[1]
+
+
+def test_forged_learning_curves_cannot_crash_the_evaluator():
+    evaluator = Evaluator(CascadeConfig(**{**FAST.__dict__}))
+    forged = {"curve_steps": "lots", "curves": [["a", None]]}
+    task = evaluator._task_result("CartPole-v1", [100.0, 200.0], forged, 1.0)
+    assert task.curves == [] and task.auc_per_seed == task.normalized

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import traceback
 
 import numpy as np
@@ -73,7 +74,7 @@ def run(job: str, payload: dict, scratch: str) -> None:
         except BaseException:  # noqa: BLE001
             code = 3
     finally:
-        for stream in (os.sys.stdout, os.sys.stderr):
+        for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:  # noqa: BLE001
