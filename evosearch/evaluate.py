@@ -185,7 +185,6 @@ class Evaluator:
         self.config = config or CascadeConfig()
         self.suite = suite or load_suite(self.config.suite)
         self.seeds = self.config.seeds or self.suite.seeds
-        self._usage = Usage()
         needed = self.suite.tasks + (self.suite.held_out if self.config.held_out else ()) + (self.suite.hurdle,)
         for task in needed:  # refuse an uncalibrated suite before any training, not after it
             self.suite.calibrated(task.env_id)
@@ -193,9 +192,10 @@ class Evaluator:
     def _limits(self, wall_s: float) -> Limits:
         return Limits(wall_s=wall_s, memory_mb=self.config.memory_mb)
 
-    def _train_and_score(self, program: Program, task: Task, seeds: list[int], stage: str) -> TaskResult:
+    def _train_and_score(self, program: Program, task: Task, seeds: list[int], stage: str,
+                         usage: Usage) -> TaskResult:
         returns, train, wall = train_and_score(program, task, seeds, self._limits(self.config.task_timeout_s),
-                                               self.suite.eval_episodes, stage, self._usage)
+                                               self.suite.eval_episodes, stage, usage)
         return self._task_result(task.env_id, returns, train, wall)
 
     def _task_result(self, env_id: str, returns: list[float], train: dict, wall_s: float) -> TaskResult:
@@ -214,32 +214,36 @@ class Evaluator:
             train_wall_s=wall_s,
         )
 
-    def _run_tasks(self, program: Program, tasks: tuple[Task, ...], seeds: list[int], stage: str) -> dict:
+    def _run_tasks(self, program: Program, tasks: tuple[Task, ...], seeds: list[int], stage: str,
+                   usage: Usage) -> dict:
         workers = max(1, min(self.config.workers, len(tasks)))
         with ThreadPoolExecutor(workers) as pool:
-            futures = {t.env_id: pool.submit(self._train_and_score, program, t, seeds, stage) for t in tasks}
+            futures = {t.env_id: pool.submit(self._train_and_score, program, t, seeds, stage, usage) for t in tasks}
             return {env_id: f.result() for env_id, f in futures.items()}
 
     def evaluate(self, program: Program) -> EvalResult:
-        """Run the whole cascade on ``program`` and return its record (never raises for bad programs)."""
+        """Run the whole cascade on ``program`` and return its record (never raises for bad programs).
+
+        Safe to call from several threads at once: everything of one evaluation is local to the call.
+        """
         start = time.monotonic()
-        self._usage = Usage()
+        usage = Usage()
         result = EvalResult(outcome="ok", stage="static", suite=self.suite.name, fitness=self.config.fitness)
         try:
-            self._cascade(program, result)
+            self._cascade(program, result, usage)
         except _StageFailure as failure:
             result.outcome, result.error, result.output_tail = failure.outcome, failure.message, failure.tail
         result.wall_s = time.monotonic() - start
-        result.cpu_s, result.peak_rss_mb = self._usage.cpu_s, self._usage.peak_rss_mb
+        result.cpu_s, result.peak_rss_mb = usage.cpu_s, usage.peak_rss_mb
         return result
 
-    def _cascade(self, program: Program, result: EvalResult) -> None:
+    def _cascade(self, program: Program, result: EvalResult, usage: Usage) -> None:
         issues = static_check(program.source, program.kind)
         if issues:
             raise _StageFailure("rejected", "static check: " + "; ".join(str(i) for i in issues))
 
         result.stage = "smoke"
-        probe = self._usage.add(run_job("probe", {"source": program.source, "filename": program.name},
+        probe = usage.add(run_job("probe", {"source": program.source, "filename": program.name},
                                         self._limits(self.config.smoke_timeout_s)))
         if probe.status != "ok":
             raise _failure_from_job(probe, "smoke test")
@@ -248,7 +252,7 @@ class Evaluator:
         if self.config.hurdle:
             result.stage = "hurdle"
             task = self.suite.hurdle
-            hurdle = self._train_and_score(program, task, list(range(self.suite.hurdle_seeds)), "hurdle")
+            hurdle = self._train_and_score(program, task, list(range(self.suite.hurdle_seeds)), "hurdle", usage)
             result.hurdle_score = hurdle.normalized_mean
             threshold = self.config.hurdle_threshold
             threshold = self.suite.hurdle_threshold if threshold is None else threshold
@@ -258,7 +262,7 @@ class Evaluator:
 
         result.stage = "full"
         seeds = list(range(self.seeds))
-        result.tasks = self._run_tasks(program, self.suite.tasks, seeds, "full")
+        result.tasks = self._run_tasks(program, self.suite.tasks, seeds, "full", usage)
         matrix = np.array([t.normalized for t in result.tasks.values()]).T  # [seeds, tasks]
         result.iqm = stats.iqm(matrix)
         result.auc = float(np.mean([t.auc for t in result.tasks.values()]))
@@ -270,4 +274,4 @@ class Evaluator:
             result.score = result.iqm
             result.ci = list(stats.stratified_bootstrap_ci(matrix, reps=self.config.bootstrap_reps))
         if self.config.held_out and self.suite.held_out:
-            result.held_out = self._run_tasks(program, self.suite.held_out, seeds, "held-out")
+            result.held_out = self._run_tasks(program, self.suite.held_out, seeds, "held-out", usage)
