@@ -103,6 +103,11 @@ class Ensemble(torch.nn.Module):
         return model
 
 
+def _gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, logstd: torch.Tensor) -> torch.Tensor:
+    """Log-density of a diagonal Gaussian, summed over the action dimensions."""
+    return (-((actions - mean) ** 2) / (2 * logstd.exp() ** 2) - logstd - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
 def distribution_stats(
     model: Ensemble, obs: torch.Tensor, actions: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,10 +119,8 @@ def distribution_stats(
         entropy = -(logits.exp() * logits).sum(-1)
         return logp, entropy
     logstd = model.weights["actor_logstd"].expand_as(params)
-    std = logstd.exp()
-    logp = (-((actions - params) ** 2) / (2 * std**2) - logstd - 0.5 * math.log(2 * math.pi)).sum(-1)
     entropy = (0.5 + 0.5 * math.log(2 * math.pi) + logstd).sum(-1)
-    return logp, entropy
+    return _gaussian_log_prob(actions, params, logstd), entropy
 
 
 @torch.no_grad()
@@ -136,5 +139,4 @@ def sample_actions(
         return actions, logp, value
     logstd = model.weights["actor_logstd"].expand_as(params)
     actions = params + logstd.exp() * torch.randn(params.shape, generator=generator)
-    logp = (-((actions - params) ** 2) / (2 * logstd.exp() ** 2) - logstd - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return actions, logp, value
+    return actions, _gaussian_log_prob(actions, params, logstd), value
