@@ -22,6 +22,7 @@ from evosearch.envs.suites import Suite, Task, load_suite
 from evosearch.program import Program, static_check
 from evosearch.sandbox import JobOutcome, Limits, run_job
 from evosearch.train.harness import TrainConfig
+from evosearch.train.score import NonFiniteWeights
 
 OUTCOMES = ("ok", "rejected", "candidate_error", "timeout", "memory_limit", "killed", "sandbox_failure")
 STAGES = ("static", "smoke", "hurdle", "full")
@@ -152,9 +153,9 @@ def train_and_score(
     finally:
         shutil.rmtree(train.scratch, ignore_errors=True)
     if scored.status != "ok":
-        failure = _failure_from_job(scored, f"scoring on {task.env_id}")
-        if "NaN or infinite" in failure.message:
+        if scored.error.get("type") == NonFiniteWeights.__name__:
             raise _StageFailure("candidate_error", f"training on {task.env_id} produced non-finite weights")
+        failure = _failure_from_job(scored, f"scoring on {task.env_id}")
         raise _StageFailure("sandbox_failure", failure.message, failure.tail)
     return scored.result["returns"], train.result, train.wall_s
 

@@ -16,6 +16,10 @@ from evosearch.envs.vector import VectorEnv
 from evosearch.train.networks import Ensemble, Spec, sample_actions
 
 
+class NonFiniteWeights(ValueError):
+    """The trained weights hold NaN or infinite values: the candidate's training diverged."""
+
+
 def load_weights(path: str) -> dict[str, np.ndarray]:
     """Read a weights file written by a training job; refuses pickled objects."""
     with np.load(path, allow_pickle=False) as data:
@@ -48,7 +52,7 @@ def score_weights(
     """
     for key, array in weights.items():
         if not np.isfinite(array).all():
-            raise ValueError(f"weights {key} hold NaN or infinite values")
+            raise NonFiniteWeights(f"weights {key} hold NaN or infinite values")
     seeds = int(weights["actor_w0"].shape[0])
     env = VectorEnv(env_id, seeds * episodes, seed=10_000_019 + seed)
     hidden = hidden or int(weights["actor_w0"].shape[2])
