@@ -61,6 +61,37 @@ def evolve_block(source: str) -> tuple[int, int] | None:
     return starts[0] + 1, ends[0]
 
 
+def split_block(source: str) -> tuple[str, str, str]:
+    """``(head, block, tail)`` of ``source``: the evolvable text and what surrounds it, markers in head/tail.
+
+    ``head + block + tail == source``. Proposers edit ``block`` only and join the parts back
+    with :func:`join_block`, so the text outside the block is kept byte for byte.
+    """
+    span = evolve_block(source)
+    if span is None:
+        raise ValueError(f"source has no single {BLOCK_START} ... {BLOCK_END} pair")
+    lines = source.splitlines(keepends=True)
+    start, end = span
+    return "".join(lines[:start]), "".join(lines[start:end]), "".join(lines[end:])
+
+
+def join_block(head: str, block: str, tail: str) -> str:
+    """Put an edited block back between its markers (adding the newline the end marker needs)."""
+    if block and not block.endswith("\n"):
+        block += "\n"
+    return head + block + tail
+
+
+def outside_block_unchanged(parent: str, child: str) -> bool:
+    """True when ``child`` differs from ``parent`` only inside the EVOLVE-BLOCK."""
+    try:
+        p_head, _, p_tail = split_block(parent)
+        c_head, _, c_tail = split_block(child)
+    except ValueError:
+        return False
+    return (p_head, p_tail) == (c_head, c_tail)
+
+
 def static_check(source: str, kind: str = "rule") -> list[StaticIssue]:
     """Return the reasons to reject ``source``; an empty list means it may be run."""
     if len(source.encode()) > MAX_SOURCE_BYTES:
