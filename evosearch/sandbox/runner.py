@@ -32,6 +32,7 @@ TAIL_BYTES = 4000
 _pool: queue.SimpleQueue | None = None
 _pool_lock = threading.Lock()
 _job_ids = itertools.count(1)
+_busy: set[Worker] = set()  # workers running a job now, for shutdown()
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,12 @@ class Worker:
     """One warm worker process; serves one job at a time."""
 
     def __init__(self) -> None:
+        self.job_pid: int | None = None
+        self._buffer = b""
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "evosearch.sandbox.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0,
         )
         ready = self._read(120.0)
         if not ready or "ready" not in ready:
@@ -80,31 +83,45 @@ class Worker:
             raise RuntimeError("the sandbox worker did not start (is evosearch importable?)")
 
     def _read(self, timeout: float) -> dict | None:
-        """One reply line, or None on timeout or if the worker died."""
-        stream = self.process.stdout
-        ready, _, _ = select.select([stream], [], [], max(0.0, timeout))
-        if not ready:
-            return None
-        line = stream.readline()
-        return json.loads(line) if line else None
+        """One reply line, or None on timeout or if the worker died.
+
+        Reads the raw pipe into our own buffer: ``select`` on a buffered stream would miss a
+        second reply already sitting in Python's buffer (a fast job's "started" and "finished"
+        often arrive in one read) and wait for the timeout instead.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def run(self, request: dict, wall_s: float) -> tuple[dict | None, bool]:
         """Send a job; return ``(end report, timed_out)``. The report is None if the worker died."""
-        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.write((json.dumps(request) + "\n").encode())
         self.process.stdin.flush()
         started = self._read(30.0)
         if not started or started.get("id") != request["id"]:
+            self.close()  # out of step with us: never reuse it
             return None, False
-        pid = int(started["pid"])
+        pid = self.job_pid = int(started["pid"])
         finished = self._read(wall_s)
         timed_out = finished is None and self.alive()
         _kill_group(pid)  # the job and anything it left behind
         if finished is None:
+            _kill(pid)  # in case it never got as far as leading its own group
             finished = self._read(10.0)
         if not finished or finished.get("id") != request["id"]:
+            self.close()
             return None, timed_out
         return finished, timed_out
 
@@ -123,12 +140,19 @@ def _acquire() -> Worker:
             _pool = queue.SimpleQueue()
     try:
         worker = _pool.get_nowait()
+        if not worker.alive():
+            worker = Worker()
     except queue.Empty:
-        return Worker()
-    return worker if worker.alive() else Worker()
+        worker = Worker()
+    with _pool_lock:
+        _busy.add(worker)
+    return worker
 
 
 def _release(worker: Worker) -> None:
+    with _pool_lock:
+        _busy.discard(worker)
+        worker.job_pid = None
     if worker.alive() and _pool is not None:
         _pool.put(worker)
     else:
@@ -208,6 +232,13 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False)
     return outcome
 
 
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _kill_group(pid: int | None) -> None:
     """SIGKILL the job's process group: the job and everything it started."""
     if pid is None:
@@ -216,3 +247,21 @@ def _kill_group(pid: int | None) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def shutdown() -> None:
+    """Kill every running job (with its process group) and every warm worker.
+
+    For a host that abandons its work (a second Ctrl-C): the threads waiting on those jobs
+    return at once with a failed job, which the caller then discards.
+    """
+    with _pool_lock:
+        busy = list(_busy)
+    for worker in busy:
+        _kill_group(worker.job_pid)
+        worker.close()
+    while _pool is not None:
+        try:
+            _pool.get_nowait().close()
+        except queue.Empty:
+            break

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import select
 import signal
 import sys
 
@@ -51,6 +52,37 @@ def _start_child(request: dict, out_fd: int, in_fd: int) -> None:
         os._exit(70)
 
 
+def _wait_unless_orphaned(pid: int, in_fd: int) -> bool:
+    """Block until the job exits (True) or the host closes our stdin by dying (False).
+
+    The host writes nothing while a job runs, so stdin becoming readable means end of file.
+    """
+    try:
+        watched = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll instead
+        watched = None
+    try:
+        while True:
+            fds = [in_fd] + ([watched] if watched is not None else [])
+            ready, _, _ = select.select(fds, [], [], None if watched is not None else 0.2)
+            if in_fd in ready:
+                return False
+            if watched is not None and watched in ready:
+                return True
+            if watched is None and os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+    finally:
+        if watched is not None:
+            os.close(watched)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def main() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     from evosearch.sandbox import jobs  # noqa: F401  - the warm import: torch, envpool, harness
@@ -65,6 +97,10 @@ def main() -> None:
         if pid == 0:
             _start_child(request, out_fd, in_fd)
         writer.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
+        if not _wait_unless_orphaned(pid, in_fd):
+            _kill_group(pid)  # the host is gone (killed): take the job with us rather than leave it running
+            os.waitpid(pid, 0)
+            return
         _, status, usage = os.wait4(pid, 0)  # measured by us, not reported by the job
         writer.write(json.dumps({"id": request["id"], "status": status,
                                  "cpu_s": usage.ru_utime + usage.ru_stime,
