@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from evosearch.cli_campaign import archive_group, run_command, status_command
 from evosearch.envs.suites import SuiteError, available, load_suite
 
 
@@ -141,6 +142,10 @@ def suite_calibrate(name: str) -> None:
         raise click.UsageError(str(err)) from err
     calibrate(s, log=click.echo)
 
+
+main.add_command(run_command)
+main.add_command(status_command)
+main.add_command(archive_group)
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -24,7 +25,8 @@ from evosearch.sandbox import JobOutcome, Limits, run_job
 from evosearch.train.harness import TrainConfig
 from evosearch.train.score import NonFiniteWeights
 
-OUTCOMES = ("ok", "rejected", "candidate_error", "timeout", "memory_limit", "killed", "sandbox_failure")
+OUTCOMES = ("ok", "rejected", "candidate_error", "timeout", "memory_limit", "killed", "sandbox_failure",
+            "duplicate")
 STAGES = ("static", "smoke", "hurdle", "full")
 
 
@@ -222,23 +224,27 @@ class Evaluator:
             futures = {t.env_id: pool.submit(self._train_and_score, program, t, seeds, stage, usage) for t in tasks}
             return {env_id: f.result() for env_id, f in futures.items()}
 
-    def evaluate(self, program: Program) -> EvalResult:
+    def evaluate(self, program: Program, skip_if: Callable[[str], bool] | None = None) -> EvalResult:
         """Run the whole cascade on ``program`` and return its record (never raises for bad programs).
 
+        ``skip_if(fingerprint)`` is asked once the smoke stage has the fingerprint; when it says
+        yes the evaluation ends there with outcome ``duplicate`` (a search uses it to reuse the
+        result of a program that behaves the same instead of training again).
         Safe to call from several threads at once: everything of one evaluation is local to the call.
         """
         start = time.monotonic()
         usage = Usage()
         result = EvalResult(outcome="ok", stage="static", suite=self.suite.name, fitness=self.config.fitness)
         try:
-            self._cascade(program, result, usage)
+            self._cascade(program, result, usage, skip_if)
         except _StageFailure as failure:
             result.outcome, result.error, result.output_tail = failure.outcome, failure.message, failure.tail
         result.wall_s = time.monotonic() - start
         result.cpu_s, result.peak_rss_mb = usage.cpu_s, usage.peak_rss_mb
         return result
 
-    def _cascade(self, program: Program, result: EvalResult, usage: Usage) -> None:
+    def _cascade(self, program: Program, result: EvalResult, usage: Usage,
+                 skip_if: Callable[[str], bool] | None) -> None:
         issues = static_check(program.source, program.kind)
         if issues:
             raise _StageFailure("rejected", "static check: " + "; ".join(str(i) for i in issues))
@@ -249,6 +255,8 @@ class Evaluator:
         if probe.status != "ok":
             raise _failure_from_job(probe, "smoke test")
         result.fingerprint = probe.result["fingerprint"]
+        if skip_if is not None and skip_if(result.fingerprint):
+            raise _StageFailure("duplicate", f"behaves like an evaluated program (fingerprint {result.fingerprint})")
 
         if self.config.hurdle:
             result.stage = "hurdle"

@@ -1,5 +1,5 @@
 """Proposers: where candidate programs come from (DESIGN §7)."""
 
-from evosearch.propose.base import Operator, Proposal, ProposalError, Parent
+from evosearch.propose.base import Operator, Parent, Proposal, ProposalError
 
 __all__ = ["Operator", "Parent", "Proposal", "ProposalError"]

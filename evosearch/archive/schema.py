@@ -1,0 +1,149 @@
+"""The archive's schema as numbered migrations, applied in order and recorded in ``user_version``.
+
+A campaign database outlives the code that wrote it (campaigns run for days, archives are
+kept for years), so the schema only ever moves forward through these steps, each in one
+transaction. Column comments double as documentation for anyone browsing the file with
+``datasette archive/NAME.db``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the tables of DESIGN §6.
+    """
+    CREATE TABLE campaigns (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,              -- rule | policy
+        config TEXT NOT NULL,            -- the campaign config as JSON
+        state TEXT NOT NULL DEFAULT '{}',-- JSON: RNG state, counters, bandit; all a resume needs
+        status TEXT NOT NULL DEFAULT 'created',  -- created | running | stopped | finished | interrupted
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    CREATE TABLE programs (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        sha TEXT NOT NULL,               -- sha256 of source: the same text is never evaluated twice
+        fingerprint TEXT,                -- behaviour hash from the smoke stage
+        parent_id INTEGER REFERENCES programs(id),
+        parent_ids TEXT NOT NULL DEFAULT '[]',  -- JSON list: all parents (crossover has two)
+        operator TEXT NOT NULL,          -- seed | ast.* | gp.* | llm ...
+        model TEXT,                      -- the LLM that wrote it, if any
+        island INTEGER,                  -- NULL for seeds, which start in every island
+        generation INTEGER NOT NULL DEFAULT 0,
+        genome TEXT,                     -- e.g. a GP tree in DEAP's string form
+        note TEXT,                       -- what the operator changed, one line
+        created TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done')),
+        evaluated TEXT,
+        eval_seq INTEGER,                -- order of completion within the campaign (1, 2, ...)
+        outcome TEXT,                    -- ok | rejected | candidate_error | timeout | ... | duplicate
+        stage TEXT,                      -- static | smoke | hurdle | full
+        score REAL,                      -- fitness; NULL unless outcome is ok (never NaN)
+        ci_low REAL,
+        ci_high REAL,
+        descriptors TEXT,                -- JSON: descriptor name -> value
+        metrics TEXT,                    -- JSON: iqm, auc, hurdle score, per-task summaries
+        duplicate_of INTEGER REFERENCES programs(id),
+        error TEXT,
+        output_tail TEXT,
+        wall_s REAL,
+        cpu_s REAL,
+        peak_rss_mb REAL,
+        UNIQUE (campaign_id, sha)
+    );
+    CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY,
+        program_id INTEGER NOT NULL REFERENCES programs(id),
+        task TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        held_out INTEGER NOT NULL DEFAULT 0,
+        mean_return REAL NOT NULL,       -- measured by the trusted scorer
+        normalized REAL NOT NULL,        -- (R - R_random) / (R_ref - R_random)
+        auc REAL,                        -- normalised area under the learning curve
+        curve TEXT,                      -- JSON list from the training job (diagnostic)
+        train_wall_s REAL,
+        UNIQUE (program_id, task, seed)
+    );
+    CREATE TABLE cells (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        island INTEGER NOT NULL,
+        cell INTEGER NOT NULL,           -- flat index into the MAP-Elites grid
+        coords TEXT NOT NULL,            -- JSON list: the bin on each descriptor axis
+        program_id INTEGER NOT NULL REFERENCES programs(id),
+        score REAL NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, island, cell)
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        time TEXT NOT NULL,
+        kind TEXT NOT NULL,              -- progress | start | stop | migration
+        evaluations INTEGER NOT NULL,
+        best REAL,
+        qd_score REAL,
+        coverage REAL,
+        evals_per_hour REAL,
+        data TEXT                        -- JSON: outcome counts, migration details, ...
+    );
+    """,
+    # 2: indexes for selection and listings at 100k+ programs, and views for browsing.
+    """
+    CREATE INDEX programs_campaign_status ON programs (campaign_id, status);
+    CREATE INDEX programs_campaign_score ON programs (campaign_id, score DESC);
+    CREATE INDEX programs_fingerprint ON programs (campaign_id, fingerprint);
+    CREATE INDEX programs_parent ON programs (parent_id);
+    CREATE INDEX evaluations_program ON evaluations (program_id);
+    CREATE INDEX events_campaign_time ON events (campaign_id, id);
+    CREATE VIEW elites AS
+        SELECT c.campaign_id, c.island, c.cell, c.coords, c.score, p.id AS program_id, p.operator,
+               p.generation, p.descriptors, p.parent_id
+        FROM cells c JOIN programs p ON p.id = c.program_id;
+    CREATE VIEW outcomes AS
+        SELECT campaign_id, outcome, COUNT(*) AS programs FROM programs
+        WHERE status = 'done' GROUP BY campaign_id, outcome;
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(RuntimeError):
+    """The database was written by a newer evosearch, or is not an evosearch archive."""
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Bring the database to ``target``; returns the version it was at. Each step is atomic."""
+    current = user_version(conn)
+    if current > SCHEMA_VERSION:
+        raise SchemaError(f"the archive has schema version {current}, newer than this evosearch "
+                          f"({SCHEMA_VERSION}): upgrade evosearch to open it")
+    for version in range(current + 1, target + 1):
+        script = MIGRATIONS[version - 1]
+        # executescript would commit on its own; run the statements inside one explicit transaction.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return current
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (none of ours holds a ';' inside a string or trigger)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,328 @@
+"""The campaign database: one SQLite file (WAL, foreign keys) that holds everything a resume needs.
+
+Every change that must stay consistent with another happens in one transaction: a proposal
+is stored together with the RNG state that produced it, and a finished evaluation together
+with its per-seed rows, the cells it entered and the campaign's counters. A campaign killed
+at any instant therefore reopens to a state where each completed evaluation is stored exactly
+once and every program not yet evaluated is still ``pending``, ready to be re-queued.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+
+from evosearch.archive.schema import SCHEMA_VERSION, migrate
+
+if TYPE_CHECKING:
+    from evosearch.evaluate import EvalResult
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def dumps(value: Any) -> str:
+    """JSON with NaN and infinities turned into null: the archive never stores NaN (DESIGN §6)."""
+    return json.dumps(_finite(value), allow_nan=False, separators=(",", ":"))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class CellEntry:
+    """A cell a program competes for: island, flat index and per-axis coordinates."""
+
+    island: int
+    cell: int
+    coords: list[int]
+
+
+class Archive:
+    """Read and write access to one campaign database; use from one thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)  # autocommit; explicit BEGINs
+        conn.row_factory = sqlite3.Row
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process kills
+        conn.execute("PRAGMA foreign_keys = ON")
+        self.migrated_from = migrate(conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- campaigns -------------------------------------------------------------------------
+
+    def campaign(self, name: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM campaigns WHERE name = ?", (name,)).fetchone()
+
+    def campaigns(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM campaigns ORDER BY id").fetchall()
+
+    def create_campaign(self, name: str, kind: str, config: dict, state: dict) -> int:
+        stamp = now()
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO campaigns (name, kind, config, state, status, created, updated) VALUES (?,?,?,?,?,?,?)",
+                (name, kind, dumps(config), dumps(state), "created", stamp, stamp))
+        return int(cur.lastrowid)
+
+    def set_campaign(self, campaign_id: int, *, status: str | None = None, state: dict | None = None,
+                     config: dict | None = None) -> None:
+        with self.transaction() as conn:
+            self._set_campaign(conn, campaign_id, status=status, state=state, config=config)
+
+    def _set_campaign(self, conn: sqlite3.Connection, campaign_id: int, *, status: str | None = None,
+                      state: dict | None = None, config: dict | None = None) -> None:
+        sets, args = ["updated = ?"], [now()]
+        for column, value in (("status", status), ("state", state), ("config", config)):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                args.append(value if isinstance(value, str) else dumps(value))
+        conn.execute(f"UPDATE campaigns SET {', '.join(sets)} WHERE id = ?", (*args, campaign_id))
+
+    # -- programs --------------------------------------------------------------------------
+
+    def has_source(self, campaign_id: int, sha: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM programs WHERE campaign_id = ? AND sha = ?",
+                                 (campaign_id, sha)).fetchone() is not None
+
+    def add_pending(self, campaign_id: int, program: dict, state: dict | None = None) -> int:
+        """Store a proposed program as ``pending`` (with the campaign state that produced it)."""
+        row = {"campaign_id": campaign_id, "created": now(), "status": "pending", **program}
+        row["parent_ids"] = dumps(list(row.get("parent_ids") or []))
+        columns = ", ".join(row)
+        with self.transaction() as conn:
+            cur = conn.execute(f"INSERT INTO programs ({columns}) VALUES ({', '.join('?' * len(row))})",
+                               tuple(row.values()))
+            if state is not None:
+                self._set_campaign(conn, campaign_id, state=state)
+        return int(cur.lastrowid)
+
+    def pending(self, campaign_id: int) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM programs WHERE campaign_id = ? AND status = 'pending' ORDER BY id",
+                                 (campaign_id,)).fetchall()
+
+    def program(self, program_id: int) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM programs WHERE id = ?", (program_id,)).fetchone()
+
+    def programs_by_id(self, ids: list[int]) -> list[sqlite3.Row]:
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        rows = {r["id"]: r for r in self.conn.execute(f"SELECT * FROM programs WHERE id IN ({marks})", ids)}
+        return [rows[i] for i in ids if i in rows]
+
+    def fingerprints(self, campaign_id: int) -> dict[str, int]:
+        """Fingerprint -> the first evaluated program with it (its result is the one reused)."""
+        rows = self.conn.execute(
+            "SELECT fingerprint, MIN(id) AS id FROM programs WHERE campaign_id = ? AND status = 'done' "
+            "AND fingerprint IS NOT NULL AND outcome != 'duplicate' GROUP BY fingerprint", (campaign_id,))
+        return {r["fingerprint"]: r["id"] for r in rows}
+
+    def record(self, campaign_id: int, program_id: int, result: EvalResult, *, descriptors: dict[str, float],
+               cells: list[CellEntry], state: dict, duplicate_of: int | None = None) -> list[CellEntry]:
+        """Store a finished evaluation, its per-seed rows, the cells it wins and the new state; atomically.
+
+        Returns the cells the program entered (it replaced a worse elite or filled an empty cell).
+        """
+        score = finite_or_none(result.score) if result.ok else None
+        ci = result.ci or [None, None]
+        metrics = {
+            "iqm": result.iqm, "auc": result.auc, "hurdle_score": result.hurdle_score, "suite": result.suite,
+            "fitness": result.fitness,
+            "tasks": {k: {"mean_return": t.mean_return, "normalized_mean": t.normalized_mean, "ci": t.ci,
+                          "auc": t.auc, "curve_steps": t.curve_steps} for k, t in result.tasks.items()},
+            "held_out": {k: {"mean_return": t.mean_return, "normalized_mean": t.normalized_mean, "ci": t.ci}
+                         for k, t in result.held_out.items()},
+        }
+        entered: list[CellEntry] = []
+        with self.transaction() as conn:
+            seq = conn.execute("SELECT COALESCE(MAX(eval_seq), 0) + 1 FROM programs WHERE campaign_id = ?",
+                               (campaign_id,)).fetchone()[0]
+            updated = conn.execute(
+                """UPDATE programs SET status = 'done', evaluated = ?, eval_seq = ?, outcome = ?, stage = ?,
+                   score = ?, ci_low = ?, ci_high = ?, fingerprint = ?, descriptors = ?, metrics = ?,
+                   duplicate_of = ?, error = ?, output_tail = ?, wall_s = ?, cpu_s = ?, peak_rss_mb = ?
+                   WHERE id = ? AND status = 'pending'""",
+                (now(), seq, result.outcome, result.stage, score, finite_or_none(ci[0]) if score is not None else None,
+                 finite_or_none(ci[1]) if score is not None else None, result.fingerprint, dumps(descriptors),
+                 dumps(metrics), duplicate_of, result.error[:4000], result.output_tail[-4000:], result.wall_s,
+                 result.cpu_s, result.peak_rss_mb, program_id)).rowcount
+            if updated != 1:
+                raise RuntimeError(f"program {program_id} is not pending: refusing to record it twice")
+            for held_out, tasks in ((0, result.tasks), (1, result.held_out)):
+                for env_id, task in tasks.items():
+                    for seed, (ret, norm) in enumerate(zip(task.returns, task.normalized, strict=True)):
+                        curve = task.curves[seed] if seed < len(task.curves) else None
+                        auc = task.auc_per_seed[seed] if seed < len(task.auc_per_seed) else None
+                        conn.execute(
+                            "INSERT INTO evaluations (program_id, task, seed, held_out, mean_return, normalized, auc,"
+                            " curve, train_wall_s) VALUES (?,?,?,?,?,?,?,?,?)",
+                            (program_id, env_id, seed, held_out, ret, norm, finite_or_none(auc),
+                             dumps(curve) if curve is not None else None, task.train_wall_s))
+            if score is not None:
+                for entry in cells:
+                    if self._offer(conn, campaign_id, entry, program_id, score):
+                        entered.append(entry)
+            self._set_campaign(conn, campaign_id, state=state)
+        return entered
+
+    def winning_cells(self, campaign_id: int, cells: list[CellEntry], score: float | None) -> list[CellEntry]:
+        """The cells that ``score`` would take: empty ones, or ones whose elite scores lower."""
+        if score is None or not math.isfinite(score):
+            return []
+        winning = []
+        for entry in cells:
+            row = self.conn.execute("SELECT score FROM cells WHERE campaign_id = ? AND island = ? AND cell = ?",
+                                    (campaign_id, entry.island, entry.cell)).fetchone()
+            if row is None or score > row["score"]:
+                winning.append(entry)
+        return winning
+
+    def _offer(self, conn: sqlite3.Connection, campaign_id: int, entry: CellEntry, program_id: int,
+               score: float) -> bool:
+        """Put the program in the cell if the cell is empty or holds a worse one; say whether it did."""
+        cur = conn.execute(
+            """INSERT INTO cells (campaign_id, island, cell, coords, program_id, score, updated)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (campaign_id, island, cell) DO UPDATE SET
+                   program_id = excluded.program_id, score = excluded.score, updated = excluded.updated
+               WHERE excluded.score > cells.score""",
+            (campaign_id, entry.island, entry.cell, dumps(entry.coords), program_id, score, now()))
+        return cur.rowcount == 1
+
+    # -- cells, islands ----------------------------------------------------------------------
+
+    def elites(self, campaign_id: int, island: int | None = None) -> list[sqlite3.Row]:
+        """The grid's occupants (cell rows: island, cell, coords, program_id, score), best first."""
+        if island is None:
+            return self.conn.execute("SELECT * FROM cells WHERE campaign_id = ? ORDER BY score DESC",
+                                     (campaign_id,)).fetchall()
+        return self.conn.execute("SELECT * FROM cells WHERE campaign_id = ? AND island = ? ORDER BY score DESC",
+                                 (campaign_id, island)).fetchall()
+
+    def migrate_elites(self, campaign_id: int, source: int, target: int, count: int, state: dict) -> list[int]:
+        """Offer ``source`` island's ``count`` best elites to the same cells of ``target``; return those taken."""
+        moved = []
+        with self.transaction() as conn:
+            best = conn.execute("SELECT * FROM cells WHERE campaign_id = ? AND island = ? ORDER BY score DESC "
+                                "LIMIT ?", (campaign_id, source, count)).fetchall()
+            for row in best:
+                entry = CellEntry(target, row["cell"], json.loads(row["coords"]))
+                if self._offer(conn, campaign_id, entry, row["program_id"], row["score"]):
+                    moved.append(int(row["program_id"]))
+            self._set_campaign(conn, campaign_id, state=state)
+        return moved
+
+    # -- statistics and events ---------------------------------------------------------------
+
+    def counts(self, campaign_id: int) -> dict[str, int]:
+        """Programs by outcome (``pending`` for those not evaluated yet)."""
+        rows = self.conn.execute("SELECT COALESCE(outcome, status) AS k, COUNT(*) AS n FROM programs "
+                                 "WHERE campaign_id = ? GROUP BY k", (campaign_id,))
+        return {r["k"]: int(r["n"]) for r in rows}
+
+    def qd_stats(self, campaign_id: int, grid_size: int, islands: int, qd_offset: float) -> dict[str, float | None]:
+        """Best score, QD score and coverage over the union of the islands' grids.
+
+        A cell of the union holds the best of that cell over islands; QD score sums
+        ``max(0, score - qd_offset)`` over filled cells, coverage is filled cells / cells.
+        """
+        per_cell = self.conn.execute("SELECT cell, MAX(score) AS s FROM cells WHERE campaign_id = ? GROUP BY cell",
+                                     (campaign_id,)).fetchall()
+        best = self.conn.execute("SELECT MAX(score) FROM programs WHERE campaign_id = ? AND score IS NOT NULL",
+                                 (campaign_id,)).fetchone()[0]
+        return {
+            "best": best,
+            "qd_score": float(sum(max(0.0, r["s"] - qd_offset) for r in per_cell)),
+            "coverage": len(per_cell) / grid_size if grid_size else 0.0,
+            "cells": len(per_cell),
+        }
+
+    def add_event(self, campaign_id: int, kind: str, evaluations: int, stats: dict, evals_per_hour: float | None,
+                  data: dict | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO events (campaign_id, time, kind, evaluations, best, qd_score, coverage, evals_per_hour,"
+                " data) VALUES (?,?,?,?,?,?,?,?,?)",
+                (campaign_id, now(), kind, evaluations, finite_or_none(stats.get("best")),
+                 finite_or_none(stats.get("qd_score")), finite_or_none(stats.get("coverage")),
+                 finite_or_none(evals_per_hour), dumps(data or {})))
+
+    def events(self, campaign_id: int, kind: str | None = None) -> list[sqlite3.Row]:
+        if kind is None:
+            return self.conn.execute("SELECT * FROM events WHERE campaign_id = ? ORDER BY id",
+                                     (campaign_id,)).fetchall()
+        return self.conn.execute("SELECT * FROM events WHERE campaign_id = ? AND kind = ? ORDER BY id",
+                                 (campaign_id, kind)).fetchall()
+
+    # -- listings ------------------------------------------------------------------------------
+
+    def list_programs(self, campaign_id: int | None = None, *, outcome: str | None = None,
+                      island: int | None = None, operator: str | None = None, min_score: float | None = None,
+                      order: str = "id", limit: int | None = None) -> list[sqlite3.Row]:
+        """Programs without their source, filtered and sorted, for listings."""
+        orders = {"id": "p.id", "score": "p.score IS NULL, p.score DESC, p.id", "created": "p.created, p.id"}
+        where, args = ["1 = 1"], []
+        for clause, value in (("p.campaign_id = ?", campaign_id), ("p.outcome = ?", outcome),
+                              ("p.island = ?", island), ("p.operator = ?", operator),
+                              ("p.score >= ?", min_score)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = (f"SELECT p.id, c.name AS campaign, p.kind, p.operator, p.model, p.island, p.generation, p.parent_id,"
+               f" p.status, p.outcome, p.stage, p.score, p.ci_low, p.ci_high, p.fingerprint, p.descriptors, p.note,"
+               f" p.created, p.evaluated, p.wall_s, p.error FROM programs p JOIN campaigns c ON c.id = p.campaign_id"
+               f" WHERE {' AND '.join(where)} ORDER BY {orders[order]}")
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return self.conn.execute(sql, args).fetchall()
+
+    def evaluations(self, program_id: int) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM evaluations WHERE program_id = ? ORDER BY held_out, task, seed",
+                                 (program_id,)).fetchall()
+
+    def integrity(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+__all__ = ["Archive", "CellEntry", "SCHEMA_VERSION", "dumps", "now"]

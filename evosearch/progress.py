@@ -1,0 +1,84 @@
+"""The campaign's progress display: a live panel on a terminal, one line per update elsewhere.
+
+A campaign runs for hours, often under ``nohup`` or in CI, where a redrawn panel would fill a
+log with escape codes; there it prints a plain line whenever the evaluation count changes.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from evosearch.campaign import Progress
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def summary_line(p: Progress) -> str:
+    budget = f"/{p.max_evals}" if p.max_evals else ""
+    failures = ", ".join(f"{k} {v}" for k, v in sorted(p.outcomes.items()) if k != "ok")
+    return (f"[{_clock(p.elapsed_s)}] evals {p.evaluations}{budget} (+{p.in_flight} running)  "
+            f"{p.evals_per_hour:.0f}/h  best {_score(p.best)}  QD {p.qd_score:.2f}  "
+            f"coverage {100 * p.coverage:.0f}% ({p.cells} cells)  ok {p.outcomes.get('ok', 0)}"
+            + (f"  | {failures}" if failures else "") + (f"  | proposal errors {p.proposal_errors}"
+                                                         if p.proposal_errors else ""))
+
+
+class ProgressView:
+    """Context manager; call it with each :class:`Progress` snapshot."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.live: Live | None = None
+        self._last_line: tuple = ()
+
+    def __enter__(self) -> ProgressView:
+        if self.console.is_terminal:
+            self.live = Live(console=self.console, refresh_per_second=4, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def __call__(self, p: Progress) -> None:
+        if self.live is not None:
+            self.live.update(self._panel(p))
+            return
+        line = summary_line(p)
+        key = (p.evaluations, p.in_flight, tuple(sorted(p.outcomes.items())), p.stopping)
+        if key != self._last_line:  # print when something moved, not on every tick
+            self._last_line = key
+            self.console.print(line, markup=False, highlight=False)
+
+    def _panel(self, p: Progress) -> Group:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        total = p.max_evals or max(p.evaluations, 1)
+        bar = ProgressBar(total=total, completed=min(p.evaluations, total), width=40)
+        when = _clock(p.elapsed_s) + (f" of {_clock(p.minutes * 60)}" if p.minutes else "")
+        table.add_row("campaign", f"{p.name}   {when}")
+        table.add_row("evaluations", Group(bar, Text(f"{p.evaluations}" + (f"/{p.max_evals}" if p.max_evals else "")
+                                                     + f"  ({p.in_flight} running, {p.evals_per_hour:.0f}/h)")))
+        table.add_row("best", _score(p.best))
+        table.add_row("QD score", f"{p.qd_score:.3f}")
+        table.add_row("coverage", f"{100 * p.coverage:.1f}%  ({p.cells} cells)")
+        outcomes = "  ".join(f"{k} {v}" for k, v in sorted(p.outcomes.items(), key=lambda kv: -kv[1]))
+        table.add_row("outcomes", outcomes or "-")
+        if p.proposal_errors:
+            table.add_row("proposal errors", str(p.proposal_errors))
+        if p.stopping:
+            table.add_row("stopping", Text(p.stopping, style="yellow"))
+        return Group(table)

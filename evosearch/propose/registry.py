@@ -1,0 +1,27 @@
+"""Operator names a config may enable, and how to build them."""
+
+from __future__ import annotations
+
+from evosearch.propose.base import Operator
+
+OPERATOR_NAMES: tuple[str, ...] = (
+    "ast.constant", "ast.operator", "ast.clamp", "ast.drop_term", "ast.duplicate_term", "ast.crossover",
+    "gp.new", "gp.mutate", "gp.crossover",
+)
+
+
+def build_operators(names: tuple[str, ...] | list[str]) -> dict[str, Operator]:
+    """The enabled operators by name, in the order given (imports DEAP only if a GP one is enabled)."""
+    available: dict[str, Operator] = {}
+    if any(n.startswith("ast.") for n in names):
+        from evosearch.propose.ast_ops import ast_operators
+
+        available.update({op.name: op for op in ast_operators()})
+    if any(n.startswith("gp.") for n in names):
+        from evosearch.propose.gp import gp_operators
+
+        available.update({op.name: op for op in gp_operators()})
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ValueError(f"unknown operators: {', '.join(missing)}")
+    return {n: available[n] for n in names}
