@@ -28,7 +28,7 @@ from typing import Protocol
 
 from evosearch.archive.descriptors import Axis, Grid
 from evosearch.archive.selection import as_parent, select_inspirations, select_parent
-from evosearch.archive.store import Archive, CellEntry
+from evosearch.archive.store import Archive, CellEntry, dumps
 from evosearch.config import CampaignConfig, ConfigError, resolved_suite
 from evosearch.evaluate import CascadeConfig, EvalResult, Evaluator
 from evosearch.program import Program
@@ -120,7 +120,7 @@ class Campaign:
     # -- opening, state ----------------------------------------------------------------------
 
     def _open(self) -> tuple[int, dict]:
-        stored_config = self.config.to_dict()
+        stored_config = json.loads(dumps(self.config.to_dict()))  # as it reads back: lists, not tuples
         row = self.archive.campaign(self.config.name)
         if row is None:
             state = {"rng": _rng_to_json(random.Random(self.config.rng_seed).getstate()), "proposals": 0,

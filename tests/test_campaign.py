@@ -1,0 +1,183 @@
+"""The campaign loop on the tiny suite: budgets, counters, dedup, resume, kill -9."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import RULES, TINY_SUITE
+
+from evosearch.campaign import BudgetReached, Campaign
+from evosearch.config import ConfigError, config_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config(name: str = "t", **overrides):
+    raw = {
+        "name": name,
+        "seeds": [str(RULES / "reinforce.py"), str(RULES / "a2c.py")],
+        "parallel": 2,
+        "evaluation": {"suite": TINY_SUITE, "hurdle": False, "smoke_timeout_s": 30, "task_timeout_s": 60},
+        "budget": {"max_evals": 6},
+        "archive": {"islands": 2, "migration_interval": 3, "migration_count": 1},
+        **overrides,
+    }
+    return config_from_dict(raw)
+
+
+def done_rows(db: Path) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    rows = conn.execute("SELECT * FROM programs WHERE status = 'done' ORDER BY eval_seq").fetchall()
+    conn.close()
+    return rows
+
+
+def assert_consistent(db: Path, expected_evaluations: int) -> None:
+    """Counters agree with the rows; nothing is pending or recorded twice; the file is sound."""
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    state = json.loads(conn.execute("SELECT state FROM campaigns").fetchone()[0])
+    evaluated = conn.execute("SELECT COUNT(*) FROM programs WHERE status = 'done' AND outcome != 'duplicate'")
+    duplicates = conn.execute("SELECT COUNT(*) FROM programs WHERE outcome = 'duplicate'").fetchone()[0]
+    assert state["evaluations"] == evaluated.fetchone()[0] == expected_evaluations
+    assert state["duplicates"] == duplicates
+    assert conn.execute("SELECT COUNT(*) FROM programs WHERE status = 'pending'").fetchone()[0] == 0
+    seqs = [r[0] for r in conn.execute("SELECT eval_seq FROM programs WHERE status = 'done' ORDER BY eval_seq")]
+    assert seqs == list(range(1, len(seqs) + 1))
+    per_seed = conn.execute("SELECT COUNT(*), COUNT(DISTINCT program_id || task || seed) FROM evaluations").fetchone()
+    assert per_seed[0] == per_seed[1]
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One finished campaign, shared by the tests that only read it."""
+    db = tmp_path_factory.mktemp("campaign") / "t.db"
+    campaign = Campaign(config(), db_path=db)
+    summary = campaign.run()
+    campaign.close()
+    return db, summary
+
+
+def test_a_campaign_runs_to_its_budget_and_fills_the_grid(finished):
+    db, summary = finished
+    assert summary.stop_reason == "evaluation budget reached" and summary.evaluations == 6
+    assert_consistent(db, 6)
+    rows = done_rows(db)
+    assert [r["operator"] for r in rows[:2]] == ["seed", "seed"]
+    assert all(r["operator"] != "seed" for r in rows[2:])
+    children = [r for r in rows if r["operator"] != "seed"]
+    assert all(r["parent_id"] is not None or r["operator"] == "gp.new" for r in children)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0] >= 2  # the seeds enter every island
+    kinds = [r[0] for r in conn.execute("SELECT kind FROM events ORDER BY id")]
+    assert kinds[0] == "start" and kinds[-1] == "stop" and "migration" in kinds
+    assert conn.execute("SELECT status FROM campaigns").fetchone()[0] == "finished"
+
+
+def test_a_finished_campaign_says_so_instead_of_running(finished):
+    db, _ = finished
+    with pytest.raises(BudgetReached, match="raise --max-evals"):
+        Campaign(config(), db_path=db).run()
+
+
+def test_resume_continues_the_same_search_as_an_uninterrupted_run(tmp_path):
+    # One evaluation at a time, so the search is a deterministic function of its state: a
+    # campaign stopped after 3 evaluations and resumed must propose exactly what one that
+    # never stopped proposes.
+    straight = Campaign(config(parallel=1), db_path=tmp_path / "straight.db")
+    straight.run(max_evals=6)
+    straight.close()
+    first = Campaign(config(parallel=1), db_path=tmp_path / "resumed.db")
+    first.run(max_evals=3)
+    first.close()
+    again = Campaign(config(parallel=1), db_path=tmp_path / "resumed.db")
+    again.run(max_evals=6)
+    again.close()
+    assert_consistent(tmp_path / "resumed.db", 6)
+    assert [r["sha"] for r in done_rows(tmp_path / "resumed.db")] == [r["sha"] for r in done_rows(tmp_path /
+                                                                                                  "straight.db")]
+
+
+def test_a_program_that_behaves_like_an_evaluated_one_is_not_retrained(tmp_path):
+    twin = tmp_path / "a2c_twin.py"  # same behaviour, different text
+    twin.write_text((RULES / "a2c.py").read_text().replace("pg_loss", "policy_loss"))
+    cfg = config(seeds=[str(RULES / "a2c.py"), str(twin)], parallel=1)
+    campaign = Campaign(cfg, db_path=tmp_path / "d.db")
+    campaign.run(max_evals=2)  # the twin does not count: a third program makes the second evaluation
+    campaign.close()
+    rows = {r["operator"] + ":" + r["note"]: r for r in done_rows(tmp_path / "d.db")}
+    original, copy = rows["seed:seed a2c.py"], rows["seed:seed a2c_twin.py"]
+    assert copy["outcome"] == "duplicate" and copy["duplicate_of"] == original["id"]
+    assert copy["fingerprint"] == original["fingerprint"] and copy["stage"] == "smoke"
+    conn = sqlite3.connect(tmp_path / "d.db")
+    assert conn.execute("SELECT COUNT(*) FROM evaluations WHERE program_id = ?", (copy["id"],)).fetchone()[0] == 0
+    assert_consistent(tmp_path / "d.db", 2)
+
+
+def test_the_time_budget_stops_proposing_and_finishes_what_runs(tmp_path):
+    campaign = Campaign(config(budget={"max_evals": None, "minutes": 0.05}), db_path=tmp_path / "m.db")
+    start = time.monotonic()
+    summary = campaign.run()
+    campaign.close()
+    assert summary.stop_reason == "time budget reached"
+    assert time.monotonic() - start < 60
+    assert_consistent(tmp_path / "m.db", summary.evaluations)
+
+
+def test_resuming_with_a_different_suite_is_refused(finished, tmp_path):
+    db, _ = finished
+    other = config(evaluation={"suite": TINY_SUITE, "hurdle": True})
+    with pytest.raises(ConfigError, match="different evaluation section"):
+        Campaign(other, db_path=db)
+
+
+def test_kill_9_then_the_same_command_continues(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({**json.loads(json.dumps(config("killed").to_dict())), "source_path": None,
+                                "budget": {"max_evals": 8, "minutes": None}}))
+    db = tmp_path / "k.db"
+    command = [sys.executable, "-m", "evosearch.cli", "run", str(path), "--db", str(db)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not db.exists() or len(done_rows(db)) < 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(done_rows(db))
+    assert 3 <= killed_at < 8
+    deadline = time.monotonic() + 15  # a worker notices its host is gone, kills its job and exits
+    while orphaned_jobs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not orphaned_jobs(), "jobs of the killed campaign kept running"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "evaluation budget reached" in result.stdout
+    assert_consistent(db, 8)
+    rows = done_rows(db)
+    assert len({r["sha"] for r in rows}) == len(rows)
+
+
+def orphaned_jobs() -> list[int]:
+    """Sandbox workers or jobs whose campaign is gone (re-parented to init or a subreaper)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"evosearch.sandbox.worker" in cmdline and ppid != os.getpid():
+            parent_cmd = Path(f"/proc/{ppid}/cmdline")
+            if not parent_cmd.exists() or b"evosearch" not in parent_cmd.read_bytes():
+                found.append(int(entry.name))
+    return found

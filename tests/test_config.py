@@ -1,0 +1,88 @@
+"""A bad config fails at once, naming the key; `evosearch run` exits 2 with one message."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import RULES, TINY_SUITE
+
+from evosearch.config import ConfigError, config_from_dict, load_config
+
+GOOD = {"name": "t", "seeds": [str(RULES / "a2c.py")], "evaluation": {"suite": TINY_SUITE}}
+
+
+def with_(**changes) -> dict:
+    raw = {**GOOD}
+    for dotted, value in changes.items():
+        *path, key = dotted.split("__")
+        node = raw
+        for part in path:
+            node[part] = dict(node.get(part, {}))
+            node = node[part]
+        node[key] = value
+    return raw
+
+
+BAD = [
+    ({"nmae": "x"}, "unknown key 'nmae'"),
+    (with_(budget__max_evlas=3), "unknown key 'budget.max_evlas'"),
+    (with_(budget__max_evals="ten"), "budget.max_evals: expected an integer, got str 'ten'"),
+    (with_(budget__max_evals=0), "budget.max_evals: must be greater than 0"),
+    (with_(parallel=True), "parallel: expected an integer"),
+    (with_(evaluation__fitness="mean"), "evaluation.fitness: 'mean' is not one of 'iqm', 'auc'"),
+    (with_(evaluation__suite="no-such-suite"), "evaluation.suite: unknown suite 'no-such-suite'"),
+    (with_(seeds=["missing.py"]), "seeds[0]: no such file"),
+    (with_(seeds="a2c.py"), "seeds: expected a list"),
+    (with_(archive__descriptors=[{"name": "beauty", "min": 0, "max": 1}]),
+     "archive.descriptors[0].name: unknown descriptor 'beauty'"),
+    (with_(archive__descriptors=[{"name": "code_size", "min": 5, "max": 1}]), "archive.descriptors[0]: max must be"),
+    (with_(operators__enabled=["ast.constant", "llm"]), "operators.enabled[1]: unknown operator 'llm'"),
+    (with_(selection__exploit_ratio=1.5), "selection.exploit_ratio: must be between 0 and 1"),
+    (with_(budget__max_evals=None, budget__minutes=None), "budget: set max_evals, minutes, or both"),
+    ({"seeds": [str(RULES / "a2c.py")]}, "missing required key 'name'"),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), BAD, ids=[m for _, m in BAD])
+def test_each_bad_config_names_its_key(raw, message):
+    if "name" not in raw and "missing" not in message:
+        raw = {**GOOD, **raw}
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw)
+    assert message in str(err.value)
+
+
+def test_the_shipped_configs_load():
+    for name in ("quickstart", "classic"):
+        config = load_config(RULES.parents[1] / "configs" / f"{name}.yaml")
+        assert all(p.is_file() for p in config.seed_paths())
+        assert "ppo_clip.py" not in {p.name for p in config.seed_paths()}
+
+
+def test_seed_paths_are_relative_to_the_config_file(tmp_path):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "mine.py").write_text((RULES / "a2c.py").read_text())
+    path = tmp_path / "c.yaml"
+    path.write_text(f"name: c\nseeds: [rules/mine.py]\nevaluation: {{suite: {TINY_SUITE}}}\n")
+    assert load_config(path).seed_paths() == [tmp_path / "rules" / "mine.py"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: c\nseeds: [x.py]\nbudget: {max_evals: ten}\n", "budget.max_evals: expected an integer"),
+    ("name: [unclosed\n", "not valid YAML"),
+    ("- a list\n", "expected a mapping"),
+])
+def test_run_with_a_bad_config_exits_2_with_one_message(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "evosearch.cli", "run", str(path), "--db", str(tmp_path / "x.db")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_run_with_a_missing_config_exits_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "evosearch.cli", "run", str(tmp_path / "nope.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no such config file" in proc.stderr
