@@ -51,3 +51,31 @@ def no_leftovers():
     after = set(glob.glob(pattern))
     assert after <= before, f"scratch directories left behind: {sorted(after - before)}"
     assert job_processes() == [], "job processes left running"
+
+
+def campaign_config(name: str = "t", **overrides):
+    """A campaign on the tiny suite: seconds per evaluation, both seeds, two islands."""
+    from evosearch.config import config_from_dict
+
+    raw = {
+        "name": name,
+        "seeds": [str(RULES / "reinforce.py"), str(RULES / "a2c.py")],
+        "parallel": 2,
+        "evaluation": {"suite": TINY_SUITE, "hurdle": False, "smoke_timeout_s": 30, "task_timeout_s": 60},
+        "budget": {"max_evals": 6},
+        "archive": {"islands": 2, "migration_interval": 3, "migration_count": 1},
+        **overrides,
+    }
+    return config_from_dict(raw)
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory):
+    """One finished campaign, shared by the tests that only read it."""
+    from evosearch.campaign import Campaign
+
+    db = tmp_path_factory.mktemp("campaign") / "t.db"
+    campaign = Campaign(campaign_config(), db_path=db)
+    summary = campaign.run()
+    campaign.close()
+    return db, summary

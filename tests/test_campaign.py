@@ -11,24 +11,12 @@ from pathlib import Path
 
 import pytest
 from conftest import RULES, TINY_SUITE
+from conftest import campaign_config as config
 
 from evosearch.campaign import BudgetReached, Campaign
-from evosearch.config import ConfigError, config_from_dict
+from evosearch.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def config(name: str = "t", **overrides):
-    raw = {
-        "name": name,
-        "seeds": [str(RULES / "reinforce.py"), str(RULES / "a2c.py")],
-        "parallel": 2,
-        "evaluation": {"suite": TINY_SUITE, "hurdle": False, "smoke_timeout_s": 30, "task_timeout_s": 60},
-        "budget": {"max_evals": 6},
-        "archive": {"islands": 2, "migration_interval": 3, "migration_count": 1},
-        **overrides,
-    }
-    return config_from_dict(raw)
 
 
 def done_rows(db: Path) -> list[sqlite3.Row]:
@@ -54,16 +42,6 @@ def assert_consistent(db: Path, expected_evaluations: int) -> None:
     per_seed = conn.execute("SELECT COUNT(*), COUNT(DISTINCT program_id || task || seed) FROM evaluations").fetchone()
     assert per_seed[0] == per_seed[1]
     conn.close()
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """One finished campaign, shared by the tests that only read it."""
-    db = tmp_path_factory.mktemp("campaign") / "t.db"
-    campaign = Campaign(config(), db_path=db)
-    summary = campaign.run()
-    campaign.close()
-    return db, summary
 
 
 def test_a_campaign_runs_to_its_budget_and_fills_the_grid(finished):
