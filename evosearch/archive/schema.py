@@ -95,7 +95,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: indexes for selection and listings at 100k+ programs, and views for browsing.
     """
-    CREATE INDEX programs_campaign_status ON programs (campaign_id, status);
+    CREATE INDEX programs_campaign_status ON programs (campaign_id, status, outcome);
+    CREATE INDEX programs_campaign_seq ON programs (campaign_id, eval_seq);
     CREATE INDEX programs_campaign_score ON programs (campaign_id, score DESC);
     CREATE INDEX programs_fingerprint ON programs (campaign_id, fingerprint);
     CREATE INDEX programs_parent ON programs (parent_id);

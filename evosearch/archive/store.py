@@ -256,9 +256,13 @@ class Archive:
 
     def counts(self, campaign_id: int) -> dict[str, int]:
         """Programs by outcome (``pending`` for those not evaluated yet)."""
-        rows = self.conn.execute("SELECT COALESCE(outcome, status) AS k, COUNT(*) AS n FROM programs "
-                                 "WHERE campaign_id = ? GROUP BY k", (campaign_id,))
-        return {r["k"]: int(r["n"]) for r in rows}
+        counts: dict[str, int] = {}
+        rows = self.conn.execute("SELECT status, outcome, COUNT(*) AS n FROM programs WHERE campaign_id = ? "
+                                 "GROUP BY status, outcome", (campaign_id,))  # served by an index, no table scan
+        for r in rows:
+            key = r["outcome"] or r["status"]
+            counts[key] = counts.get(key, 0) + int(r["n"])
+        return counts
 
     def qd_stats(self, campaign_id: int, grid_size: int, islands: int, qd_offset: float) -> dict[str, float | None]:
         """Best score, QD score and coverage over the union of the islands' grids.
@@ -300,7 +304,8 @@ class Archive:
                       island: int | None = None, operator: str | None = None, min_score: float | None = None,
                       order: str = "id", limit: int | None = None) -> list[sqlite3.Row]:
         """Programs without their source, filtered and sorted, for listings."""
-        orders = {"id": "p.id", "score": "p.score IS NULL, p.score DESC, p.id", "created": "p.created, p.id"}
+        # NULL scores sort last under DESC; no "score IS NULL" term, so the score index can serve the order.
+        orders = {"id": "p.id", "score": "p.score DESC, p.id", "created": "p.created, p.id"}
         where, args = ["1 = 1"], []
         for clause, value in (("p.campaign_id = ?", campaign_id), ("p.outcome = ?", outcome),
                               ("p.island = ?", island), ("p.operator = ?", operator),

@@ -131,3 +131,16 @@ def test_island_migration_moves_the_best_to_the_next_island(archive):
     stats = archive.qd_stats(archive.campaign_id, grid_size=4, islands=2, qd_offset=0.0)
     assert stats["cells"] == 3 and stats["coverage"] == 0.75
     assert stats["qd_score"] == pytest.approx(0.9 + 0.95 + 0.1) and stats["best"] == 0.95
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT status, outcome, COUNT(*) FROM programs WHERE campaign_id = 1 GROUP BY status, outcome",
+    "SELECT COALESCE(MAX(eval_seq), 0) + 1 FROM programs WHERE campaign_id = 1",
+    "SELECT id FROM programs WHERE campaign_id = 1 AND outcome = 'ok' ORDER BY score DESC, id LIMIT 5",
+    "SELECT * FROM cells WHERE campaign_id = 1 AND island = 0 ORDER BY score DESC",
+])
+def test_hot_queries_use_an_index_not_a_table_scan(archive, query):
+    # Each runs once per evaluation or per progress tick; a scan costs ~250 ms at 100k programs
+    # (bench/search_overhead.py).
+    plan = " ".join(str(tuple(r)[-1]) for r in archive.conn.execute("EXPLAIN QUERY PLAN " + query))
+    assert "SCAN programs" not in plan and "SCAN cells" not in plan, plan
