@@ -20,6 +20,7 @@ import signal
 import sqlite3
 import threading
 import time
+import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -260,10 +261,13 @@ class Campaign:
             name = self.bandit.choose(self.rng, allowed)
             try:
                 proposal = self.operators[name].propose(options[name], self.rng)
-            except ProposalError as err:
+            except Exception as err:  # noqa: BLE001 - ProposalError, or a bug in an operator: never fatal
                 self.state["proposal_errors"][name] = self.state["proposal_errors"].get(name, 0) + 1
                 self.bandit.update(name, 0.0)
-                log.info("proposal by %s failed: %s", name, err)
+                if isinstance(err, ProposalError):
+                    log.info("proposal by %s failed: %s", name, err)
+                else:
+                    log.exception("operator %s crashed on parent %s", name, parent and parent.program_id)
                 continue
             sha = Program(proposal.source).sha
             if self.archive.has_source(self.campaign_id, sha):
@@ -311,8 +315,14 @@ class Campaign:
     # -- evaluating (worker threads) -------------------------------------------------------------
 
     def _evaluate(self, evaluator: EvaluatorLike, row: sqlite3.Row) -> EvalResult:
+        """Evaluate one program; an error of the machinery itself is that program's ``sandbox_failure``."""
         program = Program(row["source"], kind=row["kind"], name=f"program_{row['id']}.py")
-        return evaluator.evaluate(program, skip_if=lambda fp: self._claim_fingerprint(fp, int(row["id"])))
+        try:
+            return evaluator.evaluate(program, skip_if=lambda fp: self._claim_fingerprint(fp, int(row["id"])))
+        except Exception as err:  # noqa: BLE001 - a long campaign must outlive a failing worker start or a bug
+            log.exception("evaluating program %s failed outside the candidate", row["id"])
+            return EvalResult(outcome="sandbox_failure", stage="smoke", error=f"{type(err).__name__}: {err}",
+                              output_tail=traceback.format_exc()[-4000:])
 
     def _claim_fingerprint(self, fingerprint: str, program_id: int) -> bool:
         """True if another program already has this behaviour (evaluated, or being trained now)."""

@@ -78,20 +78,32 @@ def _program_row(row) -> dict:
 
 
 def _print_programs(rows: list[dict], title: str) -> None:
+    """A table that fits 80 columns: columns whose value is the same on every row are left out."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in ("id", "campaign", "operator", "island", "gen", "outcome", "stage", "score", "95% CI", "parent",
-                "note"):
-        table.add_column(col, justify="right" if col in ("id", "island", "gen", "score", "parent") else "left",
-                         overflow="fold")
-    for r in rows:
-        ci = f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if r.get("ci_low") is not None else "-"
-        table.add_row(str(r["id"]), r["campaign"], r["operator"], "-" if r["island"] is None else str(r["island"]),
-                      str(r["generation"]), r["outcome"] or r["status"], r["stage"] or "-", _score(r["score"]), ci,
-                      str(r["parent_id"] or "-"), (r["note"] or "")[:60])
+    widths = {"score": 5, "parent": 4, "95% CI": 12}
+    columns = ["id", "campaign", "operator", "isl", "gen", "outcome", "score", "95% CI", "parent", "note"]
+    values = [_program_cells(r) for r in rows]
+    constant = {c for c in ("campaign", "outcome") if len({v[c] for v in values}) <= 1}
+    table = Table(title=title, pad_edge=False)
+    for col in (c for c in columns if c not in constant):  # numbers never wrap; the note takes what is left
+        table.add_column(col, justify="right" if col in ("id", "isl", "gen", "score", "parent") else "left",
+                         no_wrap=col != "note", overflow="fold" if col == "note" else "ellipsis",
+                         min_width=widths.get(col), ratio=1 if col == "note" else None)
+    for v in values:
+        table.add_row(*(v[c] for c in columns if c not in constant))
     Console().print(table)
+
+
+def _program_cells(r: dict) -> dict[str, str]:
+    return {
+        "id": str(r["id"]), "campaign": r["campaign"], "operator": r["operator"],
+        "isl": "-" if r["island"] is None else str(r["island"]), "gen": str(r["generation"]),
+        "outcome": r["outcome"] or r["status"], "score": _score(r["score"]),
+        "95% CI": f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r.get("ci_low") is not None else "-",
+        "parent": str(r["parent_id"] or "-"), "note": (r["note"] or "")[:80],
+    }
 
 
 def _campaign_id(archive, name: str | None) -> int | None:

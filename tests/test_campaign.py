@@ -159,3 +159,57 @@ def orphaned_jobs() -> list[int]:
             if not parent_cmd.exists() or b"evosearch" not in parent_cmd.read_bytes():
                 found.append(int(entry.name))
     return found
+
+
+def test_ctrl_c_finishes_the_running_evaluations_and_stops_cleanly(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({**json.loads(json.dumps(config("interrupted").to_dict())), "source_path": None,
+                                "budget": {"max_evals": 50, "minutes": None}}))
+    db = tmp_path / "i.db"
+    proc = subprocess.Popen([sys.executable, "-m", "evosearch.cli", "run", str(path), "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not db.exists() or len(done_rows(db)) < 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped by Ctrl-C" in out
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT status FROM campaigns").fetchone()[0] == "stopped"
+    conn.close()
+    evaluated = len([r for r in done_rows(db) if r["outcome"] != "duplicate"])
+    assert_consistent(db, evaluated)  # what was running finished; nothing is left pending
+    assert evaluated < 50
+
+
+class FailingEvery:
+    """The real evaluator, except that every ``n``-th call fails the way broken machinery would."""
+
+    def __init__(self, n: int, suite: str):
+        from evosearch.evaluate import CascadeConfig, Evaluator
+
+        self.inner = Evaluator(CascadeConfig(suite=suite, hurdle=False, smoke_timeout_s=30, task_timeout_s=60,
+                                             workers=1, bootstrap_reps=200))
+        self.n, self.calls = n, 0
+
+    def evaluate(self, program, skip_if=None):
+        self.calls += 1
+        if self.calls % self.n == 0:
+            raise RuntimeError("the sandbox worker did not start")
+        return self.inner.evaluate(program, skip_if=skip_if)
+
+
+def test_broken_machinery_and_a_crashing_operator_do_not_stop_the_campaign(tmp_path, caplog):
+    campaign = Campaign(config(parallel=1), db_path=tmp_path / "f.db", evaluator=FailingEvery(3, TINY_SUITE))
+
+    def crash(parents, rng):
+        raise IndexError("a bug in an operator")
+
+    campaign.operators["ast.constant"].propose = crash
+    summary = campaign.run(max_evals=5)
+    campaign.close()
+    assert summary.evaluations == 5 and summary.outcomes.get("sandbox_failure", 0) >= 1
+    failed = [r for r in done_rows(tmp_path / "f.db") if r["outcome"] == "sandbox_failure"]
+    assert "worker did not start" in failed[0]["error"]
+    assert_consistent(tmp_path / "f.db", 5)
