@@ -234,7 +234,7 @@ class Campaign:
         def handler(signum, frame):
             self._interrupts += 1
             if self._interrupts == 1:
-                self._stop = "stopped by Ctrl-C (press again to abandon the running evaluations)"
+                self._stop = "stopped by Ctrl-C"
                 log.info("Ctrl-C: finishing the evaluations in flight; Ctrl-C again abandons them")
             else:
                 raise KeyboardInterrupt
@@ -411,7 +411,9 @@ class Campaign:
             best=stats["best"], qd_score=stats["qd_score"], coverage=stats["coverage"], cells=stats["cells"],
             evals_per_hour=self._rate() or 0.0, outcomes=counts,
             proposal_errors=sum(self.state["proposal_errors"].values()), elapsed_s=time.monotonic() - start,
-            minutes=minutes, stopping=self._stop)
+            minutes=minutes,
+            stopping=self._stop + ("; Ctrl-C again abandons the running evaluations (re-run on resume)"
+                                   if in_flight and self._interrupts == 1 else ""))
 
     def close(self) -> None:
         self.archive.close()

@@ -167,11 +167,11 @@ def test_ctrl_c_finishes_the_running_evaluations_and_stops_cleanly(tmp_path):
                                 "budget": {"max_evals": 50, "minutes": None}}))
     db = tmp_path / "i.db"
     proc = subprocess.Popen([sys.executable, "-m", "evosearch.cli", "run", str(path), "--db", str(db)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not db.exists() or len(done_rows(db)) < 2):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to the whole foreground process group
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "stopped by Ctrl-C" in out
@@ -180,6 +180,7 @@ def test_ctrl_c_finishes_the_running_evaluations_and_stops_cleanly(tmp_path):
     conn.close()
     evaluated = len([r for r in done_rows(db) if r["outcome"] != "duplicate"])
     assert_consistent(db, evaluated)  # what was running finished; nothing is left pending
+    assert all(r["outcome"] != "sandbox_failure" for r in done_rows(db)), "the interrupt reached the workers"
     assert evaluated < 50
 
 

@@ -76,6 +76,9 @@ class Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "evosearch.sandbox.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0,
+            # Its own session: a terminal's Ctrl-C goes to the host's whole process group, and the
+            # host decides what an interrupt means (finish the running jobs, or abandon them).
+            start_new_session=True,
         )
         ready = self._read(120.0)
         if not ready or "ready" not in ready:
