@@ -559,7 +559,7 @@ def time_queries(config: CampaignConfig, campaign_id: int, budget_s: float, seed
         "winning_cells": lambda: archive.winning_cells(campaign_id, [CellEntry(1, 7, [0, 1, 3])], 0.5),
         "list_programs(order=score, limit=50)": lambda: archive.list_programs(campaign_id, order="score", limit=50),
         "list_programs(outcome=ok) full": lambda: archive.list_programs(campaign_id, outcome="ok"),
-        "qd_stats": lambda: archive.qd_stats(campaign_id, grid.size, islands, config.archive.qd_offset),
+        "qd_stats": lambda: archive.qd_stats(campaign_id, grid.size, config.archive.qd_offset),
         "counts": lambda: archive.counts(campaign_id),
         "fingerprints": lambda: archive.fingerprints(campaign_id),
     }

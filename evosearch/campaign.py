@@ -166,7 +166,7 @@ class Campaign:
         self._run_start = (start, self.state["evaluations"])
         deadline = start + minutes * 60 if minutes else math.inf
         queue = deque(self.archive.pending(self.campaign_id))
-        requeued = sum(1 for r in queue if r["operator"] != "seed" or self.state["runs"] > 0)
+        requeued = len(queue) if self.state["runs"] else 0  # on a first run, what is pending is the seeds
         self.state["runs"] += 1
         self.archive.set_campaign(self.campaign_id, status="running", state=self._state())
         log.info("campaign %r %s in %s: %d evaluations so far, %d pending re-queued; budget %s evaluations, %s min",
@@ -205,7 +205,9 @@ class Campaign:
 
             shutdown()  # the evaluation threads return at once; their results are discarded
             pool.shutdown(wait=True, cancel_futures=True)
-            self.archive.set_campaign(self.campaign_id, status="interrupted", state=self._state())
+            # Status only: the in-memory state may be ahead of a record the interrupt rolled back, and
+            # the stored state is always the one written with its change.
+            self.archive.set_campaign(self.campaign_id, status="interrupted")
             raise
         finally:
             if previous_handler is not None:
@@ -387,7 +389,7 @@ class Campaign:
     # -- reporting -------------------------------------------------------------------------------
 
     def _stats(self) -> dict:
-        return self.archive.qd_stats(self.campaign_id, self.grid.size, self.config.archive.islands,
+        return self.archive.qd_stats(self.campaign_id, self.grid.size,
                                      self.config.archive.qd_offset)
 
     def _event(self, kind: str, data: dict) -> dict:

@@ -184,7 +184,7 @@ def status_command(db: Path | None, as_json: bool, as_csv: bool) -> None:
         grid_size = 1
         for d in config["archive"]["descriptors"]:
             grid_size *= d["bins"]
-        stats = archive.qd_stats(c["id"], grid_size, config["archive"]["islands"], config["archive"]["qd_offset"])
+        stats = archive.qd_stats(c["id"], grid_size, config["archive"]["qd_offset"])
         counts = archive.counts(c["id"])
         last = archive.events(c["id"])
         rows.append({

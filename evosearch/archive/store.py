@@ -69,8 +69,8 @@ class Archive:
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)  # autocommit; explicit BEGINs
         conn.row_factory = sqlite3.Row
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
-        conn.execute("PRAGMA journal_mode = WAL")
+        self.db = sqlite_utils.Database(conn)  # for ad-hoc queries and introspection (``db.query``, tables)
+        self.db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process kills
         conn.execute("PRAGMA foreign_keys = ON")
         self.migrated_from = migrate(conn)
@@ -264,7 +264,7 @@ class Archive:
             counts[key] = counts.get(key, 0) + int(r["n"])
         return counts
 
-    def qd_stats(self, campaign_id: int, grid_size: int, islands: int, qd_offset: float) -> dict[str, float | None]:
+    def qd_stats(self, campaign_id: int, grid_size: int, qd_offset: float) -> dict[str, float | None]:
         """Best score, QD score and coverage over the union of the islands' grids.
 
         A cell of the union holds the best of that cell over islands; QD score sums

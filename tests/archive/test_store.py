@@ -128,7 +128,7 @@ def test_island_migration_moves_the_best_to_the_next_island(archive):
     assert moved == [ids[0]]  # cell 1 of island 1 already holds a better program
     island1 = {r["cell"]: r["program_id"] for r in archive.elites(archive.campaign_id, 1)}
     assert island1 == {0: ids[0], 1: weak}
-    stats = archive.qd_stats(archive.campaign_id, grid_size=4, islands=2, qd_offset=0.0)
+    stats = archive.qd_stats(archive.campaign_id, grid_size=4, qd_offset=0.0)
     assert stats["cells"] == 3 and stats["coverage"] == 0.75
     assert stats["qd_score"] == pytest.approx(0.9 + 0.95 + 0.1) and stats["best"] == 0.95
 
