@@ -105,7 +105,7 @@ class Campaign:
         self.db_path = Path(db_path) if db_path else config.db_path()
         self.archive = Archive(self.db_path)
         self.grid = _grid(config)
-        self.operators = build_operators(config.operators.enabled)
+        self.operators = build_operators(config.operators.enabled, config.operators.gp_seed_genomes)
         self.evaluator = evaluator
         self.campaign_id, self.state = self._open()
         self.rng = random.Random()

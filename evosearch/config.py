@@ -73,6 +73,7 @@ class SelectionConfig:
 class OperatorConfig:
     enabled: tuple[str, ...] = OPERATOR_NAMES
     bandit: Literal["ucb1", "thompson"] = "thompson"
+    gp_seed_genomes: tuple[str, ...] = ("a2c", "pg")  # known trees gp.new may start from (a2c, pg, ppo_clip)
     max_attempts: int = 20  # proposals tried for one slot before the campaign gives up on it
 
 
@@ -259,6 +260,13 @@ def _validate(config: CampaignConfig) -> None:
             raise ConfigError(f"operators.enabled[{i}]: unknown operator {name!r} "
                               f"(known: {', '.join(OPERATOR_NAMES)})")
     positive("operators.max_attempts", ops.max_attempts, allow_none=False)
+    if ops.gp_seed_genomes and any(n.startswith("gp.") for n in ops.enabled):
+        from evosearch.propose.gp import SEED_GENOMES
+
+        for i, genome in enumerate(ops.gp_seed_genomes):
+            if genome not in SEED_GENOMES:
+                raise ConfigError(f"operators.gp_seed_genomes[{i}]: unknown genome {genome!r} "
+                                  f"(known: {', '.join(sorted(SEED_GENOMES))})")
 
 
 def resolved_suite(config: CampaignConfig) -> str:

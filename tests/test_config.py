@@ -38,6 +38,7 @@ BAD = [
     (with_(archive__descriptors=[{"name": "code_size", "min": 5, "max": 1}]), "archive.descriptors[0]: max must be"),
     (with_(operators__enabled=["ast.constant", "llm"]), "operators.enabled[1]: unknown operator 'llm'"),
     (with_(selection__exploit_ratio=1.5), "selection.exploit_ratio: must be between 0 and 1"),
+    (with_(operators__gp_seed_genomes=["a2c", "sac"]), "operators.gp_seed_genomes[1]: unknown genome 'sac'"),
     (with_(budget__max_evals=None, budget__minutes=None), "budget: set max_evals, minutes, or both"),
     ({"seeds": [str(RULES / "a2c.py")]}, "missing required key 'name'"),
 ]

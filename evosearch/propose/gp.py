@@ -305,14 +305,22 @@ class GpNew:
     name: str = "gp.new"
     arity: int = 0
     seed_probability: float = 0.3
+    #: Which of SEED_GENOMES it may start from: the campaign's prior knowledge, so a config
+    #: chooses it (the quickstart leaves PPO-clip out: it is the target, not a starting point).
+    seed_genomes: tuple[str, ...] = ("a2c", "pg")
+
+    def __post_init__(self) -> None:
+        unknown = [g for g in self.seed_genomes if g not in SEED_GENOMES]
+        if unknown:
+            raise ValueError(f"unknown GP seed genomes {unknown}; known: {', '.join(sorted(SEED_GENOMES))}")
 
     def applies(self, parents: list[Parent]) -> bool:
         return True
 
     def propose(self, parents: list[Parent], rng: random.Random) -> Proposal:
         with seeded_from(rng):
-            if random.random() < self.seed_probability:
-                seed = random.choice(sorted(SEED_GENOMES))
+            if self.seed_genomes and random.random() < self.seed_probability:
+                seed = random.choice(sorted(self.seed_genomes))
                 tree, kind = mutate(parse(SEED_GENOMES[seed]))
                 note = f"seed {seed} mutated by {kind}"
             else:
@@ -360,6 +368,6 @@ class GpCrossover:
         return _proposal(child, self.name, parents[:2], f"cxOnePoint of {ids}")
 
 
-def gp_operators() -> list[Operator]:
+def gp_operators(seed_genomes: tuple[str, ...] = ("a2c", "pg")) -> list[Operator]:
     """The three GP operators, for the campaign's bandit to choose among."""
-    return [GpNew(), GpMutate(), GpCrossover()]
+    return [GpNew(seed_genomes=tuple(seed_genomes)), GpMutate(), GpCrossover()]

@@ -10,7 +10,8 @@ OPERATOR_NAMES: tuple[str, ...] = (
 )
 
 
-def build_operators(names: tuple[str, ...] | list[str]) -> dict[str, Operator]:
+def build_operators(names: tuple[str, ...] | list[str], gp_seed_genomes: tuple[str, ...] = ("a2c", "pg"),
+                    ) -> dict[str, Operator]:
     """The enabled operators by name, in the order given (imports DEAP only if a GP one is enabled)."""
     available: dict[str, Operator] = {}
     if any(n.startswith("ast.") for n in names):
@@ -20,7 +21,7 @@ def build_operators(names: tuple[str, ...] | list[str]) -> dict[str, Operator]:
     if any(n.startswith("gp.") for n in names):
         from evosearch.propose.gp import gp_operators
 
-        available.update({op.name: op for op in gp_operators()})
+        available.update({op.name: op for op in gp_operators(gp_seed_genomes)})
     missing = [n for n in names if n not in available]
     if missing:
         raise ValueError(f"unknown operators: {', '.join(missing)}")

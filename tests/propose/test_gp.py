@@ -169,3 +169,14 @@ def test_a_gp_program_trains_end_to_end(no_leftovers):
     result = Evaluator(config).evaluate(Program(source, name="gp.py"))
     assert result.outcome == "ok" and result.stage == "full", result.error
     assert result.score is not None and result.fingerprint
+
+
+def test_gp_new_starts_only_from_the_seed_genomes_it_is_given():
+    # A campaign's prior knowledge is its config's: the quickstart must never see PPO-clip.
+    op = gp.GpNew(seed_probability=1.0)
+    notes = {op.propose([], random.Random(i)).note.split(" mutated")[0] for i in range(40)}
+    assert notes == {"seed a2c", "seed pg"}
+    only_ppo = gp.GpNew(seed_probability=1.0, seed_genomes=("ppo_clip",))
+    assert only_ppo.propose([], random.Random(0)).note.startswith("seed ppo_clip")
+    with pytest.raises(ValueError, match="unknown GP seed genomes"):
+        gp.GpNew(seed_genomes=("sac",))
