@@ -30,14 +30,19 @@ from typing import Protocol
 from evosearch.archive.descriptors import Axis, Grid
 from evosearch.archive.selection import as_parent, select_inspirations, select_parent
 from evosearch.archive.store import Archive, CellEntry, dumps
+from evosearch.campaign_llm import LlmDriver
 from evosearch.config import CampaignConfig, ConfigError, resolved_suite
 from evosearch.evaluate import CascadeConfig, EvalResult, Evaluator
 from evosearch.program import Program
 from evosearch.propose.bandit import Bandit
 from evosearch.propose.base import Parent, Proposal, ProposalError
+from evosearch.propose.llm import LlmRequest, LlmResult
 from evosearch.propose.registry import build_operators
 
 log = logging.getLogger("evosearch.campaign")
+
+#: What ``_propose`` returns when only LLMs could propose and all are busy or resting: wait, do not stop.
+WAIT = object()
 
 #: Config sections that decide what a score means; a resumed campaign must keep them.
 FIXED_SECTIONS = ("kind", "evaluation", "archive")
@@ -65,6 +70,11 @@ class Progress:
     elapsed_s: float
     minutes: float | None
     stopping: str = ""
+    llm_spend: float = 0.0
+    llm_cap: float | None = None
+    llm_models: dict[str, str] = field(default_factory=dict)  # label -> "ok" or why it is resting
+    llm_in_flight: int = 0
+    llm_capped: bool = False
 
 
 @dataclass
@@ -110,10 +120,14 @@ class Campaign:
         self.campaign_id, self.state = self._open()
         self.rng = random.Random()
         self.rng.setstate(_rng_from_json(self.state["rng"]))
-        self.bandit = Bandit.from_state(tuple(self.operators), config.operators.bandit, self.state.get("bandit"))
         self._known_fingerprints = self.archive.fingerprints(self.campaign_id)
         self._running_fingerprints: dict[str, int] = {}
         self._fingerprint_lock = threading.Lock()
+        self.llm = (LlmDriver(config, self.archive, self.campaign_id, self.state, self._fingerprint_known)
+                    if config.llm.models else None)
+        arms = tuple(self.operators) + (self.llm.arms() if self.llm else ())
+        self.bandit = Bandit.from_state(arms, config.operators.bandit, self.state.get("bandit"))
+        self.bandit.weights = self.llm.weights() if self.llm else {}
         self._stop = ""
         self._interrupts = 0
         self._run_start = (time.monotonic(), self.state["evaluations"])
@@ -174,37 +188,58 @@ class Campaign:
                  self.state["evaluations"], requeued, max_evals, minutes)
         self._event("start", {"requeued": requeued, "max_evals": max_evals, "minutes": minutes})
         done_this_run = 0
-        in_flight: dict[Future, sqlite3.Row] = {}
+        in_flight: dict[Future, sqlite3.Row] = {}  # evaluations
+        proposing: dict[Future, tuple[LlmRequest, int]] = {}  # LLM proposals, with their island
         previous_handler = self._install_interrupt_handler()
         pool = ThreadPoolExecutor(self.config.parallel, thread_name_prefix="evaluate")
+        llm_pool = ThreadPoolExecutor(self.config.llm.max_in_flight, thread_name_prefix="llm")
         try:
             while True:
+                # Fill the evaluation slots. LLM proposals run beside them, not in them, so the CPU
+                # keeps evaluating while a model thinks; their children queue for the next free slot.
+                waiting = False
                 while not self._stop and len(in_flight) < self.config.parallel:
-                    if max_evals is not None and self.state["evaluations"] + len(in_flight) >= max_evals:
+                    if max_evals is not None and self.state["evaluations"] + len(in_flight) + len(proposing) \
+                            >= max_evals:
                         break
                     if time.monotonic() >= deadline:
                         self._stop = self._stop or "time budget reached"
                         break
-                    row = queue.popleft() if queue else self._propose()
-                    if row is None:
+                    made = queue.popleft() if queue else self._propose()
+                    if made is WAIT:
+                        waiting = True  # only models that are busy or resting could propose now
+                        break
+                    if made is None:
                         self._stop = "no operator could propose a new program"
                         break
-                    in_flight[pool.submit(self._evaluate, evaluator, row)] = row
-                if not in_flight:
+                    if isinstance(made, tuple):  # an LLM request: answered in the background
+                        proposing[llm_pool.submit(self.llm.propose, made[0])] = made
+                    else:
+                        in_flight[pool.submit(self._evaluate, evaluator, made)] = made
+                if not in_flight and not proposing:
+                    if waiting and not self._stop:
+                        time.sleep(0.5)  # a resting model's cooldown
+                        continue
                     break
-                finished, _ = wait(list(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
+                finished, _ = wait([*in_flight, *proposing], timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in finished:
+                    if future in proposing:
+                        row = self._take_llm(*proposing.pop(future), future)
+                        if row is not None:
+                            queue.appendleft(row)  # stored as pending: the next free slot (or a resume) runs it
+                        continue
                     row = in_flight.pop(future)
                     self._tell(row, future.result())
                     done_this_run += 1
                 if on_progress:
-                    on_progress(self.progress(start, len(in_flight), max_evals, minutes))
+                    on_progress(self.progress(start, len(in_flight), max_evals, minutes, len(proposing)))
         except KeyboardInterrupt:
             self._stop = "interrupted (pending work is re-queued on resume)"
             from evosearch.sandbox.runner import shutdown
 
             shutdown()  # the evaluation threads return at once; their results are discarded
             pool.shutdown(wait=True, cancel_futures=True)
+            llm_pool.shutdown(wait=False, cancel_futures=True)  # a call in flight ends by its own timeout
             # Status only: the in-memory state may be ahead of a record the interrupt rolled back, and
             # the stored state is always the one written with its change.
             self.archive.set_campaign(self.campaign_id, status="interrupted")
@@ -213,6 +248,7 @@ class Campaign:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
             pool.shutdown(wait=True, cancel_futures=True)
+            llm_pool.shutdown(wait=False, cancel_futures=True)
         reason = self._stop or ("evaluation budget reached" if max_evals is not None else "done")
         finished_budget = max_evals is not None and self.state["evaluations"] >= max_evals
         self.archive.set_campaign(self.campaign_id, status="finished" if finished_budget else "stopped",
@@ -245,11 +281,13 @@ class Campaign:
 
     # -- proposing -------------------------------------------------------------------------------
 
-    def _propose(self) -> sqlite3.Row | None:
-        """Make one new program and store it as pending; None when every attempt failed."""
+    def _propose(self) -> sqlite3.Row | tuple[LlmRequest, int] | object | None:
+        """A new program stored as pending, or an LLM request to send; WAIT when only a busy or resting
+        model could propose; None when nothing can."""
         cfg = self.config
         island = self.state["next_island"]
         self.state["next_island"] = (island + 1) % cfg.archive.islands
+        unaffordable: set[str] = set()
         for _ in range(cfg.operators.max_attempts):
             parent = select_parent(self.archive, self.campaign_id, island, self.rng, cfg.selection)
             if parent is None:
@@ -258,9 +296,18 @@ class Campaign:
                                         max(1, cfg.selection.inspirations))
             options = {name: self._parents_for(op.arity, parent, mates) for name, op in self.operators.items()}
             allowed = [n for n, ps in options.items() if ps is not None and self.operators[n].applies(ps)]
+            if self.llm is not None and parent is not None:
+                allowed += [a for a in self.llm.available() if a not in unaffordable]
             if not allowed:
-                return None
+                return WAIT if self.llm is not None and self.llm.may_come_back() else None
             name = self.bandit.choose(self.rng, allowed)
+            if name.startswith("llm:"):
+                request = self.llm.request(name[4:], parent, [m for m in mates if m.program_id != parent.program_id],
+                                           self.rng)
+                if request is not None:
+                    return request, island
+                unaffordable.add(name)  # until calls in flight release their reserved budget
+                continue
             try:
                 proposal = self.operators[name].propose(options[name], self.rng)
             except Exception as err:  # noqa: BLE001 - ProposalError, or a bug in an operator: never fatal
@@ -298,17 +345,39 @@ class Campaign:
         others = [m for m in mates if m.program_id != parent.program_id and m.source != parent.source]
         return [parent, *others[: arity - 1]] if len(others) >= arity - 1 else None
 
-    def _store_proposal(self, proposal: Proposal, parents: list[Parent], island: int, sha: str) -> sqlite3.Row:
+    def _store_proposal(self, proposal: Proposal, parents: list[Parent], island: int, sha: str,
+                        model: str | None = None, llm_calls: list[dict] | None = None) -> sqlite3.Row:
         generation = 1 + max((self._generation(p.program_id) for p in parents), default=-1)
         self.state["proposals"] += 1
         program_id = self.archive.add_pending(self.campaign_id, {
             "kind": self.config.kind, "source": proposal.source, "sha": sha,
             "parent_id": parents[0].program_id if parents else None,
             "parent_ids": [p.program_id for p in parents if p.program_id is not None],
-            "operator": proposal.operator, "island": island, "generation": generation,
+            "operator": proposal.operator, "model": model, "island": island, "generation": generation,
             "genome": proposal.genome, "note": proposal.note[:500],
-        }, state=self._state())
+        }, state=self._state(), llm_calls=llm_calls)
         return self.archive.program(program_id)
+
+    def _take_llm(self, request: LlmRequest, island: int, future: Future) -> sqlite3.Row | None:
+        """Store a finished LLM proposal (its calls, and its child as pending); return the child's row."""
+        try:
+            result: LlmResult = future.result()
+        except Exception as err:  # noqa: BLE001 - a bug in the proposer must not end the campaign
+            log.exception("the LLM proposer crashed")
+            result = LlmResult(request=request, proposal=None, reason=f"proposer crashed: {err}")
+        calls = self.llm.take(request, result)
+        name = f"llm:{request.model.label}"
+        proposal = result.proposal
+        if proposal is not None and self.archive.has_source(self.campaign_id, Program(proposal.source).sha):
+            calls[-1]["status"], calls[-1]["error"] = "duplicate", "an identical program was stored meanwhile"
+            proposal = None
+        if proposal is None:
+            if result.endpoint_error is None:  # the model answered, but nothing usable: that is its score
+                self.bandit.update(name, 0.0)
+            self.archive.add_llm_calls(self.campaign_id, calls, self._state())
+            return None
+        return self._store_proposal(proposal, [request.parent], island, Program(proposal.source).sha,
+                                    model=request.model.label, llm_calls=calls)
 
     def _generation(self, program_id: int | None) -> int:
         row = self.archive.program(program_id) if program_id is not None else None
@@ -359,8 +428,9 @@ class Campaign:
         else:
             self.state["evaluations"] += 1
         winning = self.archive.winning_cells(self.campaign_id, cells, result.score) if result.ok else []
-        if row["operator"] in self.operators:  # the bandit learns in the same transaction as the result
-            self.bandit.update(row["operator"], 1.0 if winning else 0.0)
+        arm = f"llm:{row['model']}" if row["operator"] == "llm" else row["operator"]
+        if arm in self.bandit.arms:  # the bandit learns in the same transaction as the result
+            self.bandit.update(arm, self._reward(row, result, bool(winning)))
         entered = self.archive.record(self.campaign_id, program_id, result, descriptors=descriptors, cells=cells,
                                       state=self._state(), duplicate_of=duplicate_of)
         log.info("#%d %s island %s: %s at %s, score %s, %s, %.1f s%s", program_id, row["operator"],
@@ -370,6 +440,18 @@ class Campaign:
         self._maybe_migrate()
         if self.state["evaluations"] % 5 == 0 or entered:
             self._event("progress", {"outcomes": self.archive.counts(self.campaign_id)})
+
+    def _reward(self, row: sqlite3.Row, result: EvalResult, entered: bool) -> float:
+        """Half for entering the archive, half for the score gained over the parent (a gain of 0.25 or more: all)."""
+        parent = self.archive.program(row["parent_id"]) if row["parent_id"] is not None else None
+        gain = 0.0
+        if result.ok and result.score is not None and parent is not None and parent["score"] is not None:
+            gain = min(1.0, max(0.0, (result.score - parent["score"]) / 0.25))
+        return 0.5 * float(entered) + 0.5 * gain
+
+    def _fingerprint_known(self, fingerprint: str) -> bool:
+        with self._fingerprint_lock:
+            return fingerprint in self._known_fingerprints or fingerprint in self._running_fingerprints
 
     def _maybe_migrate(self) -> None:
         cfg = self.config.archive
@@ -404,7 +486,8 @@ class Campaign:
         done = self.state["evaluations"] - evaluations_then
         return done / hours if hours > 0 and done > 0 else None
 
-    def progress(self, start: float, in_flight: int, max_evals: int | None, minutes: float | None) -> Progress:
+    def progress(self, start: float, in_flight: int, max_evals: int | None, minutes: float | None,
+                 llm_in_flight: int = 0) -> Progress:
         stats = self._stats()
         counts = self.archive.counts(self.campaign_id)
         counts.pop("pending", None)
@@ -415,7 +498,10 @@ class Campaign:
             proposal_errors=sum(self.state["proposal_errors"].values()), elapsed_s=time.monotonic() - start,
             minutes=minutes,
             stopping=self._stop + ("; Ctrl-C again abandons the running evaluations (re-run on resume)"
-                                   if in_flight and self._interrupts == 1 else ""))
+                                   if in_flight and self._interrupts == 1 else ""),
+            llm_spend=self.state.get("llm_cost", 0.0), llm_cap=self.config.llm.cost_cap,
+            llm_models=self.llm.status() if self.llm else {}, llm_in_flight=llm_in_flight,
+            llm_capped=bool(self.llm and self.llm.capped))
 
     def close(self) -> None:
         self.archive.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from evosearch.cli_campaign import archive_group, run_command, status_command
+from evosearch.cli_campaign import archive_group, llm_group, run_command, status_command
 from evosearch.envs.suites import SuiteError, available, load_suite
 
 
@@ -146,6 +146,7 @@ def suite_calibrate(name: str) -> None:
 main.add_command(run_command)
 main.add_command(status_command)
 main.add_command(archive_group)
+main.add_command(llm_group)
 
 if __name__ == "__main__":
     main()

@@ -194,6 +194,7 @@ def status_command(db: Path | None, as_json: bool, as_csv: bool) -> None:
             "cells": stats["cells"], "grid_cells": grid_size, "islands": config["archive"]["islands"],
             "outcomes": counts, "duplicates": state.get("duplicates", 0),
             "evals_per_hour": last[-1]["evals_per_hour"] if last else None, "updated": c["updated"],
+            "llm_spend": archive.llm_spend(c["id"]), "llm_cost_cap": (config.get("llm") or {}).get("cost_cap"),
         })
 
     def table(rows: list[dict]) -> None:
@@ -204,6 +205,10 @@ def status_command(db: Path | None, as_json: bool, as_csv: bool) -> None:
                        f" ({r['pending']} pending)  best {_score(r['best'])}  QD {r['qd_score']:.3f}  coverage "
                        f"{100 * r['coverage']:.1f}% ({r['cells']}/{r['grid_cells']} cells, {r['islands']} islands)"
                        f"  rate {rate}\n  outcomes: {outcomes or '-'}; updated {r['updated']}")
+            if r["llm_spend"]:
+                cap = f" of ${r['llm_cost_cap']:.2f}" if r["llm_cost_cap"] is not None else ""
+                click.echo(f"  LLM spend ${sum(r['llm_spend'].values()):.4f}{cap}: "
+                           + ", ".join(f"{k} ${v:.4f}" for k, v in r["llm_spend"].items()))
 
     _emit(rows, as_json, as_csv, table)
 
@@ -265,6 +270,8 @@ def archive_show(program_id: int, db: Path | None, as_json: bool) -> None:
         data[key] = json.loads(data[key]) if data.get(key) else None
     data["evaluations"] = [{k: (json.loads(v) if k == "curve" and v else v) for k, v in dict(e).items()}
                            for e in archive.evaluations(program_id)]
+    data["llm_calls"] = [{k: (json.loads(v) if k == "prompt" else v) for k, v in dict(c).items()}
+                         for c in archive.llm_calls_of(program_id)]
     if as_json:
         click.echo(json.dumps(data, allow_nan=False))
         return
@@ -300,4 +307,77 @@ def _print_program(data: dict) -> None:
         console.print(table)
     if data.get("error"):
         console.print(f"[red]error:[/] {data['error']}", highlight=False)
+    calls = data.get("llm_calls") or []
+    if calls:
+        cost = sum(c["cost"] for c in calls)
+        console.print(f"LLM: {calls[-1]['model']}, {len(calls)} answer(s): "
+                      + ", ".join(c["status"] for c in calls) + f"; ${cost:.5f}; "
+                      f"{sum(c['latency_s'] or 0 for c in calls):.1f} s (prompt and answers: --json)",
+                      highlight=False)
     console.print(Syntax(data["source"], "python", line_numbers=True, word_wrap=True))
+
+
+# -- llm check -----------------------------------------------------------------------------------
+
+
+@click.group("llm")
+def llm_group() -> None:
+    """The configured LLM endpoints."""
+
+
+@llm_group.command("check")
+@click.argument("config_file", metavar="CONFIG", type=click.Path(path_type=Path))
+def llm_check(config_file: Path) -> None:
+    """Contact each model in CONFIG: latency, tokens, cost, and one sample edit of the first seed.
+
+    Exit 0 when every endpoint answered, 1 when one failed (the message says why), 2 for a bad config.
+    """
+    import difflib
+    import time
+
+    from evosearch.config import config_dir, llm_template_dir, load_config
+    from evosearch.propose.base import Parent
+    from evosearch.propose.llm import LlmProposer, LlmRequest
+    from evosearch.propose.llm_client import LLMError
+
+    try:
+        config = load_config(config_file)
+    except ConfigError as err:
+        raise BadInput(str(err)) from err
+    if not config.llm.models:
+        raise BadInput(f"{config_file}: no llm.models configured")
+    seed = config.seed_paths()[0]
+    parent = Parent(source=seed.read_text(encoding="utf-8"), kind=config.kind)
+    proposer = LlmProposer(config.llm, llm_template_dir(config.llm, config_dir(config)))
+    failed = False
+    for model in config.llm.models:
+        click.echo(f"{model.label}: {model.model} at {model.base_url}")
+        try:
+            served = proposer.clients[model.label].list_models()
+            if served and model.model not in served:
+                click.echo(f"  warning: the endpoint lists {', '.join(served[:8])}, not {model.model}")
+        except LLMError as err:
+            click.echo(f"  (listing models: {err.message})")
+        request = LlmRequest(model=model, kind=config.kind, parent=parent, feedback=None, inspirations=[], seed=0,
+                             source_known=lambda sha: False, fingerprint_known=lambda fp: False,
+                             fingerprint=lambda source: None)
+        started = time.monotonic()
+        result = proposer.propose(request)
+        took = time.monotonic() - started
+        for call in result.calls:
+            if call.status != "llm_error":
+                click.echo(f"  answer {call.attempt}: {call.latency_s:.2f} s, {call.prompt_tokens} prompt + "
+                           f"{call.completion_tokens} completion tokens, ${call.cost:.5f}: {call.status}"
+                           + (f" ({call.error.splitlines()[0][:120]})" if call.error else ""))
+        if result.endpoint_error is not None:
+            failed = True
+            click.echo(f"  FAILED after {took:.1f} s: {result.endpoint_error}")
+        elif result.proposal is None:
+            click.echo(f"  the model answered but gave no usable edit: {result.reason}")
+        else:
+            diff = difflib.unified_diff(parent.source.splitlines(), result.proposal.source.splitlines(),
+                                        seed.name, "edited", lineterm="", n=1)
+            click.echo(f"  sample edit of {seed.name} applied ({result.proposal.note}):")
+            for line in list(diff)[:30]:
+                click.echo("    " + line)
+    sys.exit(1 if failed else 0)

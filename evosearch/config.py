@@ -78,6 +78,39 @@ class OperatorConfig:
 
 
 @dataclass(frozen=True)
+class LLMModelConfig:
+    """One OpenAI-compatible endpoint and model (OpenAI, ``vllm serve``, Ollama, ...)."""
+
+    model: str  # the model name the endpoint expects
+    base_url: str  # e.g. https://api.openai.com/v1, http://localhost:8000/v1, http://localhost:11434/v1
+    name: str | None = None  # label in the archive and the bandit; default: model
+    api_key_env: str | None = None  # the environment variable holding the key; None for local servers
+    temperature: float | None = 0.8
+    top_p: float | None = None
+    max_tokens: int = 2048
+    price_in_per_1k: float = 0.0  # USD per 1,000 prompt tokens
+    price_out_per_1k: float = 0.0  # USD per 1,000 completion tokens
+    weight: float = 1.0  # scales the bandit's draw for this model: a prior preference
+    timeout_s: float = 120.0  # per attempt, the whole response
+    max_retries: int = 3  # on 429, 5xx, timeouts
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    models: tuple[LLMModelConfig, ...] = ()
+    cost_cap: float | None = None  # USD for the whole campaign; LLM use stops before passing it
+    edit_format: Literal["diff", "rewrite"] = "diff"  # SEARCH/REPLACE blocks, or one fenced rewrite
+    max_attempts: int = 3  # model answers per proposal: failed edits and duplicates are sent back
+    template_dir: str | None = None  # your prompt templates (missing files fall back to the packaged ones)
+    cooldown_s: float = 300.0  # a model whose endpoint failed rests this long
+    max_in_flight: int = 2  # LLM calls at once
+
+
+@dataclass(frozen=True)
 class BudgetConfig:
     max_evals: int | None = 100  # completed evaluations (duplicates not counted)
     minutes: float | None = None  # wall-clock minutes of this run
@@ -98,17 +131,23 @@ class CampaignConfig:
     selection: SelectionConfig = SelectionConfig()
     operators: OperatorConfig = OperatorConfig()
     budget: BudgetConfig = BudgetConfig()
+    llm: LLMConfig = LLMConfig()
     source_path: str | None = None  # where this config was read from (set by the loader)
 
     def db_path(self) -> Path:
         return Path(self.db) if self.db else Path("archive") / f"{self.name}.db"
 
     def seed_paths(self) -> list[Path]:
-        base = Path(self.source_path).parent if self.source_path else Path.cwd()
+        base = config_dir(self)
         return [p if p.is_absolute() else (base / p) for p in map(Path, self.seeds)]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def config_dir(config: CampaignConfig) -> Path:
+    """Where relative paths in ``config`` start: its file's directory, else the current one."""
+    return Path(config.source_path).parent if config.source_path else Path.cwd()
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CampaignConfig:
@@ -253,13 +292,14 @@ def _validate(config: CampaignConfig) -> None:
     if sel.inspirations < 0:
         raise ConfigError("selection.inspirations: must be 0 or more")
     ops = config.operators
-    if not ops.enabled:
-        raise ConfigError("operators.enabled: enable at least one operator")
+    if not ops.enabled and not config.llm.models:
+        raise ConfigError("operators.enabled: enable at least one operator (or configure llm.models)")
     for i, name in enumerate(ops.enabled):
         if name not in OPERATOR_NAMES:
             raise ConfigError(f"operators.enabled[{i}]: unknown operator {name!r} "
                               f"(known: {', '.join(OPERATOR_NAMES)})")
     positive("operators.max_attempts", ops.max_attempts, allow_none=False)
+    _validate_llm(config.llm, config_dir(config))
     if ops.gp_seed_genomes and any(n.startswith("gp.") for n in ops.enabled):
         from evosearch.propose.gp import SEED_GENOMES
 
@@ -267,6 +307,42 @@ def _validate(config: CampaignConfig) -> None:
             if genome not in SEED_GENOMES:
                 raise ConfigError(f"operators.gp_seed_genomes[{i}]: unknown genome {genome!r} "
                                   f"(known: {', '.join(sorted(SEED_GENOMES))})")
+
+
+def _validate_llm(llm: LLMConfig, base: Path) -> None:
+    from evosearch.propose.prompts import TemplateError, load_templates
+
+    labels = [m.label for m in llm.models]
+    for i, m in enumerate(llm.models):
+        key = f"llm.models[{i}]"
+        if labels.count(m.label) > 1:
+            raise ConfigError(f"{key}: the label {m.label!r} is used twice; give each model a distinct name")
+        if not m.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{key}.base_url: {m.base_url!r} must start with http:// or https://")
+        if m.api_key_env and not os.environ.get(m.api_key_env):
+            raise ConfigError(f"{key}.api_key_env: the environment variable {m.api_key_env} is not set")
+        for name in ("max_tokens", "timeout_s", "weight"):
+            if getattr(m, name) <= 0:
+                raise ConfigError(f"{key}.{name}: must be greater than 0")
+        if m.max_retries < 0 or m.price_in_per_1k < 0 or m.price_out_per_1k < 0:
+            raise ConfigError(f"{key}: max_retries and prices cannot be negative")
+    if llm.cost_cap is not None and llm.cost_cap < 0:
+        raise ConfigError("llm.cost_cap: cannot be negative")
+    for name in ("max_attempts", "max_in_flight"):
+        if getattr(llm, name) < 1:
+            raise ConfigError(f"llm.{name}: must be at least 1")
+    if llm.template_dir is not None:
+        try:
+            load_templates(llm_template_dir(llm, base))
+        except (TemplateError, OSError) as err:
+            raise ConfigError(f"llm.template_dir: {err}") from None
+
+
+def llm_template_dir(llm: LLMConfig, base: Path) -> Path | None:
+    if llm.template_dir is None:
+        return None
+    path = Path(llm.template_dir)
+    return path if path.is_absolute() else base / path
 
 
 def resolved_suite(config: CampaignConfig) -> str:

@@ -31,7 +31,9 @@ def summary_line(p: Progress) -> str:
             f"{p.evals_per_hour:.0f}/h  best {_score(p.best)}  QD {p.qd_score:.2f}  "
             f"coverage {100 * p.coverage:.0f}% ({p.cells} cells)  ok {p.outcomes.get('ok', 0)}"
             + (f"  | {failures}" if failures else "") + (f"  | proposal errors {p.proposal_errors}"
-                                                         if p.proposal_errors else ""))
+                                                         if p.proposal_errors else "")
+            + (f"  | LLM ${p.llm_spend:.4f}" + ("".join(f", {k} {v}" for k, v in p.llm_models.items() if v != "ok"))
+               if p.llm_models else ""))
 
 
 class ProgressView:
@@ -57,7 +59,8 @@ class ProgressView:
             self.live.update(self._panel(p))
             return
         line = summary_line(p)
-        key = (p.evaluations, p.in_flight, tuple(sorted(p.outcomes.items())), p.stopping)
+        key = (p.evaluations, p.in_flight, tuple(sorted(p.outcomes.items())), p.stopping,
+               tuple(p.llm_models.values()), p.llm_capped)
         if key != self._last_line:  # print when something moved, not on every tick
             self._last_line = key
             self.console.print(line, markup=False, highlight=False)
@@ -81,6 +84,11 @@ class ProgressView:
         table.add_row("outcomes", outcomes or "-")
         if p.proposal_errors:
             table.add_row("proposal errors", str(p.proposal_errors))
+        if p.llm_models:
+            cap = f" of ${p.llm_cap:.2f}" + (" (cap reached: offline operators only)" if p.llm_capped else "") \
+                if p.llm_cap is not None else ""
+            table.add_row("LLM", f"${p.llm_spend:.4f}{cap}   {p.llm_in_flight} asking   " + "   ".join(
+                f"{label}: {state}" for label, state in p.llm_models.items()))
         if p.stopping:
             table.add_row("stopping", Text(p.stopping, style="yellow"))
         return Group(table)

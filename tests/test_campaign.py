@@ -27,6 +27,14 @@ def done_rows(db: Path) -> list[sqlite3.Row]:
     return rows
 
 
+def evaluated_so_far(db: Path) -> int:
+    """Completed evaluations of a campaign running in another process (0 while its database is being created)."""
+    try:
+        return len(done_rows(db)) if db.exists() else 0
+    except sqlite3.OperationalError:  # the file exists, its tables not yet
+        return 0
+
+
 def assert_consistent(db: Path, expected_evaluations: int) -> None:
     """Counters agree with the rows; nothing is pending or recorded twice; the file is sound."""
     conn = sqlite3.connect(db)
@@ -125,7 +133,7 @@ def test_kill_9_then_the_same_command_continues(tmp_path):
     command = [sys.executable, "-m", "evosearch.cli", "run", str(path), "--db", str(db)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not db.exists() or len(done_rows(db)) < 3):
+    while time.monotonic() < deadline and evaluated_so_far(db) < 3:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -169,7 +177,7 @@ def test_ctrl_c_finishes_the_running_evaluations_and_stops_cleanly(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "evosearch.cli", "run", str(path), "--db", str(db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not db.exists() or len(done_rows(db)) < 2):
+    while time.monotonic() < deadline and evaluated_so_far(db) < 2:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: to the whole foreground process group
     out, err = proc.communicate(timeout=120)

@@ -110,6 +110,31 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT campaign_id, outcome, COUNT(*) AS programs FROM programs
         WHERE status = 'done' GROUP BY campaign_id, outcome;
     """,
+    # 3: every LLM call, linked to the program it produced (DESIGN §6).
+    """
+    CREATE TABLE llm_calls (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        program_id INTEGER REFERENCES programs(id),  -- the program this call's answer became, if any
+        parent_id INTEGER REFERENCES programs(id),   -- the program the model was asked to improve
+        conversation INTEGER NOT NULL,   -- one proposal: its calls share this number within the campaign
+        model TEXT NOT NULL,             -- the configured label
+        base_url TEXT NOT NULL,
+        attempt INTEGER NOT NULL,        -- 1, 2, ... within one proposal (errors are sent back)
+        status TEXT NOT NULL,            -- ok | edit_error | duplicate | llm_error
+        prompt TEXT NOT NULL,            -- JSON list of chat messages sent
+        response TEXT,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cost REAL NOT NULL DEFAULT 0,    -- USD, from the configured prices
+        latency_s REAL,
+        error TEXT,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX llm_calls_campaign ON llm_calls (campaign_id, id);
+    CREATE INDEX llm_calls_program ON llm_calls (program_id);
+    CREATE INDEX llm_calls_conversation ON llm_calls (campaign_id, conversation);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -124,17 +124,51 @@ class Archive:
         return self.conn.execute("SELECT 1 FROM programs WHERE campaign_id = ? AND sha = ?",
                                  (campaign_id, sha)).fetchone() is not None
 
-    def add_pending(self, campaign_id: int, program: dict, state: dict | None = None) -> int:
-        """Store a proposed program as ``pending`` (with the campaign state that produced it)."""
+    def add_pending(self, campaign_id: int, program: dict, state: dict | None = None,
+                    llm_calls: list[dict] | None = None) -> int:
+        """Store a proposed program as ``pending``, with the campaign state and the LLM calls that produced it."""
         row = {"campaign_id": campaign_id, "created": now(), "status": "pending", **program}
         row["parent_ids"] = dumps(list(row.get("parent_ids") or []))
         columns = ", ".join(row)
         with self.transaction() as conn:
             cur = conn.execute(f"INSERT INTO programs ({columns}) VALUES ({', '.join('?' * len(row))})",
                                tuple(row.values()))
+            self._insert_llm_calls(conn, campaign_id, llm_calls or [], int(cur.lastrowid))
             if state is not None:
                 self._set_campaign(conn, campaign_id, state=state)
         return int(cur.lastrowid)
+
+    def add_llm_calls(self, campaign_id: int, calls: list[dict], state: dict) -> None:
+        """Store the calls of a proposal that produced no program (their cost still counts)."""
+        with self.transaction() as conn:
+            self._insert_llm_calls(conn, campaign_id, calls, None)
+            self._set_campaign(conn, campaign_id, state=state)
+
+    @staticmethod
+    def _insert_llm_calls(conn: sqlite3.Connection, campaign_id: int, calls: list[dict],
+                          program_id: int | None) -> None:
+        for call in calls:
+            conn.execute(
+                "INSERT INTO llm_calls (campaign_id, program_id, parent_id, conversation, model, base_url, attempt,"
+                " status, prompt, response, prompt_tokens, completion_tokens, cost, latency_s, error, created)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (campaign_id, program_id if call["status"] == "ok" else None, call.get("parent_id"),
+                 call["conversation"], call["model"], call["base_url"], call["attempt"], call["status"],
+                 dumps(call["messages"]), call.get("response"), call.get("prompt_tokens", 0),
+                 call.get("completion_tokens", 0), call.get("cost", 0.0), finite_or_none(call.get("latency_s")),
+                 call.get("error", "")[:4000], now()))
+
+    def llm_spend(self, campaign_id: int) -> dict[str, float]:
+        """Spend in USD per model label."""
+        rows = self.conn.execute("SELECT model, SUM(cost) AS cost FROM llm_calls WHERE campaign_id = ? "
+                                 "GROUP BY model", (campaign_id,))
+        return {r["model"]: float(r["cost"] or 0.0) for r in rows}
+
+    def llm_calls_of(self, program_id: int) -> list[sqlite3.Row]:
+        """Every call of the conversation that produced ``program_id``, failed attempts included."""
+        return self.conn.execute(
+            "SELECT c.* FROM llm_calls c JOIN llm_calls ok ON ok.campaign_id = c.campaign_id AND "
+            "ok.conversation = c.conversation WHERE ok.program_id = ? ORDER BY c.id", (program_id,)).fetchall()
 
     def pending(self, campaign_id: int) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM programs WHERE campaign_id = ? AND status = 'pending' ORDER BY id",

@@ -1,8 +1,9 @@
 """A bandit over operators: use more of whatever makes children that enter the archive.
 
-Rewards are 1 when a child takes a cell (fills an empty one or beats its elite) and 0
-otherwise, failures and duplicates included. Thompson sampling over Beta posteriors is the
-default; UCB1 is there for those who prefer a deterministic rule. The state is a plain dict
+Rewards lie in [0, 1]: half for a child that takes a cell (fills an empty one or beats its
+elite), half for the score it gained over its parent; failures and duplicates get 0. Thompson
+sampling over Beta posteriors is the default; UCB1 is there for those who prefer a
+deterministic rule. The state is a plain dict
 so the campaign can store it in the database and resume with what it had learned.
 """
 
@@ -19,6 +20,7 @@ class Bandit:
     algorithm: str = "thompson"  # or "ucb1"
     successes: dict[str, float] = field(default_factory=dict)
     trials: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)  # a prior preference: scales an arm's draw (default 1)
 
     def choose(self, rng: random.Random, allowed: list[str] | None = None) -> str:
         """The arm to pull next among ``allowed`` (default: all)."""
@@ -30,10 +32,11 @@ class Bandit:
             if untried:
                 return untried[rng.randrange(len(untried))]
             total = sum(self.trials.get(a, 0) for a in candidates)
-            return max(candidates, key=lambda a: self.successes.get(a, 0) / self.trials[a]
-                       + math.sqrt(2 * math.log(total) / self.trials[a]))
-        draws = {a: rng.betavariate(1 + self.successes.get(a, 0),
-                                    1 + self.trials.get(a, 0) - self.successes.get(a, 0)) for a in candidates}
+            return max(candidates, key=lambda a: self.weights.get(a, 1.0) * (
+                self.successes.get(a, 0) / self.trials[a] + math.sqrt(2 * math.log(total) / self.trials[a])))
+        draws = {a: self.weights.get(a, 1.0) * rng.betavariate(1 + self.successes.get(a, 0),
+                                                                1 + self.trials.get(a, 0) - self.successes.get(a, 0))
+                 for a in candidates}
         return max(candidates, key=lambda a: draws[a])
 
     def update(self, arm: str, reward: float) -> None:

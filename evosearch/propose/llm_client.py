@@ -235,7 +235,9 @@ class ChatClient:
         sleep: Callable[[float], None] = time.sleep,
         extra_headers: dict[str, str] | None = None,
         max_tokens_param: str = "max_tokens",
+        key_source: str = "$OPENAI_API_KEY",
     ) -> None:
+        self.key_source = key_source  # where the user sets the key, named in 401/403 messages
         parts = urllib.parse.urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"base_url must be http(s)://host[:port]/path, got {base_url!r}")
@@ -484,9 +486,9 @@ class ChatClient:
         said = f": {detail}" if detail else ""
         if status in (401, 403):
             hint = (
-                "check the API key in $OPENAI_API_KEY (or the api_key setting)"
+                f"check the API key in {self.key_source}"
                 if self.api_key
-                else "the server wants an API key and none was given; set $OPENAI_API_KEY (or the api_key setting)"
+                else f"the server wants an API key and none was given; set it in {self.key_source}"
             )
             return LLMError("auth", f"{status} from {url}: {hint}{said}", retryable=False, status=status)
         if status == 429:

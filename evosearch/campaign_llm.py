@@ -1,0 +1,190 @@
+"""The campaign's side of the LLM proposer: which models may be asked, what they are told, what it costs.
+
+The main thread uses this to (1) offer the bandit only models that are up, under their
+in-flight limit and affordable, (2) build a request from the archive (parent, its feedback,
+inspirations), reserving the proposal's worst-case cost so the cost cap holds even with
+calls in flight, and (3) take a finished proposal back: store every call with its cost, rest
+a model whose endpoint failed, and hand over the child program.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from evosearch.archive.store import Archive
+from evosearch.config import CampaignConfig, LLMModelConfig, config_dir, llm_template_dir, resolved_suite
+from evosearch.envs.suites import load_suite
+from evosearch.propose.base import Parent
+from evosearch.propose.llm import LlmProposer, LlmRequest, LlmResult, worst_case_cost
+from evosearch.propose.llm_client import LLMError
+from evosearch.propose.prompts import Feedback
+from evosearch.sandbox import Limits, run_job
+
+log = logging.getLogger("evosearch.campaign")
+
+#: Endpoint errors that waiting will not fix: the model rests for the rest of the run.
+PERMANENT = ("auth", "bad_request")
+
+
+def arm(label: str) -> str:
+    return f"llm:{label}"
+
+
+class LlmDriver:
+    def __init__(self, config: CampaignConfig, archive: Archive, campaign_id: int, state: dict,
+                 fingerprint_known) -> None:
+        self.config = config.llm
+        self.kind = config.kind
+        self.archive, self.campaign_id, self.state = archive, campaign_id, state
+        self.proposer = LlmProposer(config.llm, llm_template_dir(config.llm, config_dir(config)))
+        self.models = {m.label: m for m in config.llm.models}
+        self.smoke = Limits(wall_s=config.evaluation.smoke_timeout_s, memory_mb=config.evaluation.memory_mb)
+        self.suite = load_suite(resolved_suite(config))
+        self.fingerprint_known = fingerprint_known
+        self.down: dict[str, tuple[float, str]] = {}  # label -> (until, reason)
+        self.reserved = 0.0
+        self.capped = False
+        self.in_flight = 0
+        state.setdefault("llm_cost", 0.0)
+        state.setdefault("llm_conversations", 0)
+        state.setdefault("llm_failures", 0)
+
+    # -- what may be asked -----------------------------------------------------------------------
+
+    def arms(self) -> tuple[str, ...]:
+        return tuple(arm(label) for label in self.models)
+
+    def weights(self) -> dict[str, float]:
+        return {arm(m.label): m.weight for m in self.models.values()}
+
+    def available(self) -> list[str]:
+        if self.capped or self.in_flight >= self.config.max_in_flight:
+            return []
+        now = time.monotonic()
+        return [arm(label) for label in self.models if self.down.get(label, (0.0, ""))[0] <= now]
+
+    def may_come_back(self) -> bool:
+        """Whether a model that cannot be asked now may be later (a call in flight, a finite rest)."""
+        if self.capped:
+            return False
+        return self.in_flight > 0 or any(not math.isinf(until) for until, _ in self.down.values())
+
+    # -- asking ----------------------------------------------------------------------------------
+
+    def request(self, label: str, parent: Parent, mates: list[Parent], rng: random.Random) -> LlmRequest | None:
+        """A request for ``label`` with its cost reserved; None (and LLM use ends) if the cap would be passed."""
+        model = self.models[label]
+        request = LlmRequest(
+            model=model, kind=self.kind, parent=parent, feedback=self.feedback(parent.program_id),
+            inspirations=[(m, self.feedback(m.program_id)) for m in mates], seed=rng.getrandbits(32),
+            source_known=self._source_known, fingerprint_known=self.fingerprint_known,
+            fingerprint=self._fingerprint)
+        cap = self.config.cost_cap
+        reserve = worst_case_cost(model, self.proposer.messages(request), self.config.max_attempts)
+        if cap is not None and self.state["llm_cost"] + self.reserved + reserve > cap:
+            if self.reserved == 0.0:  # nothing in flight can free budget: LLM use is over for this campaign
+                self.capped = True
+                log.warning("LLM cost cap $%.4f reached (spent $%.4f; the next proposal could cost up to $%.4f): "
+                            "continuing with the offline operators", cap, self.state["llm_cost"], reserve)
+            return None
+        request.reserved = reserve
+        self.reserved += reserve
+        self.in_flight += 1
+        return request
+
+    def propose(self, request: LlmRequest) -> LlmResult:
+        """Runs in a worker thread."""
+        return self.proposer.propose(request)
+
+    # -- taking the answer back ------------------------------------------------------------------
+
+    def take(self, request: LlmRequest, result: LlmResult) -> list[dict]:
+        """Account for a finished proposal; return its calls as rows for ``llm_calls``."""
+        self.in_flight -= 1
+        self.reserved = max(0.0, self.reserved - request.reserved)
+        self.state["llm_cost"] += result.cost
+        self.state["llm_conversations"] += 1
+        if result.endpoint_error is not None:
+            self._rest(request.model, result.endpoint_error)
+        if result.proposal is None:
+            self.state["llm_failures"] += 1
+            log.info("LLM proposal failed: %s", result.reason)
+        conversation = self.state["llm_conversations"]
+        return [{**asdict(call), "conversation": conversation, "parent_id": request.parent.program_id}
+                for call in result.calls]
+
+    def _rest(self, model: LLMModelConfig, err: LLMError) -> None:
+        permanent = err.kind in PERMANENT
+        until = math.inf if permanent else time.monotonic() + self.config.cooldown_s
+        self.down[model.label] = (until, f"{err.kind}: {err.message}"[:200])
+        others = [label for label in self.models if label != model.label and label not in self.down]
+        log.warning("model %s is unavailable (%s): %s; %s", model.label, err.kind, err.message,
+                    "resting it for the rest of this run" if permanent else f"resting it {self.config.cooldown_s:g} s",
+                    )
+        log.warning("the campaign continues with %s", ", ".join(others) if others else "the offline operators")
+
+    def status(self) -> dict[str, str]:
+        now = time.monotonic()
+        status = {}
+        for label in self.models:
+            until, reason = self.down.get(label, (0.0, ""))
+            if until > now:
+                status[label] = "down for this run: " + reason if math.isinf(until) else \
+                    f"resting {until - now:.0f} s: {reason}"
+            else:
+                status[label] = "ok"
+        return status
+
+    # -- helpers that run in worker threads --------------------------------------------------------
+
+    def _source_known(self, sha: str) -> bool:
+        # A fresh connection: the main thread's one cannot be shared across threads.
+        import sqlite3
+
+        conn = sqlite3.connect(str(self.archive.path), timeout=30.0)
+        try:
+            return conn.execute("SELECT 1 FROM programs WHERE campaign_id = ? AND sha = ?",
+                                (self.campaign_id, sha)).fetchone() is not None
+        finally:
+            conn.close()
+
+    def _fingerprint(self, source: str) -> str | None:
+        job = run_job("probe", {"source": source, "filename": "llm_candidate.py"}, self.smoke)
+        return job.result.get("fingerprint") if job.status == "ok" else None
+
+    # -- feedback from the archive ---------------------------------------------------------------
+
+    def feedback(self, program_id: int | None) -> Feedback | None:
+        """What the evaluator said about a program, as the prompt shows it."""
+        row = self.archive.program(program_id) if program_id is not None else None
+        if row is None or row["status"] != "done":
+            return None
+        metrics = json.loads(row["metrics"] or "{}")
+        tasks = {k: v["normalized_mean"] for k, v in (metrics.get("tasks") or {}).items()}
+        ci = (row["ci_low"], row["ci_high"]) if row["ci_low"] is not None else None
+        return Feedback(outcome=row["outcome"] or "", stage=row["stage"] or "", score=row["score"], ci=ci,
+                        error=row["error"] or "", output_tail=row["output_tail"] or "", task_scores=tasks,
+                        curve_summary=Feedback.curve_summary_from(self._curves(program_id)))
+
+    def _curves(self, program_id: int) -> dict[str, list[float]]:
+        """Mean normalised learning curve per task over seeds."""
+        per_task: dict[str, list[list[float]]] = {}
+        for e in self.archive.evaluations(program_id):
+            if e["held_out"] or not e["curve"] or e["task"] not in self.suite.calibration:
+                continue
+            per_task.setdefault(e["task"], []).append(json.loads(e["curve"]))
+        curves = {}
+        for task, runs in per_task.items():
+            cal = self.suite.calibration[task]
+            if len({len(r) for r in runs}) != 1 or cal.r_ref == cal.r_random:
+                continue
+            mean = np.mean(np.array(runs, dtype=float), axis=0)
+            curves[task] = [float(x) for x in (mean - cal.r_random) / (cal.r_ref - cal.r_random)]
+        return curves
