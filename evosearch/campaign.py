@@ -182,6 +182,7 @@ class Campaign:
         queue = deque(self.archive.pending(self.campaign_id))
         requeued = len(queue) if self.state["runs"] else 0  # on a first run, what is pending is the seeds
         self.state["runs"] += 1
+        self.state["budget"] = {"max_evals": max_evals, "minutes": minutes}  # this run's, CLI overrides included
         self.archive.set_campaign(self.campaign_id, status="running", state=self._state())
         log.info("campaign %r %s in %s: %d evaluations so far, %d pending re-queued; budget %s evaluations, %s min",
                  self.config.name, "resumed" if self.state["runs"] > 1 else "started", self.db_path,

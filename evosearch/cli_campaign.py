@@ -189,7 +189,7 @@ def status_command(db: Path | None, as_json: bool, as_csv: bool) -> None:
         last = archive.events(c["id"])
         rows.append({
             "campaign": c["name"], "status": c["status"], "evaluations": state.get("evaluations", 0),
-            "max_evals": config["budget"]["max_evals"], "pending": counts.pop("pending", 0),
+            "max_evals": state.get("budget", config["budget"])["max_evals"], "pending": counts.pop("pending", 0),
             "best": stats["best"], "qd_score": stats["qd_score"], "coverage": stats["coverage"],
             "cells": stats["cells"], "grid_cells": grid_size, "islands": config["archive"]["islands"],
             "outcomes": counts, "duplicates": state.get("duplicates", 0),
