@@ -1,6 +1,7 @@
-"""Commands for campaigns and their archives: ``run``, ``status``, ``archive ls|show|best``.
+"""Commands for campaigns and their archives: ``run``, ``status``, ``archive ls|show|best|diff|lineage|stats|heatmap``.
 
 Every listing prints a table by default and takes ``--json`` (one array or object) and ``--csv``.
+What the browsing commands compute lives in :mod:`evosearch.browse`, shared with the web report.
 """
 
 from __future__ import annotations
@@ -97,12 +98,15 @@ def _print_programs(rows: list[dict], title: str) -> None:
 
 
 def _program_cells(r: dict) -> dict[str, str]:
+    """Table cells; archive text is escaped, since a note like ``[/x]`` would otherwise be read as markup."""
+    from rich.markup import escape
+
     return {
-        "id": str(r["id"]), "campaign": r["campaign"], "operator": r["operator"],
+        "id": str(r["id"]), "campaign": escape(r["campaign"]), "operator": escape(r["operator"]),
         "isl": "-" if r["island"] is None else str(r["island"]), "gen": str(r["generation"]),
         "outcome": r["outcome"] or r["status"], "score": _score(r["score"]),
         "95% CI": f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r.get("ci_low") is not None else "-",
-        "parent": str(r["parent_id"] or "-"), "note": (r["note"] or "")[:80],
+        "parent": str(r["parent_id"] or "-"), "note": escape((r["note"] or "")[:80]),
     }
 
 
@@ -218,7 +222,10 @@ def status_command(db: Path | None, as_json: bool, as_csv: bool) -> None:
 
 @click.group("archive")
 def archive_group() -> None:
-    """Browse a campaign database: ls, show, best."""
+    """Browse a campaign database: ls, show, best, diff, lineage, stats, heatmap.
+
+    DB defaults to the only archive/*.db under the current directory.
+    """
 
 
 @archive_group.command("ls")
@@ -280,13 +287,14 @@ def archive_show(program_id: int, db: Path | None, as_json: bool) -> None:
 
 def _print_program(data: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.syntax import Syntax
     from rich.table import Table
 
     console = Console()
     ci = f" [{data['ci_low']:.3f}, {data['ci_high']:.3f}]" if data.get("ci_low") is not None else ""
-    console.print(f"[bold]program {data['id']}[/]  {data['kind']}  operator {data['operator']}"
-                  f"{'  model ' + data['model'] if data.get('model') else ''}  island "
+    console.print(f"[bold]program {data['id']}[/]  {data['kind']}  operator {escape(data['operator'])}"
+                  f"{'  model ' + escape(data['model']) if data.get('model') else ''}  island "
                   f"{'all' if data['island'] is None else data['island']}  generation {data['generation']}  "
                   f"parents {data['parent_ids'] or '-'}", highlight=False)
     console.print(f"outcome [bold]{data['outcome'] or data['status']}[/] at {data['stage'] or '-'}   score "
@@ -306,7 +314,7 @@ def _print_program(data: dict) -> None:
                           f"[{t['ci'][0]:.3f}, {t['ci'][1]:.3f}]")
         console.print(table)
     if data.get("error"):
-        console.print(f"[red]error:[/] {data['error']}", highlight=False)
+        console.print(f"[red]error:[/] {escape(data['error'])}", highlight=False)
     calls = data.get("llm_calls") or []
     if calls:
         cost = sum(c["cost"] for c in calls)
@@ -315,6 +323,344 @@ def _print_program(data: dict) -> None:
                       f"{sum(c['latency_s'] or 0 for c in calls):.1f} s (prompt and answers: --json)",
                       highlight=False)
     console.print(Syntax(data["source"], "python", line_numbers=True, word_wrap=True))
+
+
+def _browse(fn, *args, **kwargs):
+    """Call an :mod:`evosearch.browse` function; what the archive cannot answer exits 2 with its message."""
+    from evosearch.browse import BrowseError
+
+    try:
+        return fn(*args, **kwargs)
+    except BrowseError as err:
+        raise BadInput(str(err)) from err
+
+
+def _emit_object(data: dict, rows: list[dict], as_json: bool, as_csv: bool, table) -> None:
+    """Like :func:`_emit` for a result that is one object: JSON gets ``data``, CSV the listing ``rows``."""
+    if as_json:
+        click.echo(json.dumps(data, allow_nan=False))
+    else:
+        _emit(rows, False, as_csv, lambda _rows: table(data))
+
+
+def _delta(value: float | None) -> str:
+    return "" if value is None else f"{value:+.3f}"
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+# -- archive diff ---------------------------------------------------------------------------------
+
+
+@archive_group.command("diff", short_help="Diff a program against its parent, or another.")
+@click.argument("program_id", metavar="ID", type=int)
+@click.argument("second", metavar="[OTHER]", required=False)
+@click.argument("third", metavar="[DB]", required=False, type=click.Path(path_type=Path))
+@click.option("-U", "--context", type=click.IntRange(0), default=3, show_default=True, help="Lines of context.")
+@click.option("--block", is_flag=True, help="Only the EVOLVE-BLOCKs (line numbers stay the files').")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True)
+def archive_diff(program_id: int, second: str | None, third: Path | None, context: int, block: bool, as_json: bool,
+                 as_csv: bool) -> None:
+    """What changed: the unified diff from ID's parent to ID, or from ID to OTHER.
+
+    A second argument that names an existing file is the database (archive diff 31
+    archive/quickstart.db), otherwise it is OTHER. A seed has no parent: name OTHER. On a
+    terminal the diff is coloured; piped, it is a plain unified diff.
+    """
+    from evosearch import browse
+
+    other: int | None = None
+    db: Path | None = third
+    if second is not None:
+        if third is None and Path(second).is_file():
+            db = Path(second)
+        elif _is_int(second):
+            other = int(second)
+        else:
+            raise BadInput(f"{second!r} is neither a program id nor an existing database file")
+    archive = _open(db)
+    data = _browse(browse.diff, archive, program_id, other, context=context, block=block)
+    _emit_object(data, [data], as_json, as_csv, _print_diff)
+
+
+def _print_diff(data: dict) -> None:
+    """A one-line summary, then the diff: coloured on a terminal, plain text (a valid patch) elsewhere."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    change = ""
+    if data["a_score"] is not None and data["b_score"] is not None:
+        change = f": {_delta(data['b_score'] - data['a_score'])}"
+    click.echo(f"program {data['a']} ({data['a_operator']}, {_score(data['a_score'])}) -> program {data['b']} "
+               f"({data['b_operator']}, {_score(data['b_score'])}){change}")
+    if data["b_note"]:
+        click.echo(f"{data['b']}: {data['b_note']}")
+    if not data["diff"]:
+        click.echo("no difference")
+        return
+    console = Console()
+    if console.is_terminal:
+        console.print(Syntax(data["diff"], "diff", word_wrap=True, theme="ansi_dark"))
+    else:
+        click.echo(data["diff"], nl=False)
+
+
+# -- archive lineage ------------------------------------------------------------------------------
+
+
+@archive_group.command("lineage", short_help="Ancestors (and descendants) with score changes.")
+@click.argument("program_id", metavar="ID", type=int)
+@click.argument("db", required=False, type=click.Path(path_type=Path))
+@click.option("--descendants", is_flag=True, help="Also the programs bred from ID, as a tree.")
+@click.option("--max-depth", type=click.IntRange(1), default=100, show_default=True,
+              help="Ancestors, and levels of descendants, to follow at most.")
+@click.option("--json", "as_json", is_flag=True, help="The nested tree.")
+@click.option("--csv", "as_csv", is_flag=True, help="One row per program, depth first.")
+def archive_lineage(program_id: int, db: Path | None, descendants: bool, max_depth: int, as_json: bool,
+                    as_csv: bool) -> None:
+    """Where ID came from: its ancestors back to a seed, each with operator, score and the change from its parent.
+
+    Crossover children show their second parent as (+ mate #N). The chain follows first parents.
+    """
+    from evosearch import browse
+
+    archive = _open(db)
+    data = _browse(browse.lineage, archive, program_id, descendants=descendants, max_depth=max_depth)
+    _emit_object(data, browse.lineage_rows(data["tree"]), as_json, as_csv, _print_lineage)
+
+
+def _lineage_label(node: dict):
+    from rich.text import Text
+
+    label = Text()
+    label.append(f"#{node['id']}", style="bold reverse" if node["focus"] else "bold")
+    label.append(f" {node['operator']}")
+    if node.get("model"):
+        label.append(f" ({node['model']})")
+    if node["score"] is not None:
+        label.append(f" {node['score']:.3f}")
+    else:
+        label.append(f" {node['outcome']}", style="red")
+    if node["delta"] is not None:
+        label.append(f" {_delta(node['delta'])}", style="green" if node["delta"] > 0 else "red")
+    for mate in node["mates"]:
+        label.append(f" (+ mate #{mate})", style="cyan")
+    if node["note"]:
+        label.append(f"  {node['note'][:70]}", style="dim")
+    return label
+
+
+def _print_lineage(data: dict) -> None:
+    """The ancestors as one column, oldest first (a chain needs no indentation); descendants nest below ID."""
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
+    title = (f"lineage of program {data['id']}: {data['ancestors']} ancestor(s), oldest first"
+             + (f"; {data['descendants']} descendant(s)" if data["descendants"] else "")
+             + ("; cut short (--max-depth, or a broken chain)" if data["truncated"] else ""))
+    root = Tree(Text(title), highlight=False)
+
+    def add_subtree(branch: Tree, node: dict) -> None:
+        for child in node["children"]:
+            add_subtree(branch.add(_lineage_label(child)), child)
+
+    node = data["tree"]
+    while True:
+        branch = root.add(_lineage_label(node))
+        if node["focus"]:
+            add_subtree(branch, node)
+            break
+        node = node["children"][0]
+    Console().print(root)
+
+
+# -- archive stats --------------------------------------------------------------------------------
+
+
+def _elapsed(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _thin(rows: list[dict], limit: int) -> list[dict]:
+    """At most about ``limit`` rows, evenly spread, always with the first, the last, starts and stops."""
+    if len(rows) <= limit:
+        return rows
+    keep = {0, len(rows) - 1} | {i for i, r in enumerate(rows) if r["kind"] in ("start", "stop")}
+    keep |= {round(i * (len(rows) - 1) / (limit - 1)) for i in range(limit)}
+    return [rows[i] for i in sorted(keep)]
+
+
+@archive_group.command("stats", short_help="QD metrics over time, operators, LLM spend.")
+@click.argument("db", required=False, type=click.Path(path_type=Path))
+@click.option("--campaign", help="The campaign (needed when the database holds several).")
+@click.option("--operators", "only_operators", is_flag=True, help="Only the per-operator table (all formats).")
+@click.option("--rows", type=click.IntRange(2), default=30, show_default=True,
+              help="Progress rows in the table (JSON and CSV have all).")
+@click.option("--json", "as_json", is_flag=True, help="Progress, operators and LLM use as one object.")
+@click.option("--csv", "as_csv", is_flag=True, help="The progress rows (with --operators: the operator rows).")
+def archive_stats(db: Path | None, campaign: str | None, only_operators: bool, rows: int, as_json: bool,
+                  as_csv: bool) -> None:
+    """How the search went: QD metrics over time, what each operator achieved, LLM spend.
+
+    Per operator: evals (trained, duplicates by fingerprint apart), ok%, entered (took a cell at
+    some point), elites (hold one now), improved (beat their parent), mean and best score.
+    """
+    from evosearch import browse
+
+    archive = _open(db)
+    row = _browse(browse.pick_campaign, archive, campaign)
+    data = browse.stats(archive, int(row["id"]))
+    if only_operators:
+        _emit(data["operators"], as_json, as_csv, lambda rs: _print_operators(rs, data["campaign"]))
+        return
+    _emit_object(data, data["events"], as_json, as_csv, lambda d: _print_stats(d, rows))
+
+
+def _print_stats(data: dict, limit: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    events = data["events"]
+    shown = _thin(events, limit)
+    table = Table(title=Text(f"campaign {data['campaign']} [{data['status']}]: progress"), pad_edge=False)
+    for col in ("elapsed", "event", "evals", "best", "QD score", "coverage", "evals/h"):
+        table.add_column(col, justify="left" if col == "event" else "right", no_wrap=True)
+    for e in shown:
+        table.add_row(_elapsed(e["elapsed_s"]), e["kind"], str(e["evaluations"]), _score(e["best"]),
+                      "-" if e["qd_score"] is None else f"{e['qd_score']:.3f}",
+                      "-" if e["coverage"] is None else f"{100 * e['coverage']:.1f}%",
+                      "-" if not e["evals_per_hour"] else f"{e['evals_per_hour']:.0f}")
+    if len(shown) < len(events):
+        table.caption = f"{len(shown)} of {len(events)} events; --rows N for more, --json/--csv for all"
+    if events:
+        console.print(table)
+    else:
+        console.print("no events recorded yet")
+    _print_operators(data["operators"], None)
+    for m in data["llm"]:
+        console.print(f"LLM {m['model']}: {m['calls']} call(s), {m['ok']} usable, {m['programs']} program(s), "
+                      f"{m['prompt_tokens']} + {m['completion_tokens']} tokens, ${m['cost']:.4f}",
+                      markup=False, highlight=False)
+    if data["llm"]:
+        console.print(f"LLM spend ${sum(m['cost'] for m in data['llm']):.4f}", highlight=False)
+
+
+def _print_operators(rows: list[dict], campaign: str | None) -> None:
+    """One row per operator; a simple box so nine columns and an 18-character name fit 80 columns."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"operators{' of ' + campaign if campaign else ''}"), box=box.SIMPLE_HEAD,
+                  pad_edge=False, padding=(0, 1), collapse_padding=True, show_edge=False)
+    for col in ("operator", "evals", "ok%", "dup", "entered", "elites", "improved", "mean", "best"):
+        table.add_column(col, justify="left" if col == "operator" else "right",
+                         no_wrap=col != "operator", overflow="fold")
+    for r in rows:
+        pct = "-" if r["ok_rate"] is None else f"{100 * r['ok_rate']:.0f}"
+        best = "-" if r["best_score"] is None else f"{r['best_score']:.3f} #{r['best_program']}"
+        table.add_row(Text(r["operator"]), str(r["evaluated"]), pct, str(r["duplicates"]),
+                      "?" if r["entered"] is None else str(r["entered"]), str(r["elites"]), str(r["improved"]),
+                      _score(r["mean_score"]), best)
+    if any(r["entered"] is None for r in rows):
+        table.caption = "entered ?: replaying the archive did not reproduce its cells"
+    Console().print(table)
+
+
+# -- archive heatmap ------------------------------------------------------------------------------
+
+# Viridis, dark to light: a colour-blind-safe scale that also reads in greyscale.
+_SCALE = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
+_CELL_WIDTH = 7
+
+
+def _colour(t: float) -> tuple[str, str]:
+    """Background and a readable foreground for a position ``t`` in [0, 1] on the scale."""
+    t = min(1.0, max(0.0, t)) * (len(_SCALE) - 1)
+    i = min(int(t), len(_SCALE) - 2)
+    f = t - i
+    r, g, b = (round(a + (c - a) * f) for a, c in zip(_SCALE[i], _SCALE[i + 1], strict=True))
+    return f"rgb({r},{g},{b})", "black" if t > (len(_SCALE) - 1) / 2 else "white"
+
+
+@archive_group.command("heatmap", short_help="The MAP-Elites grid, coloured by score.")
+@click.argument("db", required=False, type=click.Path(path_type=Path))
+@click.option("--campaign", help="The campaign (needed when the database holds several).")
+@click.option("--island", type=int, help="One island's grid (default: each cell's best over the islands).")
+@click.option("--json", "as_json", is_flag=True, help='{"axes": [...], "cells": [{"coords", "score", ...}]}')
+@click.option("--csv", "as_csv", is_flag=True, help="One row per filled cell.")
+def archive_heatmap(db: Path | None, campaign: str | None, island: int | None, as_json: bool, as_csv: bool) -> None:
+    """The MAP-Elites grid: each cell's elite score and program id, coloured by score.
+
+    Columns are the first descriptor, rows the second (high bins on top); a grid of three or
+    more descriptors is shown projected onto the first two, each cell the best over the others.
+    """
+    from evosearch import browse
+
+    archive = _open(db)
+    row = _browse(browse.pick_campaign, archive, campaign)
+    data = _browse(browse.heatmap, archive, int(row["id"]), island)
+    _emit_object(data, data["cells"], as_json, as_csv, _print_heatmap)
+
+
+def _print_heatmap(data: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from evosearch.browse import project
+
+    console = Console()
+    axes = data["axes"]
+    cells = project(data["cells"], 2) if len(axes) > 2 else data["cells"]
+    where = f"island {data['island']}" if data["island"] is not None else f"best of {data['islands']} island(s)"
+    console.print(f"campaign {data['campaign']}, {where}: {data['filled']} of {data['grid_cells']} cells filled, "
+                  f"QD score {data['qd_score']:.3f}", markup=False, highlight=False)
+    if len(axes) > 2:
+        rest = ", ".join(a["name"] for a in axes[2:])
+        console.print(f"{len(axes)} descriptors: projected onto {axes[0]['name']} x {axes[1]['name']}, "
+                      f"each cell the best over {rest}", markup=False, highlight=False)
+    x = axes[0] if axes else {"name": "", "labels": ["all"]}
+    y = axes[1] if len(axes) > 1 else {"name": "", "labels": [""]}
+    scores = [c["score"] for c in cells]
+    low, high = (min(scores), max(scores)) if scores else (0.0, 1.0)
+    by_coords = {tuple(c["coords"][:2]) + ((0,) if len(axes) < 2 else ()): c for c in cells}
+    table = Table(title=Text(f"rows: {y['name']}   columns: {x['name']}" if y["name"] else f"columns: {x['name']}"),
+                  padding=(0, 0), show_lines=True, pad_edge=False)
+    table.add_column(Text(y["name"] or " "), justify="right", no_wrap=True)
+    for label in x["labels"]:
+        table.add_column(Text(label), justify="center", no_wrap=True, min_width=_CELL_WIDTH)
+    for j in reversed(range(len(y["labels"]))):
+        row = [Text(y["labels"][j] + " ")]
+        for i in range(len(x["labels"])):
+            cell = by_coords.get((i, j))
+            if cell is None:
+                row.append(Text("·", style="dim", justify="center"))
+                continue
+            bg, fg = _colour((cell["score"] - low) / (high - low) if high > low else 1.0)
+            row.append(Text(f"{cell['score']:.3f}\n#{cell['program_id']}", style=f"{fg} on {bg}", justify="center"))
+        table.add_row(*row)
+    console.print(table)
+    if scores:
+        legend = Text(f"{low:.3f} ")
+        for k in range(10):
+            legend.append("  ", style=f"on {_colour(k / 9)[0]}")
+        legend.append(f" {high:.3f}   (#N: the elite's program id; archive show N)")
+        console.print(legend)
 
 
 # -- llm check -----------------------------------------------------------------------------------
