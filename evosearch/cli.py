@@ -10,6 +10,7 @@ import click
 
 from evosearch.cli_campaign import archive_group, llm_group, run_command, status_command
 from evosearch.cli_export import export_command
+from evosearch.cli_report import report_command, serve_command
 from evosearch.envs.suites import SuiteError, available, load_suite
 
 
@@ -149,6 +150,8 @@ main.add_command(status_command)
 main.add_command(archive_group)
 main.add_command(llm_group)
 main.add_command(export_command)
+main.add_command(report_command)
+main.add_command(serve_command)
 
 if __name__ == "__main__":
     main()

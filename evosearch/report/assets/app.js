@@ -1,0 +1,557 @@
+// evosearch report: a small, dependency-free viewer for one campaign archive.
+//
+// The archive arrives as JSON in <script id="data">. Its text is untrusted (programs may be written
+// by a language model), so every archive string reaches the page through textContent, text nodes or
+// attribute values we build ourselves; innerHTML is never used. Views are chosen by the URL hash
+// (#program/12) so the page works from file://; when served, it polls data.json for live updates.
+'use strict';
+
+(function () {
+  const SVG_NS = document.getElementById('svg-ns').namespaceURI; // the SVG namespace, read from an inline <svg>
+  const view = document.getElementById('view');
+  let DATA = JSON.parse(document.getElementById('data').textContent);
+  let byId = new Map();
+  let children = new Map();
+  let campaignId = null;
+  const ui = { island: 'best', sort: 'score', outcome: '' }; // view settings that survive live refreshes
+
+  // -- helpers ---------------------------------------------------------------------------------
+
+  // el('a', {href: '#x', class: 'c'}, 'text', child): strings become text nodes, never markup.
+  function el(tag, attrs, ...kids) {
+    return build(document.createElement(tag), attrs, kids);
+  }
+  function svg(tag, attrs, ...kids) {
+    return build(document.createElementNS(SVG_NS, tag), attrs, kids);
+  }
+  function build(node, attrs, kids) {
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, String(v));
+    }
+    for (const kid of kids.flat()) {
+      if (kid !== null && kid !== undefined && kid !== false) node.append(kid);
+    }
+    return node;
+  }
+
+  function fmt(v, digits = 3) {
+    return v === null || v === undefined ? '–' : Number(v).toFixed(digits);
+  }
+  function short(v) { // axis labels: 3 significant digits, no exponent for ordinary ranges
+    if (v === null || v === undefined) return '–';
+    const a = Math.abs(v);
+    if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(1);
+    return String(Number(v.toPrecision(3)));
+  }
+  function ci(p) {
+    return p.ci ? `[${fmt(p.ci[0], 2)}, ${fmt(p.ci[1], 2)}]` : '';
+  }
+  function programLink(id, label) {
+    return id === null || id === undefined ? '–' : el('a', { href: `#program/${id}` }, label || `#${id}`);
+  }
+  function outcomeBadge(p) {
+    const o = p.outcome || p.status;
+    return el('span', { class: `badge ${o === 'ok' ? 'ok' : o === 'pending' ? 'pending' : 'bad'}` }, o);
+  }
+  function campaign() {
+    return DATA.campaigns.find((c) => c.id === campaignId) || DATA.campaigns[0];
+  }
+  function programsOf(c) {
+    return DATA.programs.filter((p) => p.campaign_id === c.id);
+  }
+
+  function reindex() {
+    byId = new Map(DATA.programs.map((p) => [p.id, p]));
+    children = new Map();
+    for (const p of DATA.programs) {
+      for (const parent of p.parent_ids.length ? p.parent_ids : p.parent_id ? [p.parent_id] : []) {
+        if (!children.has(parent)) children.set(parent, []);
+        children.get(parent).push(p.id);
+      }
+    }
+    if (!DATA.campaigns.some((c) => c.id === campaignId)) campaignId = DATA.campaigns.length ? DATA.campaigns[0].id : null;
+    const select = document.getElementById('campaign');
+    select.replaceChildren(...DATA.campaigns.map((c) => el('option', { value: c.id }, c.name)));
+    select.value = String(campaignId);
+    select.hidden = DATA.campaigns.length < 2;
+    document.getElementById('database').textContent = DATA.database;
+    document.title = `evosearch: ${DATA.database}`;
+  }
+
+  // -- colour ----------------------------------------------------------------------------------
+
+  const PALETTE = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]]; // viridis stops
+  function colour(t) {
+    const x = Math.min(1, Math.max(0, t)) * (PALETTE.length - 1);
+    const i = Math.min(PALETTE.length - 2, Math.floor(x));
+    const f = x - i;
+    const rgb = PALETTE[i].map((a, k) => Math.round(a + f * (PALETTE[i + 1][k] - a)));
+    return { fill: `rgb(${rgb.join(',')})`, dark: 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] < 140 };
+  }
+
+  // -- charts ----------------------------------------------------------------------------------
+
+  function ticks(lo, hi, count = 5) {
+    if (!(hi > lo)) return [lo];
+    const raw = (hi - lo) / count;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+    const out = [];
+    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+    return out;
+  }
+
+  // series: [{points: [[x, y]], cls, label}], vlines: [{x, label}]
+  function lineChart({ series, xlabel, ylabel, vlines = [], width = 560, height = 260, yPercent = false }) {
+    const m = { l: 58, r: 12, t: 12, b: 40 };
+    const pts = series.flatMap((s) => s.points).filter((p) => p[1] !== null);
+    const root = svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img' });
+    if (!pts.length) {
+      root.append(svg('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'muted' }, 'no data'));
+      return root;
+    }
+    let [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
+    let [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
+    if (x1 === x0) { x0 -= 1; x1 += 1; }
+    if (y1 === y0) { y0 -= Math.abs(y0) * 0.1 || 1; y1 += Math.abs(y1) * 0.1 || 1; }
+    const pad = (y1 - y0) * 0.05;
+    y0 -= pad; y1 += pad;
+    const X = (x) => m.l + ((x - x0) / (x1 - x0)) * (width - m.l - m.r);
+    const Y = (y) => height - m.b - ((y - y0) / (y1 - y0)) * (height - m.t - m.b);
+    const axes = svg('g', { class: 'axes' });
+    for (const t of ticks(y0, y1)) {
+      axes.append(svg('line', { x1: m.l, x2: width - m.r, y1: Y(t), y2: Y(t), class: 'grid' }),
+        svg('text', { x: m.l - 6, y: Y(t) + 4, 'text-anchor': 'end' }, yPercent ? `${short(t * 100)}%` : short(t)));
+    }
+    for (const t of ticks(x0, x1, 6)) {
+      axes.append(svg('line', { x1: X(t), x2: X(t), y1: height - m.b, y2: height - m.b + 4 }),
+        svg('text', { x: X(t), y: height - m.b + 16, 'text-anchor': 'middle' }, short(t)));
+    }
+    axes.append(svg('line', { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }),
+      svg('text', { x: (m.l + width - m.r) / 2, y: height - 6, 'text-anchor': 'middle', class: 'label' }, xlabel),
+      svg('text', { x: 12, y: (m.t + height - m.b) / 2, transform: `rotate(-90 12 ${(m.t + height - m.b) / 2})`,
+        'text-anchor': 'middle', class: 'label' }, ylabel));
+    root.append(axes);
+    for (const v of vlines) {
+      root.append(svg('line', { x1: X(v.x), x2: X(v.x), y1: m.t, y2: height - m.b, class: 'vline' },
+        svg('title', {}, v.label)));
+    }
+    for (const s of series) {
+      // Break the line at missing values rather than drawing through them.
+      let run = [];
+      const flush = () => {
+        if (run.length > 1) root.append(svg('polyline', { points: run.join(' '), class: `line ${s.cls}` }, svg('title', {}, s.label)));
+        if (run.length === 1) root.append(svg('circle', { cx: run[0].split(',')[0], cy: run[0].split(',')[1], r: 2.5, class: `dot ${s.cls}` }));
+        run = [];
+      };
+      for (const [x, y] of s.points) {
+        if (y === null) flush();
+        else run.push(`${X(x).toFixed(1)},${Y(y).toFixed(1)}`);
+      }
+      flush();
+    }
+    return root;
+  }
+
+  function legend(series) {
+    return el('div', { class: 'legend' }, series.map((s) => el('span', { class: `key ${s.cls}` }, s.label)));
+  }
+
+  // -- diff ------------------------------------------------------------------------------------
+
+  // Line diff by longest common subsequence, after trimming the common head and tail (most edits
+  // touch a few lines, so the table stays small). Returns [{op: ' '|'-'|'+', a, b, text}].
+  function diffLines(a, b) {
+    let start = 0;
+    while (start < a.length && start < b.length && a[start] === b[start]) start++;
+    let endA = a.length;
+    let endB = b.length;
+    while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) { endA--; endB--; }
+    const A = a.slice(start, endA);
+    const B = b.slice(start, endB);
+    const n = A.length;
+    const m = B.length;
+    const out = [];
+    for (let k = 0; k < start; k++) out.push({ op: ' ', a: k + 1, b: k + 1, text: a[k] });
+    if (n * m > 4e6) { // too large for the table: show the middle as removed, then added
+      A.forEach((t, i) => out.push({ op: '-', a: start + i + 1, b: null, text: t }));
+      B.forEach((t, j) => out.push({ op: '+', a: null, b: start + j + 1, text: t }));
+    } else {
+      const L = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
+      for (let i = n - 1; i >= 0; i--) {
+        for (let j = m - 1; j >= 0; j--) L[i][j] = A[i] === B[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+      }
+      let i = 0;
+      let j = 0;
+      while (i < n || j < m) {
+        if (i < n && j < m && A[i] === B[j]) { out.push({ op: ' ', a: start + i + 1, b: start + j + 1, text: A[i] }); i++; j++; }
+        else if (j >= m || (i < n && L[i + 1][j] >= L[i][j + 1])) { out.push({ op: '-', a: start + i + 1, b: null, text: A[i] }); i++; }
+        else { out.push({ op: '+', a: null, b: start + j + 1, text: B[j] }); j++; }
+      }
+    }
+    for (let k = 0; k < a.length - endA; k++) out.push({ op: ' ', a: endA + k + 1, b: endB + k + 1, text: a[endA + k] });
+    return out;
+  }
+  window.evosearchDiff = diffLines; // for tests
+
+  function diffTable(rows, context = 3) {
+    const changed = rows.map((r) => r.op !== ' ');
+    const near = rows.map((_, i) => changed.slice(Math.max(0, i - context), i + context + 1).some(Boolean));
+    const body = el('tbody');
+    let skipped = 0;
+    const flushSkip = () => {
+      if (skipped) body.append(el('tr', { class: 'skip' }, el('td', { colspan: 4 }, `⋯ ${skipped} unchanged line${skipped > 1 ? 's' : ''}`)));
+      skipped = 0;
+    };
+    rows.forEach((r, i) => {
+      if (!near[i]) { skipped++; return; }
+      flushSkip();
+      const cls = r.op === '+' ? 'add' : r.op === '-' ? 'del' : '';
+      body.append(el('tr', { class: cls }, el('td', { class: 'ln' }, r.a ?? ''), el('td', { class: 'ln' }, r.b ?? ''),
+        el('td', { class: 'op' }, r.op), el('td', { class: 'src' }, highlight(r.text))));
+    });
+    flushSkip();
+    return el('table', { class: 'diff', id: 'diff' }, body);
+  }
+
+  // -- code ------------------------------------------------------------------------------------
+
+  const KEYWORDS = new Set(('and as assert break class continue def del elif else except finally for from global if import in is '
+    + 'lambda nonlocal not or pass raise return try while with yield None True False').split(' '));
+  const TOKEN = /(#.*$)|("""|''')|("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|\b(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\b|\b([A-Za-z_]\w*)\b/g;
+
+  // A few spans for comments, strings, numbers and keywords; each piece of text is a text node.
+  // ``state.quote`` carries an open triple-quoted string from one line to the next.
+  function highlight(line, state = { quote: null }) {
+    const frag = document.createDocumentFragment();
+    let pos = 0;
+    const put = (text, cls) => { if (text) frag.append(cls ? el('span', { class: cls }, text) : text); };
+    if (state.quote) {
+      const end = line.indexOf(state.quote);
+      if (end < 0) { put(line, 't-str'); return frag; }
+      put(line.slice(0, end + 3), 't-str');
+      pos = end + 3;
+      state.quote = null;
+    }
+    TOKEN.lastIndex = pos;
+    let m;
+    while ((m = TOKEN.exec(line))) {
+      put(line.slice(pos, m.index));
+      if (m[1]) put(m[1], 't-com');
+      else if (m[2]) {
+        const end = line.indexOf(m[2], m.index + 3);
+        if (end < 0) { put(line.slice(m.index), 't-str'); state.quote = m[2]; pos = line.length; break; }
+        put(line.slice(m.index, end + 3), 't-str');
+        TOKEN.lastIndex = end + 3;
+      } else if (m[3]) put(m[3], 't-str');
+      else if (m[4]) put(m[4], 't-num');
+      else put(m[5], KEYWORDS.has(m[5]) ? 't-kw' : null);
+      pos = TOKEN.lastIndex;
+    }
+    put(line.slice(pos));
+    return frag;
+  }
+
+  function lines(source) { // a final newline ends the last line; it does not start an empty one
+    return source.replace(/\n$/, '').split('\n');
+  }
+
+  function codeBlock(source) {
+    const state = { quote: null };
+    return el('pre', { class: 'code', id: 'code' }, lines(source).map((line) => el('span', { class: 'line' }, highlight(line, state), '\n')));
+  }
+
+  // -- views -----------------------------------------------------------------------------------
+
+  function summary(c) {
+    const s = c.stats;
+    return el('p', { class: 'summary' },
+      el('b', {}, c.name), ` · ${c.status} · ${c.evaluations}${c.max_evals ? ` / ${c.max_evals}` : ''} evaluations · best `,
+      c.best_program ? programLink(c.best_program, fmt(s.best)) : '–',
+      ` · QD score ${fmt(s.qd_score, 2)} · coverage ${s.cells}/${c.grid.size} cells (${fmt(100 * s.coverage, 1)}%)`);
+  }
+
+  function heatmapView() {
+    const c = campaign();
+    const axes = c.grid.axes;
+    const islands = [...Array(c.grid.islands).keys()];
+    const select = el('select', { id: 'island', 'aria-label': 'island', onchange: (e) => { ui.island = e.target.value; render(); } },
+      el('option', { value: 'best' }, 'best over islands'), islands.map((i) => el('option', { value: i }, `island ${i}`)));
+    select.value = islands.includes(Number(ui.island)) ? ui.island : 'best';
+    const cells = new Map(); // coords -> the cell shown (the best over islands, or the island's)
+    for (const cell of c.cells) {
+      if (select.value !== 'best' && cell.island !== Number(select.value)) continue;
+      const key = cell.coords.join(',');
+      const held = cells.get(key);
+      if (!held || cell.score > held.score) cells.set(key, { ...cell, islands: (held ? held.islands : []).concat(cell.island) });
+      else held.islands.push(cell.island);
+    }
+    const scores = c.cells.map((x) => x.score); // one colour scale for every island, so views compare
+    const [lo, hi] = scores.length ? [Math.min(...scores), Math.max(...scores)] : [null, null];
+    const norm = (s) => (hi > lo ? (s - lo) / (hi - lo) : 0.5);
+    const nx = axes.length ? axes[0].bins : 1;
+    const ny = axes.length > 1 ? axes[1].bins : 1;
+    const facets = combos(axes.slice(2).map((a) => a.bins)); // a 3-d grid is shown as one 2-d slice per bin
+    const size = Math.max(22, Math.min(facets.length > 1 ? 46 : 72, Math.floor((facets.length > 1 ? 420 : 640) / Math.max(nx, ny))));
+
+    const grids = facets.map((rest) => {
+      const m = { l: 90, t: 8, b: 46, r: 8 };
+      const w = m.l + nx * size + m.r;
+      const h = m.t + ny * size + m.b;
+      const root = svg('svg', { class: 'heatmap', viewBox: `0 0 ${w} ${h}`, width: w, height: h });
+      for (let x = 0; x < nx; x++) {
+        for (let y = 0; y < ny; y++) {
+          const coords = axes.length > 1 ? [x, y, ...rest] : [x];
+          const cell = cells.get(coords.join(','));
+          const px = m.l + x * size;
+          const py = m.t + (ny - 1 - y) * size; // the second axis grows upwards
+          if (!cell) {
+            root.append(svg('rect', { x: px + 1, y: py + 1, width: size - 2, height: size - 2, class: 'empty' },
+              svg('title', {}, `cell [${coords.join(', ')}]: empty`)));
+            continue;
+          }
+          const p = byId.get(cell.program_id);
+          const col = colour(norm(cell.score));
+          const link = svg('a', { href: `#program/${cell.program_id}`, class: 'cell', 'data-program': cell.program_id, 'data-cell': cell.cell },
+            svg('rect', { x: px + 1, y: py + 1, width: size - 2, height: size - 2, fill: col.fill }),
+            svg('title', {}, `cell [${coords.join(', ')}] · program ${cell.program_id} · score ${fmt(cell.score)}`
+              + ` · island ${cell.islands.join(', ')}${p ? ` · ${p.operator}` : ''}`));
+          if (size >= 40) {
+            link.append(svg('text', { x: px + size / 2, y: py + size / 2 - 1, class: col.dark ? 'on-dark' : 'on-light', 'text-anchor': 'middle' }, fmt(cell.score, 2)),
+              svg('text', { x: px + size / 2, y: py + size / 2 + 12, class: `small ${col.dark ? 'on-dark' : 'on-light'}`, 'text-anchor': 'middle' }, `#${cell.program_id}`));
+          }
+          root.append(link);
+        }
+      }
+      if (axes.length) binLabels(root, axes[0], (b) => [m.l + b * size + size / 2, m.t + ny * size + 14], 'middle');
+      if (axes.length > 1) binLabels(root, axes[1], (b) => [m.l - 6, m.t + (ny - 1 - b) * size + size / 2 + 4], 'end');
+      root.append(svg('text', { x: m.l + (nx * size) / 2, y: h - 8, 'text-anchor': 'middle', class: 'label' }, axes.length ? axes[0].name : ''));
+      if (axes.length > 1) {
+        const cy = m.t + (ny * size) / 2;
+        root.append(svg('text', { x: 12, y: cy, transform: `rotate(-90 12 ${cy})`, 'text-anchor': 'middle', class: 'label' }, axes[1].name));
+      }
+      const caption = rest.map((b, k) => `${axes[k + 2].name} ${binRange(axes[k + 2], b)}`).join(', ');
+      return el('figure', {}, caption ? el('figcaption', {}, caption) : null, root);
+    });
+
+    const scale = el('div', { class: 'scale' }, el('span', {}, fmt(lo, 2)),
+      el('span', { class: 'bar' }, [0, 0.25, 0.5, 0.75, 1].map((t) => el('i', { class: `c${t * 4}` }))), el('span', {}, fmt(hi, 2)));
+    const elites = [...cells.values()].sort((a, b) => b.score - a.score).map((cell) => {
+      const p = byId.get(cell.program_id);
+      return el('tr', {}, el('td', { class: 'num' }, programLink(cell.program_id)), el('td', { class: 'num' }, fmt(cell.score)),
+        el('td', { class: 'num' }, `[${cell.coords.join(', ')}]`), el('td', { class: 'num' }, cell.islands.join(', ')),
+        el('td', {}, p ? p.operator : ''), el('td', { class: 'note' }, p ? p.note : ''));
+    });
+    const table = el('table', { class: 'list elites' },
+      el('thead', {}, el('tr', {}, ['elite', 'score', 'cell', 'island', 'operator', 'note'].map((h) => el('th', {}, h)))),
+      el('tbody', {}, elites.length ? elites : el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'no elites yet'))));
+    return [summary(c),
+      el('div', { class: 'toolbar' }, el('label', {}, 'Show ', select), scale,
+        el('span', { class: 'muted' }, 'Click a cell to open its elite.')),
+      el('div', { class: 'facets' }, grids, table)];
+  }
+
+  function combos(bins) { // every combination of bins of the axes beyond the second (one grid each)
+    return bins.reduce((acc, n) => acc.flatMap((c) => [...Array(n).keys()].map((b) => c.concat(b))), [[]]);
+  }
+  function binRange(axis, b) {
+    const step = (axis.max - axis.min) / axis.bins;
+    return `${short(axis.min + b * step)}–${short(axis.min + (b + 1) * step)}`;
+  }
+  function binLabels(root, axis, at, anchor) {
+    for (let b = 0; b < axis.bins; b++) {
+      const [x, y] = at(b);
+      root.append(svg('text', { x, y, 'text-anchor': anchor, class: 'tick' }, binRange(axis, b)));
+    }
+  }
+
+  function programsView() {
+    const c = campaign();
+    let rows = programsOf(c);
+    const outcomes = [...new Set(rows.map((p) => p.outcome || p.status))].sort();
+    if (ui.outcome) rows = rows.filter((p) => (p.outcome || p.status) === ui.outcome);
+    rows = rows.slice().sort(ui.sort === 'score' ? (a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity) || a.id - b.id : (a, b) => a.id - b.id);
+    const filter = el('select', { 'aria-label': 'outcome', onchange: (e) => { ui.outcome = e.target.value; render(); } },
+      el('option', { value: '' }, 'all outcomes'), outcomes.map((o) => el('option', { value: o }, o)));
+    filter.value = ui.outcome;
+    const sortBy = (key) => el('a', { href: '#programs', class: ui.sort === key ? 'active' : '', onclick: (e) => { e.preventDefault(); ui.sort = key; render(); } }, key);
+    const head = el('tr', {}, ['id', 'island', 'gen', 'operator', 'outcome', 'score', '95% CI', 'parent', 'note'].map((h) => el('th', {}, h)));
+    const body = rows.map((p) => el('tr', {},
+      el('td', { class: 'num' }, programLink(p.id)), el('td', { class: 'num' }, p.island ?? 'all'), el('td', { class: 'num' }, p.generation),
+      el('td', {}, p.operator, p.model ? el('span', { class: 'muted' }, ` ${p.model}`) : null), el('td', {}, outcomeBadge(p)),
+      el('td', { class: 'num' }, fmt(p.score)), el('td', { class: 'num' }, ci(p)), el('td', { class: 'num' }, programLink(p.parent_id)),
+      el('td', { class: 'note' }, p.note)));
+    return [summary(c), el('div', { class: 'toolbar' }, el('span', {}, `${rows.length} programs · sort by `, sortBy('score'), ' ', sortBy('id')), filter),
+      el('table', { class: 'list' }, el('thead', {}, head), el('tbody', {}, body))];
+  }
+
+  function pickProgram(id) {
+    const p = byId.get(id) || byId.get(campaign().best_program) || programsOf(campaign())[0];
+    if (p) campaignId = p.campaign_id;
+    return p;
+  }
+
+  function subnav(p, current) {
+    return el('div', { class: 'subnav' }, ['program', 'lineage', 'curves'].map((v) =>
+      el('a', { href: `#${v}/${p.id}`, class: v === current ? 'active' : '' }, v === 'program' ? 'code & diff' : v)));
+  }
+
+  function programHeader(p) {
+    return el('h2', {}, `Program #${p.id} `, outcomeBadge(p), p.score !== null ? el('span', { class: 'score' }, ` ${fmt(p.score)} `, el('span', { class: 'muted' }, ci(p))) : null);
+  }
+
+  function programView(p) {
+    const parent = byId.get(p.parent_id);
+    const meta = [
+      ['operator', p.operator + (p.model ? ` (${p.model})` : '')],
+      ['island', p.island ?? 'all (seed)'], ['generation', p.generation],
+      ['parents', p.parent_ids.length ? p.parent_ids.flatMap((id, i) => [i ? ', ' : '', programLink(id)]) : '–'],
+      ['stage', p.stage || '–'],
+      ['descriptors', Object.entries(p.descriptors).map(([k, v]) => `${k} ${short(v)}`).join(' · ') || '–'],
+      ['evaluated', p.evaluated ? `${p.evaluated.replace('T', ' ').slice(0, 19)}${p.wall_s ? ` · ${fmt(p.wall_s, 0)} s` : ''}` : 'not yet'],
+    ];
+    if (p.duplicate_of) meta.push(['duplicate of', programLink(p.duplicate_of)]);
+    if (p.suite) meta.push(['suite', `${p.suite} (${p.fitness})`]);
+    const tasks = Object.entries(p.tasks);
+    const parts = [subnav(p, 'program'), programHeader(p),
+      el('dl', { class: 'meta' }, meta.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]))];
+    if (p.note) parts.push(el('p', { class: 'note' }, p.note));
+    if (p.error) parts.push(el('h3', {}, 'Error'), el('pre', { class: 'error', id: 'error' }, p.error));
+    if (p.output_tail) parts.push(el('details', {}, el('summary', {}, 'output tail'), el('pre', { class: 'error' }, p.output_tail)));
+    if (tasks.length) {
+      parts.push(el('table', { class: 'list tasks' },
+        el('thead', {}, el('tr', {}, ['task', 'mean return', 'normalised', '95% CI', 'AUC'].map((h) => el('th', {}, h)))),
+        el('tbody', {}, tasks.map(([name, t]) => el('tr', {}, el('td', {}, name + (t.held_out ? ' (held out)' : '')),
+          el('td', { class: 'num' }, fmt(t.mean_return, 1)), el('td', { class: 'num' }, fmt(t.normalized)),
+          el('td', { class: 'num' }, t.ci ? `[${fmt(t.ci[0], 2)}, ${fmt(t.ci[1], 2)}]` : '–'), el('td', { class: 'num' }, fmt(t.auc)))))));
+    }
+    if (parent) {
+      const rows = diffLines(lines(parent.source), lines(p.source));
+      const added = rows.filter((r) => r.op === '+').length;
+      const removed = rows.filter((r) => r.op === '-').length;
+      const delta = p.score !== null && parent.score !== null ? p.score - parent.score : null;
+      parts.push(el('h3', {}, 'Change from parent ', programLink(parent.id), el('span', { class: 'muted' },
+        ` +${added} −${removed} lines${delta !== null ? ` · score ${delta >= 0 ? '+' : ''}${fmt(delta)}` : ''}`)),
+      added + removed ? diffTable(rows) : el('p', { class: 'muted', id: 'diff' }, 'same text as the parent'));
+    } else {
+      parts.push(el('h3', {}, 'Change from parent'), el('p', { class: 'muted', id: 'diff' }, p.parent_id ? `parent #${p.parent_id} is not in this archive` : 'a seed: no parent'));
+    }
+    parts.push(el('h3', {}, 'Code'), codeBlock(p.source));
+    return parts;
+  }
+
+  function lineageView(p) {
+    const seen = new Set();
+    const node = (id, depth) => {
+      const q = byId.get(id);
+      if (!q) return el('li', {}, el('span', { class: 'muted' }, `#${id} (not in this archive)`));
+      const parentScore = q.parent_id !== null && byId.get(q.parent_id) ? byId.get(q.parent_id).score : null;
+      const delta = q.score !== null && parentScore !== null ? q.score - parentScore : null;
+      const line = el('div', { class: `node${q.id === p.id ? ' current' : ''}` }, programLink(q.id), ' ', el('span', { class: 'op' }, q.operator),
+        ' ', q.score !== null ? el('b', {}, fmt(q.score)) : outcomeBadge(q),
+        delta !== null ? el('span', { class: delta >= 0 ? 'up' : 'down' }, ` ${delta >= 0 ? '+' : ''}${fmt(delta)}`) : null,
+        q.note ? el('span', { class: 'muted' }, ` ${q.note}`) : null);
+      const parents = q.parent_ids.length ? q.parent_ids : q.parent_id ? [q.parent_id] : [];
+      if (seen.has(id) && parents.length) return el('li', {}, line, el('span', { class: 'muted' }, ' (ancestors shown above)'));
+      seen.add(id);
+      return el('li', {}, line, parents.length && depth < 200 ? el('ul', {}, parents.map((x) => node(x, depth + 1))) : null);
+    };
+    const kids = children.get(p.id) || [];
+    return [subnav(p, 'lineage'), programHeader(p),
+      el('p', { class: 'muted' }, 'Ancestors, newest first; a crossover lists both parents. Changes are against the first parent.'),
+      el('ul', { class: 'tree', id: 'lineage' }, node(p.id, 0)),
+      el('h3', {}, `Children (${kids.length})`),
+      kids.length ? el('p', {}, kids.flatMap((k, i) => [i ? ' · ' : '', programLink(k), ` ${fmt(byId.get(k).score)}`])) : el('p', { class: 'muted' }, 'none yet')];
+  }
+
+  function curvesView(p) {
+    const c = campaign();
+    const curves = DATA.curves[String(p.id)] || [];
+    const parent = byId.get(p.parent_id);
+    const best = byId.get(c.best_program);
+    const others = [[parent, 'parent', `parent #${parent && parent.id}`], [best, 'best', `best #${best && best.id}`]]
+      .filter(([q]) => q && q.id !== p.id);
+    const parts = [subnav(p, 'curves'), programHeader(p),
+      el('p', { class: 'muted' }, 'Mean episodic return over seeds during training, by environment step.')];
+    if (!curves.length) return parts.concat(el('p', {}, 'No learning curves: this program was not trained.'));
+    const grid = el('div', { class: 'charts' });
+    for (const curve of curves) {
+      const series = [{ cls: 'this', label: `#${p.id}`, curve }];
+      for (const [q, cls, label] of others) {
+        const match = (DATA.curves[String(q.id)] || []).find((x) => x.task === curve.task);
+        if (match) series.push({ cls, label, curve: match });
+      }
+      const shaped = series.map((s) => ({ ...s, points: s.curve.mean.map((y, i) => [s.curve.steps ? s.curve.steps[i] : i + 1, y]) }));
+      grid.append(el('figure', {}, el('figcaption', {}, `${curve.task}${curve.held_out ? ' (held out)' : ''} · ${curve.seeds} seeds`),
+        lineChart({ series: shaped.slice().reverse(), xlabel: curve.steps ? 'environment steps' : 'checkpoint', ylabel: 'return', width: 520, height: 240 }),
+        legend(shaped)));
+    }
+    return parts.concat(grid);
+  }
+
+  function progressView() {
+    const c = campaign();
+    const events = c.events;
+    const migrations = c.events.filter((e) => e.kind === 'migration').map((e) => ({ x: e.evaluations, label: `migration after ${e.evaluations} evaluations` }));
+    const last = c.events[c.events.length - 1];
+    const chart = (key, label, opts = {}) => el('figure', {}, el('figcaption', {}, label),
+      lineChart({ series: [{ cls: 'this', label, points: events.map((e) => [e.evaluations, e[key]]) }], xlabel: 'evaluations', ylabel: opts.ylabel || label,
+        vlines: migrations, width: 520, height: 230, yPercent: opts.percent }));
+    const counts = Object.entries(c.counts).map(([k, v]) => `${k} ${v}`).join(', ');
+    return [summary(c),
+      el('p', { class: 'muted' }, `outcomes: ${counts || '–'} · ${c.duplicates} duplicates · `,
+        last && last.evals_per_hour ? `${fmt(last.evals_per_hour, 0)} evaluations/hour · ` : '', `last event ${last ? last.time.replace('T', ' ').slice(0, 19) : '–'}`,
+        migrations.length ? ' · dashed lines: migrations' : ''),
+      el('div', { class: 'charts' }, chart('best', 'best score'), chart('qd_score', 'QD score'), chart('coverage', 'coverage', { percent: true, ylabel: 'cells filled' }))];
+  }
+
+  // -- routing ---------------------------------------------------------------------------------
+
+  function route() {
+    const [name, arg] = location.hash.replace(/^#/, '').split('/');
+    return { name: name || 'heatmap', id: arg ? Number(arg) : null };
+  }
+
+  function render() {
+    const r = route();
+    let content;
+    if (!DATA.campaigns.length) content = [el('p', {}, 'This archive holds no campaign yet.')];
+    else if (r.name === 'program' || r.name === 'lineage' || r.name === 'curves') {
+      const p = pickProgram(r.id);
+      content = !p ? [el('p', {}, 'No programs yet.')] : r.name === 'program' ? programView(p) : r.name === 'lineage' ? lineageView(p) : curvesView(p);
+    } else if (r.name === 'programs') content = programsView();
+    else if (r.name === 'progress') content = progressView();
+    else content = heatmapView();
+    view.replaceChildren(...content);
+    document.getElementById('campaign').value = String(campaignId);
+    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.view === r.name || (r.name === 'heatmap' && a.dataset.view === 'heatmap'));
+  }
+
+  document.getElementById('campaign').addEventListener('change', (e) => { campaignId = Number(e.target.value); render(); });
+  window.addEventListener('hashchange', () => { render(); window.scrollTo(0, 0); });
+
+  // -- live refresh (served pages only) --------------------------------------------------------
+
+  function poll() {
+    fetch('data.json', { cache: 'no-store', headers: { 'If-None-Match': `"${DATA.version}"` } })
+      .then((res) => (res.status === 200 ? res.json() : null))
+      .then((data) => {
+        const live = document.getElementById('live');
+        live.textContent = `live · checked ${new Date().toLocaleTimeString()}`;
+        live.className = 'on';
+        if (!data || data.version === DATA.version) return;
+        const y = window.scrollY;
+        DATA = data;
+        reindex();
+        render();
+        window.scrollTo(0, y);
+      })
+      .catch(() => { const live = document.getElementById('live'); live.textContent = 'server not reachable'; live.className = 'off'; });
+  }
+
+  reindex();
+  render();
+  if (DATA.live) { poll(); setInterval(poll, 3000); }
+})();
