@@ -79,3 +79,13 @@ def finished(tmp_path_factory):
     summary = campaign.run()
     campaign.close()
     return db, summary
+
+
+@pytest.fixture(scope="session")
+def hostile(finished, tmp_path_factory):
+    """(database, id of the hostile program): a copy of the finished campaign plus one program whose
+    source, note and error hold ``</script><script>alert(1)</script>``; a report must show it as text."""
+    from report_helpers import add_hostile_program, copy_db
+
+    db = copy_db(finished[0], tmp_path_factory.mktemp("report") / "hostile.db")
+    return db, add_hostile_program(db)
