@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def _open(db: Path | None):
     path = _find_db(db)
     try:
         return Archive(path)
-    except (SchemaError, Exception) as err:  # a file that is not SQLite raises sqlite3.DatabaseError
+    except (SchemaError, sqlite3.DatabaseError) as err:  # a newer archive, or a file that is not SQLite
         raise BadInput(f"{path}: cannot open as an evosearch archive: {err}") from err
 
 
@@ -181,23 +182,23 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
 @click.option("--csv", "as_csv", is_flag=True)
 def status_command(db: Path | None, as_json: bool, as_csv: bool) -> None:
     """Campaigns in DB: state, evaluations, best, QD score, coverage, outcomes."""
+    from evosearch.browse import grid_of
+
     archive = _open(db)
     rows = []
     for c in archive.campaigns():
         config, state = json.loads(c["config"]), json.loads(c["state"])
-        grid_size = 1
-        for d in config["archive"]["descriptors"]:
-            grid_size *= d["bins"]
+        grid_size = grid_of(config).size
         stats = archive.qd_stats(c["id"], grid_size, config["archive"]["qd_offset"])
         counts = archive.counts(c["id"])
-        last = archive.events(c["id"])
+        last = archive.last_event(c["id"])
         rows.append({
             "campaign": c["name"], "status": c["status"], "evaluations": state.get("evaluations", 0),
             "max_evals": state.get("budget", config["budget"])["max_evals"], "pending": counts.pop("pending", 0),
             "best": stats["best"], "qd_score": stats["qd_score"], "coverage": stats["coverage"],
             "cells": stats["cells"], "grid_cells": grid_size, "islands": config["archive"]["islands"],
             "outcomes": counts, "duplicates": state.get("duplicates", 0),
-            "evals_per_hour": last[-1]["evals_per_hour"] if last else None, "updated": c["updated"],
+            "evals_per_hour": last["evals_per_hour"] if last else None, "updated": c["updated"],
             "llm_spend": archive.llm_spend(c["id"]), "llm_cost_cap": (config.get("llm") or {}).get("cost_cap"),
         })
 

@@ -325,6 +325,10 @@ class Archive:
                  finite_or_none(stats.get("qd_score")), finite_or_none(stats.get("coverage")),
                  finite_or_none(evals_per_hour), dumps(data or {})))
 
+    def last_event(self, campaign_id: int) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM events WHERE campaign_id = ? ORDER BY id DESC LIMIT 1",
+                                 (campaign_id,)).fetchone()
+
     def events(self, campaign_id: int, kind: str | None = None) -> list[sqlite3.Row]:
         if kind is None:
             return self.conn.execute("SELECT * FROM events WHERE campaign_id = ? ORDER BY id",
