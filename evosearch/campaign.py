@@ -103,7 +103,7 @@ def default_evaluator(config: CampaignConfig) -> Evaluator:
     return Evaluator(CascadeConfig(
         suite=resolved_suite(config), seeds=ev.seeds, hurdle=ev.hurdle, hurdle_threshold=ev.hurdle_threshold,
         fitness=ev.fitness, smoke_timeout_s=ev.smoke_timeout_s, task_timeout_s=ev.task_timeout_s,
-        memory_mb=ev.memory_mb, workers=ev.workers))
+        memory_mb=ev.memory_mb, workers=ev.workers, sandbox=ev.sandbox))
 
 
 class Campaign:
@@ -187,7 +187,12 @@ class Campaign:
         log.info("campaign %r %s in %s: %d evaluations so far, %d pending re-queued; budget %s evaluations, %s min",
                  self.config.name, "resumed" if self.state["runs"] > 1 else "started", self.db_path,
                  self.state["evaluations"], requeued, max_evals, minutes)
-        self._event("start", {"requeued": requeued, "max_evals": max_evals, "minutes": minutes})
+        mode = getattr(evaluator, "sandbox", None)
+        if mode is not None:
+            (log.info if mode.strong else log.warning)("sandbox: %s%s", mode.summary(),
+                                                       "" if mode.strong else " (weak: see `evosearch doctor`)")
+        self._event("start", {"requeued": requeued, "max_evals": max_evals, "minutes": minutes,
+                              "sandbox": mode.summary() if mode is not None else None})
         done_this_run = 0
         in_flight: dict[Future, sqlite3.Row] = {}  # evaluations
         proposing: dict[Future, tuple[LlmRequest, int]] = {}  # LLM proposals, with their island

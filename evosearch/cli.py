@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from evosearch.cli_campaign import archive_group, llm_group, run_command, status_command
+from evosearch.cli_doctor import doctor_command
 from evosearch.cli_export import export_command
 from evosearch.cli_report import report_command, serve_command
 from evosearch.envs.suites import SuiteError, available, load_suite
@@ -152,6 +153,7 @@ main.add_command(llm_group)
 main.add_command(export_command)
 main.add_command(report_command)
 main.add_command(serve_command)
+main.add_command(doctor_command)
 
 if __name__ == "__main__":
     main()

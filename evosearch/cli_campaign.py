@@ -136,14 +136,16 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     Ctrl-C once finishes the evaluations in flight and stops; twice abandons them (they are
     re-run on resume). Progress goes to the terminal, details to a log file beside the database.
     """
+    from evosearch import sandbox
     from evosearch.campaign import BudgetReached, Campaign
     from evosearch.config import load_config
     from evosearch.progress import ProgressView
 
     try:
         config = load_config(config_file, {"parallel": parallel} if parallel else None)
+        mode = sandbox.ensure(config.evaluation.sandbox)
         campaign = Campaign(config, db_path=db)
-    except ConfigError as err:
+    except (ConfigError, sandbox.SandboxUnavailable) as err:
         raise BadInput(str(err)) from err
     log_path = campaign.db_path.with_suffix(".log")
     handler = logging.FileHandler(log_path, encoding="utf-8")
@@ -152,6 +154,8 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     click.echo(f"campaign {config.name!r}: database {campaign.db_path}, log {log_path}", err=True)
+    click.echo(f"sandbox: {mode.summary()}" + ("" if mode.strong else
+               " -- weak: candidates are not isolated from this machine; see `evosearch doctor`"), err=True)
     try:
         with ProgressView() as view:
             summary = campaign.run(max_evals=max_evals, minutes=minutes, on_progress=view)

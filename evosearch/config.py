@@ -38,6 +38,7 @@ class EvaluationConfig:
     task_timeout_s: float = 600.0
     memory_mb: int = 4096
     workers: int = 1  # training jobs per evaluation; the campaign runs `parallel` evaluations at once
+    sandbox: Literal["auto", "bubblewrap", "namespaces", "rlimits"] = "auto"  # `evosearch doctor` shows each
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+# The strong sandbox mode runs candidates inside bubblewrap (DESIGN §5). Install it where we may;
+# elsewhere `evosearch doctor` says what is missing and how to get it.
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -qq bubblewrap libseccomp2 >/dev/null 2>&1 \
+    || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap libseccomp2 >/dev/null 2>&1)) \
+    || echo "setup: could not install bubblewrap; the sandbox will use a weaker mode (see evosearch doctor)" >&2
+fi
 # The package itself asks for an open torch range; pinning here keeps a CPU-only setup from
 # pulling a multi-GB CUDA build. Set TORCH_SPEC="torch" (or a CUDA index) on a GPU machine.
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
@@ -16,3 +23,4 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 "${PIP[@]}" install -e ".[test]"
 .venv/bin/python -c "import torch, envpool, evosearch; print('evosearch', evosearch.__version__, '| torch', torch.__version__, '| envpool', envpool.__version__)"
+.venv/bin/evosearch doctor --no-live 2>/dev/null | head -2 || true

@@ -1,5 +1,10 @@
-"""Process boundary for untrusted programs: one job, one process, limits, a wall-clock kill."""
+"""Process boundary for untrusted programs: one job, one confined process, a wall-clock kill.
 
-from evosearch.sandbox.runner import JobOutcome, Limits, run_job
+See :mod:`evosearch.sandbox.modes` for the layers and ``evosearch doctor`` for what is in force.
+"""
 
-__all__ = ["JobOutcome", "Limits", "run_job"]
+from evosearch.sandbox.modes import Mode, SandboxUnavailable
+from evosearch.sandbox.runner import JobOutcome, Limits, configure, current_mode, ensure, run_job, shutdown
+
+__all__ = ["JobOutcome", "Limits", "Mode", "SandboxUnavailable", "configure", "current_mode", "ensure", "run_job",
+           "shutdown"]

@@ -1,7 +1,8 @@
 """The jobs a sandboxed process can run. Imported by the forkserver, so torch loads once.
 
 ``probe`` and ``train`` run candidate code. ``score`` and ``random`` never do: they are
-the trusted side of DESIGN §5.6, reading only a plain ``.npz`` of weights.
+the trusted side of DESIGN §5.6, reading only a plain ``.npz`` of weights. ``selfcheck``
+tries what a hostile program would, for ``evosearch doctor``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,51 @@ def _random(payload: dict, scratch: str) -> dict:
     return {"returns": [float(r) for r in returns]}
 
 
-JOBS = {"probe": _probe, "train": _train, "score": _score, "random": _random}
+def _attempt(action) -> str:
+    """``allowed`` or ``blocked (<why>)`` for one thing a hostile program would try."""
+    try:
+        action()
+    except OSError as err:
+        return f"blocked ({err.strerror or type(err).__name__})"
+    return "allowed"
+
+
+def _selfcheck(payload: dict, scratch: str) -> dict:
+    """What a job can do to its host, tried from inside one (``evosearch doctor`` shows it).
+
+    Only harmless probes: signal 0 checks permission without sending anything, and a file this
+    creates outside the scratch directory is removed at once.
+    """
+    import socket
+
+    def outside_write() -> None:
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            f".evosearch-doctor-{os.getpid()}")
+        with open(path, "w", encoding="utf-8"):
+            pass
+        os.unlink(path)
+
+    def fork() -> None:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    with open("/proc/self/status", encoding="ascii") as f:
+        caps = dict(line.split(":\t", 1) for line in f if line.startswith("Cap")).get("CapEff", "?").strip()
+    return {
+        "uid": os.getuid(),
+        "capabilities (CapEff)": caps,
+        "write the evosearch package": _attempt(outside_write),
+        "fork a process": _attempt(fork),
+        "open an internet socket": _attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()),
+        "signal the worker": _attempt(lambda: os.kill(os.getppid(), 0)),
+        "open the worker's reply pipe": _attempt(lambda: open(f"/proc/{os.getppid()}/fd/1", "wb").close()),
+        "environment variables": sorted(os.environ),
+    }
+
+
+JOBS = {"probe": _probe, "train": _train, "score": _score, "random": _random, "selfcheck": _selfcheck}
 
 
 def _write(scratch: str, data: dict) -> None:

@@ -2,10 +2,11 @@
 
 Why a warm worker: importing torch costs ~2 s, a fork from a process that already has it
 ~10 ms, and the worker never runs candidate code or a multi-threaded op, so its children
-start clean and single-threaded. Each job calls ``setsid`` first (its own process group, so the
-wall-clock kill takes every process it started), sets rlimits, redirects its output to a
-bounded file in a scratch directory and writes its result as JSON there. The parent trusts
-nothing but the exit status and files it parses defensively.
+start clean and single-threaded. How a job is confined depends on the sandbox mode
+(:mod:`evosearch.sandbox.modes`; the worker does the confining, :mod:`.worker`). This side
+keeps a pool of workers, one per concurrent job, replaces any that fails or has served
+``recycle_after`` jobs, and trusts nothing a job wrote: it parses the result file
+defensively and takes the exit status and resource use from the worker, which measured them.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import itertools
 import json
 import os
 import queue
+import secrets
 import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from evosearch.sandbox import cgroups, launch, modes
 
 RESULT_FILE = "result.json"
 OUTPUT_FILE = "output.log"
@@ -31,8 +34,10 @@ TAIL_BYTES = 4000
 
 _pool: queue.SimpleQueue | None = None
 _pool_lock = threading.Lock()
-_job_ids = itertools.count(1)
+_worker_numbers = itertools.count(1)
 _busy: set[Worker] = set()  # workers running a job now, for shutdown()
+_recycle_after = 200  # jobs per worker before it is replaced by a fresh one
+WORKER_GRACE_S = 30.0  # past a job's wall limit, how long the host waits for the worker to report
 
 
 @dataclass(frozen=True)
@@ -67,15 +72,32 @@ class JobOutcome:
 
 
 class Worker:
-    """One warm worker process; serves one job at a time."""
+    """One warm worker process (inside bubblewrap when that is the mode); serves one job at a time.
 
-    def __init__(self) -> None:
-        self.job_pid: int | None = None
+    It owns a scratch root that only its jobs see, and a cgroup slot where cgroups are writable.
+    Every reply must carry the id of the request it answers; a worker that is out of step, has
+    died or stopped answering is killed with everything in it and never reused.
+    """
+
+    def __init__(self, mode: modes.Mode) -> None:
+        self.mode = mode
+        self.job_pid: int | None = None  # the job's pid in the host's namespace (not under bubblewrap)
+        self.jobs_done = 0
         self._buffer = b""
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
+        number = next(_worker_numbers)
+        self.root = tempfile.mkdtemp(prefix=f"sandbox-{os.getpid()}-{number}-", dir=scratch_root())
+        os.chmod(self.root, 0o711)  # namespaces mode: the job's uid must pass through to its scratch
+        self.group = None
+        if mode.cgroups.any:
+            try:
+                self.group = cgroups.SlotGroup(mode.cgroups, os.path.basename(self.root))
+            except OSError:
+                self.group = None  # a cgroup we could not create: the other layers still hold
+        self.job_uid = _job_uid()
+        argv, env = launch.worker_command(mode, self.root, self.job_uid,
+                                          self.group.procs_files if self.group else [])
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "evosearch.sandbox.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0,
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0, cwd=self.root,
             # Its own session: a terminal's Ctrl-C goes to the host's whole process group, and the
             # host decides what an interrupt means (finish the running jobs, or abandon them).
             start_new_session=True,
@@ -83,10 +105,10 @@ class Worker:
         ready = self._read(120.0)
         if not ready or "ready" not in ready:
             self.close()
-            raise RuntimeError("the sandbox worker did not start (is evosearch importable?)")
+            raise RuntimeError(f"the sandbox worker did not start in mode {mode.name} (is evosearch importable?)")
 
     def _read(self, timeout: float) -> dict | None:
-        """One reply line, or None on timeout or if the worker died.
+        """One reply line, or None on timeout, on a line that is not JSON, or if the worker died.
 
         Reads the raw pipe into our own buffer: ``select`` on a buffered stream would miss a
         second reply already sitting in Python's buffer (a fast job's "started" and "finished"
@@ -103,50 +125,136 @@ class Worker:
                 return None
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            return None
+        return reply if isinstance(reply, dict) else None
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def run(self, request: dict, wall_s: float) -> tuple[dict | None, bool]:
-        """Send a job; return ``(end report, timed_out)``. The report is None if the worker died."""
-        self.process.stdin.write((json.dumps(request) + "\n").encode())
-        self.process.stdin.flush()
+    def new_scratch(self, job: str) -> str:
+        """A fresh scratch directory for one job, writable by the job's uid alone."""
+        scratch = tempfile.mkdtemp(prefix=f"evosearch-{job}-", dir=self.root)
+        if self.mode.name != "rlimits" and launch.drops_uid():
+            os.chown(scratch, self.job_uid, self.job_uid)
+        return scratch
+
+    def inside(self, path: str) -> str:
+        """A path under our scratch root as the worker sees it (bubblewrap binds the root elsewhere)."""
+        return launch.inside(self.mode, self.root, path)
+
+    def oom_kills(self) -> int:
+        return self.group.oom_kills() if self.group else 0
+
+    def run(self, request: dict, wall_s: float) -> dict | None:
+        """Send a job; return the worker's end report, or None if the worker failed us (it is then closed)."""
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+        except OSError:
+            self.close()
+            return None
         started = self._read(30.0)
         if not started or started.get("id") != request["id"]:
-            self.close()  # out of step with us: never reuse it
-            return None, False
-        pid = self.job_pid = int(started["pid"])
-        finished = self._read(wall_s)
-        timed_out = finished is None and self.alive()
-        _kill_group(pid)  # the job and anything it left behind
-        if finished is None:
-            _kill(pid)  # in case it never got as far as leading its own group
-            finished = self._read(10.0)
-        if not finished or finished.get("id") != request["id"]:
+            self.close()  # out of step with us, or dead: never reuse it
+            return None
+        if self.mode.name != "bubblewrap":  # under bubblewrap the pid is the sandbox's, not ours
+            self.job_pid = int(started["pid"])
+        # The worker kills the job at wall_s itself; this later deadline is for a worker that cannot.
+        finished = self._read(wall_s + WORKER_GRACE_S)
+        if not finished or finished.get("id") != request["id"] or "status" not in finished:
             self.close()
-            return None, timed_out
-        return finished, timed_out
+            return None
+        self.jobs_done += 1
+        return finished
 
     def close(self) -> None:
+        """Kill the worker and everything it started, then remove its scratch root and cgroup."""
+        _kill_group(self.job_pid)
+        if self.group is not None:
+            self.group.kill()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         try:
             self.process.kill()
             self.process.wait(5)
         except (OSError, subprocess.TimeoutExpired):
             pass
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        if self.group is not None:
+            self.group.remove()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def scratch_root() -> str:
+    """Where workers keep their scratch roots: ``EVOSEARCH_SCRATCH``, else the system temp directory."""
+    root = os.environ.get("EVOSEARCH_SCRATCH") or tempfile.gettempdir()
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def _job_uid() -> int:
+    """An unprivileged uid for one worker's jobs (namespaces mode), not shared with other workers.
+
+    Drawn from a range no distribution hands out (above the 32-bit nobody's neighbours), so two
+    workers, or two campaigns, never share one: a shared uid could signal the other's jobs.
+    """
+    return secrets.randbelow(1 << 30) + (1 << 30)
+
+
+def configure(mode: str | None = None, *, recycle_after: int | None = None) -> modes.Mode:
+    """Choose the sandbox mode (``auto``, ``bubblewrap``, ``namespaces``, ``rlimits``) for later jobs.
+
+    Raises :class:`~evosearch.sandbox.modes.SandboxUnavailable` when that mode cannot run here.
+    Running workers are stopped; new ones start in the new mode.
+    """
+    global _recycle_after
+    chosen = modes.set_requested(mode)
+    if recycle_after is not None:
+        _recycle_after = max(1, int(recycle_after))
+    shutdown()
+    return chosen
+
+
+def ensure(mode: str | None) -> modes.Mode:
+    """The mode in force, after switching to ``mode`` if one is asked for and differs (see :func:`configure`)."""
+    if mode is None or mode == modes.requested_mode():
+        return modes.current()
+    if mode == "auto" and modes.requested_mode() == "auto":
+        return modes.current()
+    return configure(mode)
+
+
+def current_mode() -> modes.Mode:
+    """The sandbox mode jobs run in (detected on first use)."""
+    return modes.current()
 
 
 def _acquire() -> Worker:
     global _pool
+    mode = modes.current()
     with _pool_lock:
         if _pool is None:
             _pool = queue.SimpleQueue()
-    try:
-        worker = _pool.get_nowait()
-        if not worker.alive():
-            worker = Worker()
-    except queue.Empty:
-        worker = Worker()
+    worker = None
+    while worker is None:
+        try:
+            candidate = _pool.get_nowait()
+        except queue.Empty:
+            worker = Worker(mode)
+            break
+        if candidate.alive() and candidate.mode is mode:
+            worker = candidate
+        else:
+            candidate.close()
     with _pool_lock:
         _busy.add(worker)
     return worker
@@ -156,9 +264,9 @@ def _release(worker: Worker) -> None:
     with _pool_lock:
         _busy.discard(worker)
         worker.job_pid = None
-    if worker.alive() and _pool is not None:
+    if worker.alive() and _pool is not None and worker.jobs_done < _recycle_after:
         _pool.put(worker)
-    else:
+    else:  # dead, or due for a fresh start: a long-lived process accumulates whatever state it has
         worker.close()
 
 
@@ -182,41 +290,59 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False) -> JobOutcome:
+def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
+            inputs: dict[str, str] | None = None) -> JobOutcome:
     """Run ``job`` (a name in ``evosearch.sandbox.jobs``) with ``payload`` under ``limits``.
 
-    The scratch directory is removed afterwards unless ``keep_scratch`` (the caller then owns
-    it, e.g. to hand the trained weights to the scorer). Safe to call from several threads:
-    each call takes its own warm worker.
+    ``inputs`` maps file names to host paths copied into the job's scratch directory first (the
+    job sees them in its working directory): how a scoring job gets the weights a training job
+    wrote in another worker's scratch. The scratch directory is removed afterwards unless
+    ``keep_scratch`` (the caller then owns it). Safe to call from several threads: each call
+    takes its own warm worker.
     """
-    root = os.environ.get("EVOSEARCH_SCRATCH") or None  # default: the system temp directory
-    if root:
-        os.makedirs(root, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=f"evosearch-{job}-", dir=root)
-    request = {"id": next(_job_ids), "job": job, "payload": payload, "scratch": scratch,
-               "limits": limits.for_worker()}
     worker = _acquire()
+    scratch = worker.new_scratch(job)
+    request = {"id": secrets.token_hex(16), "job": job, "payload": payload, "scratch": worker.inside(scratch),
+               "limits": limits.for_worker(), "wall_s": limits.wall_s}
     start = time.monotonic()
     try:
-        report, timed_out = worker.run(request, limits.wall_s)
+        for name, source in (inputs or {}).items():
+            shutil.copyfile(source, os.path.join(scratch, os.path.basename(name)))
+        oom_before = worker.oom_kills()
+        report = worker.run(request, limits.wall_s)
+        oom_killed = report is not None and worker.oom_kills() > oom_before
+        data = _read_json(Path(scratch) / RESULT_FILE)
+        tail = _tail(Path(scratch) / OUTPUT_FILE)
+        if keep_scratch:  # out of the worker's root, which goes when the worker does
+            kept = tempfile.mkdtemp(prefix=f"evosearch-{job}-", dir=scratch_root())
+            os.rename(scratch, kept)  # onto the empty directory: replaces it, atomically
+            scratch = kept
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
     finally:
         _release(worker)
     wall = time.monotonic() - start
-    data = _read_json(Path(scratch) / RESULT_FILE)
     exit_code = None
     if report is not None:
         status = int(report["status"])
         exit_code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-    outcome = JobOutcome(status="ok", output_tail=_tail(Path(scratch) / OUTPUT_FILE), wall_s=wall,
-                         exit_code=exit_code, scratch=scratch)
+    outcome = JobOutcome(status="ok", output_tail=tail, wall_s=wall, exit_code=exit_code, scratch=scratch)
     if report is not None:
         outcome.cpu_s, outcome.peak_rss_mb = float(report["cpu_s"]), float(report["peak_rss_mb"])
-    if timed_out:
+    if report is not None and report.get("timed_out"):
         outcome.status = "timeout"
         outcome.error = {"type": "Timeout", "message": f"job ran past its {limits.wall_s:g} s wall-clock limit"}
     elif report is None:
         outcome.status = "crashed"
-        outcome.error = {"type": "WorkerLost", "message": "the sandbox worker died during the job"}
+        outcome.error = {"type": "WorkerLost", "message": "the sandbox worker died or stopped answering during the job"}
+    elif not report.get("confined"):
+        outcome.status = "crashed"
+        outcome.error = {"type": "SandboxSetup", "message": "the sandbox could not confine the job: "
+                         + (outcome.output_tail.strip().splitlines() or ["no message"])[-1]}
+    elif oom_killed and exit_code == -signal.SIGKILL:
+        outcome.status = "killed"
+        outcome.error = {"type": "MemoryError", "message": "killed by the kernel: the job's cgroup ran out of memory "
+                         f"({limits.memory_mb} MiB)"}
     elif data.get("status") == "ok" and exit_code == 0:
         outcome.result = data.get("result", {})
     elif data.get("status") == "error":
@@ -230,8 +356,6 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False)
     else:
         outcome.status = "crashed"
         outcome.error = {"type": "Crash", "message": f"job exited with code {exit_code} and no result"}
-    if not keep_scratch:
-        shutil.rmtree(scratch, ignore_errors=True)
     return outcome
 
 

@@ -1,59 +1,117 @@
-"""The warm worker: imports torch once, then forks one child per job and reports its exit.
+"""The warm worker: imports torch once, then forks one child per job and reports how it ended.
 
-Run as ``python -m evosearch.sandbox.worker``. It reads one JSON request per line on stdin
-and answers on stdout with two lines per job: ``{"id", "pid"}`` when the child starts and
-``{"id", "status", "cpu_s", "peak_rss_mb"}`` (the raw wait status and the child's resource
-use) when it ends. It never runs candidate code and
-never runs a multi-threaded op, so its forks start clean; the host kills a job by killing the
-child's process group, which the child leads.
+Run as ``python -m evosearch.sandbox.worker --mode MODE``. It reads one JSON request per line
+on stdin and answers on stdout with two lines per job, each carrying the request's id:
+``{"id", "pid"}`` when the child starts and ``{"id", "status", "timed_out", "cpu_s",
+"peak_rss_mb"}`` (the raw wait status and the child's resource use, measured here) when it
+ends. The worker never runs candidate code and never runs a multi-threaded op, so its forks
+start clean. It enforces each job's wall-clock limit itself, because under bubblewrap the
+job's pid means nothing to the host; the host keeps a later deadline of its own.
+
+A job child, in order: leads a new session; closes every descriptor it inherited (the
+worker's request and reply pipes included) and writes its output to a bounded file; in
+``namespaces`` mode enters its namespaces and drops to an unprivileged uid; sets rlimits;
+loads the seccomp filter; runs the job.
 """
 
 from __future__ import annotations
 
+import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import resource
 import select
+import shutil
 import signal
 import sys
+import time
+import traceback
 
 MIB = 1024 * 1024
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+NPROC_LIMIT = 64  # threads count: EnvPool and torch start a few; a fork bomb is stopped by seccomp first
+
+try:
+    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+except OSError:  # pragma: no cover - no libc to load (not a POSIX system)
+    _libc = None
 
 
-def _start_child(request: dict, out_fd: int, in_fd: int) -> None:
-    """In the forked child: isolate, limit, run the job; never returns."""
+def _prctl(option: int, value: int) -> bool:
+    return bool(_libc is not None and sys.platform.startswith("linux") and _libc.prctl(option, value, 0, 0, 0) == 0)
+
+
+def _start_child(request: dict, options: argparse.Namespace, worker_pid: int, setup_fd: int) -> None:
+    """In the forked child: isolate, limit, run the job; never returns.
+
+    ``setup_fd`` is closed by the first byte written to it: the worker learns that confinement
+    is complete before any job code ran, so a failed setup is a sandbox failure, never blamed on
+    the candidate (who cannot fake it: the descriptor is gone when its code runs).
+    """
     try:
-        os.setsid()
-        os.close(in_fd)
-        os.close(out_fd)
-        scratch = request["scratch"]
-        fd = os.open(os.path.join(scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a full output file fails writes, not the job
-        limits = request["limits"]
-        memory = int(limits["memory_mb"]) * MIB
-        cpu = int(limits["cpu_s"])
-        files = int(limits["file_mb"]) * MIB
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (files, files))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits["open_files"]), int(limits["open_files"])))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.chdir(scratch)
+        _confine(request, options, worker_pid, setup_fd)
+    except BaseException:  # noqa: BLE001 - report how the sandbox failed, in the job's own output
+        traceback.print_exc()
+        os._exit(71)
+    try:
         from evosearch.sandbox import jobs
 
-        jobs.run(request["job"], request["payload"], scratch)
+        jobs.run(request["job"], request["payload"], request["scratch"])
     finally:
         os._exit(70)
 
 
-def _wait_unless_orphaned(pid: int, in_fd: int) -> bool:
-    """Block until the job exits (True) or the host closes our stdin by dying (False).
+def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_fd: int) -> None:
+    os.setsid()
+    if options.drop_uid:  # inside bubblewrap already: only the uid is left to change (this clears every capability)
+        os.setgroups([])
+        os.setresgid(options.uid, options.uid, options.uid)
+        os.setresuid(options.uid, options.uid, options.uid)
+    scratch = request["scratch"]
+    fd = os.open(os.path.join(scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    keep = setup_fd if setup_fd > 2 else os.dup2(setup_fd, 3)
+    os.closerange(3, keep)  # every inherited descriptor, the worker's pipes above all
+    os.closerange(keep + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a full output file fails writes, not the job
+    limits = request["limits"]
+    if options.mode == "namespaces":
+        from evosearch.sandbox import namespaces
+
+        namespaces.isolate(scratch, options.uid, options.tmpfs_mb, options.visible)
+    if not _prctl(PR_SET_PDEATHSIG, signal.SIGKILL) and sys.platform.startswith("linux"):
+        raise OSError("prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != worker_pid:  # the worker died before we could tie ourselves to it
+        raise OSError("the worker is gone")
+    os.environ.update(HOME=scratch, TMPDIR="/tmp")
+    memory = int(limits["memory_mb"]) * MIB
+    cpu = int(limits["cpu_s"])
+    files = int(limits["file_mb"]) * MIB
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (files, files))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits["open_files"]), int(limits["open_files"])))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if options.mode == "namespaces" or options.drop_uid:  # counted per uid, and the uid is this job's alone
+        resource.setrlimit(resource.RLIMIT_NPROC, (NPROC_LIMIT, NPROC_LIMIT))
+    if options.seccomp:
+        from evosearch.sandbox import seccomp_filter
+
+        seccomp_filter.install()
+    os.chdir(scratch)
+    os.write(keep, b"1")
+    os.close(keep)
+
+
+def _wait(pid: int, in_fd: int, deadline: float) -> str:
+    """Block until the job exits (``exited``), its time is up (``timeout``) or the host is gone (``orphaned``).
 
     The host writes nothing while a job runs, so stdin becoming readable means end of file.
     """
@@ -63,46 +121,150 @@ def _wait_unless_orphaned(pid: int, in_fd: int) -> bool:
         watched = None
     try:
         while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout"
             fds = [in_fd] + ([watched] if watched is not None else [])
-            ready, _, _ = select.select(fds, [], [], None if watched is not None else 0.2)
+            ready, _, _ = select.select(fds, [], [], remaining if watched is not None else min(remaining, 0.05))
             if in_fd in ready:
-                return False
+                return "orphaned"
             if watched is not None and watched in ready:
-                return True
+                return "exited"
             if watched is None and os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
+                return "exited"
     finally:
         if watched is not None:
             os.close(watched)
 
 
-def _kill_group(pid: int) -> None:
+def _setup_done(fd: int) -> bool:
+    """Whether the child reported its confinement complete (one byte, then end of file)."""
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+        return os.read(fd, 1) == b"1"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):  # the group; the job itself if it never got to lead one
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _children() -> list[int]:
+    """Our children still running or unreaped: a job's orphans are reparented to us (subreaper)."""
+    found = []
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as f:
+                found += [int(p) for p in f.read().split()]
+    except OSError:
         pass
+    return found
 
 
-def main() -> None:
+def _sweep() -> None:
+    """Kill and reap whatever the job left behind, so the next job starts alone."""
+    for _ in range(100):
+        left = _children()
+        if not left:
+            break
+        for pid in left:
+            _kill_group(pid)
+        time.sleep(0.005)
+        _reap()
+    _reap()
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _wipe(directory: str, keep: str) -> None:
+    """Empty a private directory between jobs, except the path down to ``keep`` (the scratch root)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(directory, name)
+        if keep == path:
+            continue
+        if keep.startswith(path + "/"):
+            _wipe(path, keep)
+        elif os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def _options(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="evosearch.sandbox.worker")
+    parser.add_argument("--mode", default="rlimits", choices=("bubblewrap", "namespaces", "rlimits"))
+    parser.add_argument("--uid", type=int, default=65534, help="the unprivileged uid jobs run as (namespaces mode)")
+    parser.add_argument("--tmpfs-mb", type=int, default=64)
+    parser.add_argument("--seccomp", action="store_true")
+    parser.add_argument("--drop-uid", action="store_true", help="bubblewrap mode on a root host: jobs switch to --uid")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = _options(argv)
     os.environ["OMP_NUM_THREADS"] = "1"
+    # Non-dumpable: /proc/<worker>/fd and /proc/<worker>/mem need CAP_SYS_PTRACE, which no job has.
+    _prctl(PR_SET_DUMPABLE, 0)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
     from evosearch.sandbox import jobs  # noqa: F401  - the warm import: torch, envpool, harness
+
+    if options.seccomp:
+        from evosearch.sandbox import seccomp_filter  # noqa: F401  - loads libseccomp before any fork
+    if options.mode == "namespaces":
+        from evosearch.sandbox import launch, namespaces  # noqa: F401
+
+        options.visible = launch.python_paths()  # bound back where a job's view hides a home directory
 
     in_fd, out_fd = sys.stdin.fileno(), sys.stdout.fileno()
     reader = os.fdopen(os.dup(in_fd), "r", encoding="utf-8")
     writer = os.fdopen(os.dup(out_fd), "w", encoding="utf-8", buffering=1)
-    writer.write(json.dumps({"ready": os.getpid()}) + "\n")
+    worker_pid = os.getpid()
+    writer.write(json.dumps({"ready": worker_pid}) + "\n")
+    private = options.mode == "bubblewrap"  # its /tmp and /dev/shm belong to this sandbox alone
     for line in reader:
         request = json.loads(line)
+        deadline = time.monotonic() + float(request["wall_s"])
+        setup_r, setup_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            _start_child(request, out_fd, in_fd)
+            os.close(setup_r)
+            _start_child(request, options, worker_pid, setup_w)
+        os.close(setup_w)
         writer.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
-        if not _wait_unless_orphaned(pid, in_fd):
-            _kill_group(pid)  # the host is gone (killed): take the job with us rather than leave it running
-            os.waitpid(pid, 0)
-            return
+        ended = _wait(pid, in_fd, deadline)
+        if ended != "exited":
+            _kill_group(pid)  # out of time, or the host is gone: take the job (and its group) down
         _, status, usage = os.wait4(pid, 0)  # measured by us, not reported by the job
-        writer.write(json.dumps({"id": request["id"], "status": status,
+        confined = _setup_done(setup_r)
+        _sweep()
+        if private:
+            for directory in ("/tmp", "/dev/shm", "/var/tmp"):
+                _wipe(directory, os.path.dirname(request["scratch"]))  # keep the bound scratch root
+        if ended == "orphaned":
+            return
+        writer.write(json.dumps({"id": request["id"], "status": status, "confined": confined,
+                                 "timed_out": ended == "timeout",
                                  "cpu_s": usage.ru_utime + usage.ru_stime,
                                  "peak_rss_mb": usage.ru_maxrss / 1024}) + "\n")
 

@@ -1,27 +1,82 @@
-"""The host's side of the worker protocol."""
+"""The host's side of the worker protocol: replies, ids, recycling, modes."""
 
 import json
 import time
 
+import pytest
 from conftest import rule_source
 
-from evosearch.sandbox.runner import Limits, Worker
+from evosearch import sandbox
+from evosearch.sandbox import Limits, modes, run_job, runner
+from evosearch.sandbox.runner import Worker
 
 
-def test_two_replies_arriving_in_one_read_are_both_seen(tmp_path):
+def _request(worker: Worker) -> dict:
+    return {"id": "a1", "job": "probe", "payload": {"source": rule_source("a2c")},
+            "scratch": worker.inside(worker.new_scratch("probe")), "limits": Limits(wall_s=30).for_worker(),
+            "wall_s": 30}
+
+
+def test_two_replies_arriving_in_one_read_are_both_seen():
     # A fast job's "started" and "finished" lines often reach the pipe together (the host
     # thread was busy); the second must be read from our buffer, not waited for.
-    worker = Worker()
+    worker = Worker(sandbox.current_mode())
     try:
-        request = {"id": 1, "job": "probe", "payload": {"source": rule_source("a2c")}, "scratch": str(tmp_path),
-                   "limits": Limits(wall_s=30).for_worker()}
+        request = _request(worker)
         worker.process.stdin.write((json.dumps(request) + "\n").encode())
         worker.process.stdin.flush()
         time.sleep(3.0)  # the job has finished; both lines wait in the pipe
         started = time.monotonic()
-        assert worker._read(5.0)["id"] == 1
+        assert worker._read(5.0)["id"] == "a1"
         finished = worker._read(5.0)
-        assert finished is not None and finished["id"] == 1 and "status" in finished
+        assert finished is not None and finished["id"] == "a1" and "status" in finished and finished["confined"]
         assert time.monotonic() - started < 1.0
     finally:
         worker.close()
+
+
+def test_a_reply_with_another_id_retires_the_worker(monkeypatch):
+    worker = Worker(sandbox.current_mode())
+    real_read = worker._read
+
+    def forged(timeout):  # as if something else had written a line into the reply pipe
+        reply = real_read(timeout)
+        return dict(reply, id="forged") if reply else reply
+
+    monkeypatch.setattr(worker, "_read", forged)
+    assert worker.run(_request(worker), 30) is None
+    assert not worker.alive()
+
+
+def test_workers_are_replaced_after_the_configured_number_of_jobs(monkeypatch):
+    started = []
+    real_init = runner.Worker.__init__
+
+    def counting(self, mode):
+        real_init(self, mode)
+        started.append(self.process.pid)
+
+    monkeypatch.setattr(runner.Worker, "__init__", counting)
+    sandbox.configure(None, recycle_after=2)
+    try:
+        for _ in range(5):
+            assert run_job("selfcheck", {}, Limits(wall_s=30)).status == "ok"
+        assert len(started) == 3  # jobs 1-2, 3-4, then 5
+    finally:
+        sandbox.configure(None, recycle_after=200)
+
+
+def test_an_unknown_or_missing_mode_is_a_clear_error():
+    with pytest.raises(sandbox.SandboxUnavailable, match="unknown sandbox mode 'chroot'"):
+        modes.detect("chroot")
+
+
+def test_the_mode_summary_names_every_layer_in_force():
+    mode = sandbox.current_mode()
+    summary = mode.summary()
+    assert summary.startswith(mode.name)
+    assert ("seccomp" in summary) == mode.seccomp
+    names = {layer.name for layer in mode.layers}
+    assert {"rlimits", "seccomp", "bubblewrap", "cgroups", "trusted scoring"} <= names
+    for layer in mode.layers:
+        assert layer.active or layer.hint or "not needed" in layer.detail, layer

@@ -1,0 +1,111 @@
+"""The command line and environment a warm worker starts with, per sandbox mode.
+
+Why the environment is built, not inherited: a host holds API keys (``OPENAI_API_KEY``) that a
+candidate must never read, so a worker gets an allow-list and nothing else. Why home
+directories are hidden under bubblewrap: a read-only root still lets root-in-a-namespace read
+``~/.ssh`` or a key file; the Python installation is bound back if it lives there.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+from pathlib import Path
+
+from evosearch.sandbox.modes import Mode
+from evosearch.sandbox.namespaces import HIDDEN_DIRS, real_home
+
+#: Variables a worker may inherit (never secrets): where Python and its packages are, the locale.
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHASHSEED")
+FIXED_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2",
+             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "TMPDIR": "/tmp"}
+#: Where a worker's scratch root appears inside bubblewrap, whatever its path (and its parents' modes) outside.
+SANDBOX_ROOT = "/tmp/evosearch-sandbox"
+TMPFS_MB = 64  # private /tmp, /dev/shm and /var/tmp of a sandbox: jobs write to their scratch directory
+
+
+def worker_env(home: str) -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(FIXED_ENV, HOME=home)
+    return env
+
+
+def python_paths() -> list[str]:
+    """Directories the worker's interpreter needs to see: its prefixes and every import path."""
+    paths = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    paths.update(p for p in sys.path if p and os.path.isdir(p) and p != os.getcwd())
+    paths.update(p for p in site.getsitepackages() if os.path.isdir(p))
+    import evosearch  # the package itself (an editable install lives in the source tree)
+
+    paths.add(str(Path(evosearch.__file__).resolve().parent.parent))
+    return sorted(paths)
+
+
+def drops_uid() -> bool:
+    """Whether jobs switch to an unprivileged uid of their own: possible, and needed, for a root host."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _bwrap_args(mode: Mode, worker_dir: str, env: dict[str, str]) -> list[str]:
+    if drops_uid():
+        # As root, a user namespace would map the sandbox's uid 0 onto the real root, whose files
+        # stay readable with no capability at all. Instead: every namespace but the user one, and
+        # only the capabilities to change uid (and, for the worker, to clear what a job left in the
+        # private /tmp), so that each job becomes a real unprivileged uid; that change clears them all.
+        isolation = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                     "--cap-drop", "ALL"]
+        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE", "CAP_FOWNER"):
+            isolation += ["--cap-add", cap]
+    else:
+        isolation = ["--unshare-all", "--cap-drop", "ALL"]
+    args = [mode.bwrap or "bwrap", *isolation, "--die-with-parent", "--new-session",
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for path in ("/tmp", "/dev/shm", "/var/tmp"):
+        if os.path.isdir(path):
+            args += ["--perms", "1777", "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", path]
+    hidden = sorted({d for d in (*HIDDEN_DIRS, real_home()) if os.path.isdir(d) and d != "/"})
+    for d in hidden:
+        args += ["--tmpfs", d]
+    made: set[str] = set()
+    bound: list[str] = []
+    for path in python_paths():  # bound back where a hidden directory covered them
+        cover = next((d for d in hidden if path.startswith(d.rstrip("/") + "/")), None)
+        if cover is None or any(path.startswith(b + "/") for b in bound):
+            continue
+        bound.append(path)
+        parent = os.path.dirname(path)
+        steps = []
+        while parent != cover and parent not in made:  # bwrap would create these 0700: unreadable after the uid drop
+            steps.append(parent)
+            parent = os.path.dirname(parent)
+        for step in reversed(steps):
+            args += ["--perms", "0755", "--dir", step]
+            made.add(step)
+        args += ["--ro-bind", path, path]
+    args += ["--bind", worker_dir, SANDBOX_ROOT, "--chdir", SANDBOX_ROOT, "--clearenv"]
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    return args + ["--"]
+
+
+def inside(mode: Mode, worker_dir: str, path: str) -> str:
+    """``path`` (under ``worker_dir``) as the worker sees it."""
+    if mode.name != "bubblewrap":
+        return path
+    return SANDBOX_ROOT + path[len(worker_dir.rstrip("/")):]
+
+
+def worker_command(mode: Mode, worker_dir: str, job_uid: int, procs_files: list[str]) -> tuple[list[str], dict]:
+    """(argv, env) that start one worker; it joins the cgroups in ``procs_files`` before Python runs."""
+    env = worker_env(home=SANDBOX_ROOT if mode.name == "bubblewrap" else worker_dir)
+    python = [sys.executable, "-m", "evosearch.sandbox.worker", "--mode", mode.name, "--uid", str(job_uid),
+              "--tmpfs-mb", str(TMPFS_MB)] + (["--seccomp"] if mode.seccomp else [])
+    if mode.name == "bubblewrap" and drops_uid():
+        python.append("--drop-uid")
+    argv = (_bwrap_args(mode, worker_dir, env) if mode.name == "bubblewrap" else []) + python
+    if procs_files:  # join before exec: nothing of the worker ever runs outside its group
+        join = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"'
+        argv = ["/bin/sh", "-c", join, "sh", *procs_files, "--", *argv]
+    return argv, env

@@ -1,0 +1,137 @@
+"""Per-job isolation with kernel namespaces, for a root host without bubblewrap.
+
+Why: as root, rlimits alone leave the whole machine writable, the network reachable and every
+process killable. A forked job child therefore enters its own mount, network, IPC and UTS
+namespaces, sees the filesystem read-only apart from its scratch directory and private
+``/tmp`` and ``/dev/shm`` (size-capped tmpfs that vanish with it), and then drops to an
+unprivileged uid of its own, which takes ``/proc/<pid>/fd`` of other processes, ``kill`` of
+them and root-only files away from it. Python 3.11 has no ``os.unshare``; these are the libc
+calls through ctypes. Everything here runs in the child after ``fork`` and before the job.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import pwd
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+SYS_MOUNT_SETATTR = 442  # x86_64 and arm64 share the number (added in Linux 5.12)
+
+#: Where nothing may persist after a job: each gets a fresh tmpfs.
+PRIVATE_DIRS = ("/tmp", "/dev/shm", "/var/tmp")
+#: Hidden behind an empty read-only tmpfs: where keys and credentials live.
+HIDDEN_DIRS = ("/root", "/home")
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    def encoded(text: str | None) -> bytes | None:
+        return text.encode() if text is not None else None
+
+    _check(_libc.mount(encoded(source), encoded(target), encoded(fstype), ctypes.c_ulong(flags), encoded(data)),
+           f"mount {target}")
+
+
+def _read_only_everywhere() -> None:
+    """Every mount read-only in one call; the fallback remounts each mount point in turn."""
+    attr = MountAttr(attr_set=MOUNT_ATTR_RDONLY)
+    if _libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)) == 0:
+        return
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted(set(points), key=len):
+        try:
+            mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        except OSError:
+            pass  # a mount we cannot remount (e.g. already gone); the uid drop still guards it
+
+
+def _bind(fd: int, target: str, writable: bool) -> None:
+    os.makedirs(target, exist_ok=True)
+    mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | (0 if writable else MS_RDONLY)
+    mount(None, target, None, flags)
+
+
+def isolate(scratch: str, uid: int, tmpfs_mb: int, visible: list[str]) -> None:
+    """Enter private namespaces, make the filesystem read-only except ``scratch``, become ``uid``.
+
+    Home directories are covered by an empty tmpfs; the ``visible`` paths (the Python
+    installation, which may live in ``/root/.pyenv``) are bound back read-only at their own
+    paths. Paths under a covered directory (the system temp directory usually covers the
+    scratch directory) are opened first and bound back from their descriptors.
+    """
+    unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates back to the host
+    hidden = [d for d in (*HIDDEN_DIRS, real_home()) if d != "/" and os.path.isdir(d)]
+    covered = [*PRIVATE_DIRS, *hidden]
+    kept = [p for p in visible if _under_any(p, hidden) and os.path.isdir(p)]
+    fds = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in [scratch, *kept]}
+    try:
+        os.chown(scratch, uid, uid)
+        _read_only_everywhere()
+        for path in PRIVATE_DIRS:
+            if os.path.isdir(path):
+                mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
+        for path in hidden:
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+        for path in kept:
+            _bind(fds[path], path, writable=False)
+        for path in hidden:
+            mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+        if _under_any(scratch, covered):
+            _bind(fds[scratch], scratch, writable=True)
+        else:
+            mount(scratch, scratch, None, MS_BIND)
+            mount(None, scratch, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def real_home() -> str:
+    """The user's home from the password database: ``HOME`` in a worker points at its scratch root."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return "/"
+
+
+def _under_any(path: str, dirs: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
