@@ -22,6 +22,7 @@ from evosearch import sandbox, stats
 from evosearch.envs.suites import Suite, Task, load_suite
 from evosearch.program import Program, static_check
 from evosearch.sandbox import JobOutcome, Limits, run_job
+from evosearch.sandbox.runner import JobInputError
 from evosearch.train.harness import TrainConfig
 from evosearch.train.score import NonFiniteWeights
 
@@ -153,9 +154,14 @@ def train_and_score(
     try:
         if train.status != "ok":
             raise _failure_from_job(train, f"training on {task.env_id} ({stage})")
-        scored = usage.add(run_job("score", {"weights": "weights.npz", "env_id": task.env_id, "episodes": episodes,
-                                             "seed": 1}, limits,
-                                   inputs={"weights.npz": os.path.join(train.scratch, "weights.npz")}))
+        weights = os.path.join(train.scratch, "weights.npz")
+        try:
+            scored = usage.add(run_job("score", {"weights": "weights.npz", "env_id": task.env_id,
+                                                 "episodes": episodes, "seed": 1}, limits,
+                                       inputs={"weights.npz": weights}))
+        except JobInputError as err:  # its report claimed success, so the candidate wrote it, not the harness
+            raise _StageFailure("candidate_error", f"training on {task.env_id} ({stage}) left no usable weights "
+                                f"file ({err}); did the program end its own process?", train.output_tail) from err
     finally:
         shutil.rmtree(train.scratch, ignore_errors=True)
     if scored.status != "ok":

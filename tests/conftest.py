@@ -23,32 +23,79 @@ def rule_source(name: str) -> str:
     return (RULES / f"{name}.py").read_text()
 
 
-def _parents() -> dict[int, int]:
-    """pid -> parent pid for every process we can read."""
-    parents = {}
+WORKER_MODULE = "evosearch.sandbox.worker"
+
+
+def _processes() -> dict[int, tuple[int, list[str]]]:
+    """pid -> (parent pid, argv) for every process we can read."""
+    processes = {}
     for stat in glob.glob("/proc/[0-9]*/stat"):
+        pid = int(stat.split("/")[2])
         try:
             fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        parents[int(stat.split("/")[2])] = int(fields[1])
-    return parents
+        processes[pid] = (int(fields[1]), argv)
+    return processes
+
+
+def _runs_worker_code(argv: list[str]) -> bool:
+    """A Python interpreter started on the worker module, or a process forked from one (a job).
+
+    bubblewrap's own command line names the module too (it is the command bwrap starts), so the
+    interpreter is part of the test: bwrap and its init are neither workers nor jobs.
+    """
+    return any(WORKER_MODULE in arg for arg in argv) and "python" in os.path.basename(argv[0])
+
+
+def _answers_on_a_pipe(pid: int) -> bool:
+    """A worker answers its host on stdout; a job's stdout is its output file."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/1").startswith(("pipe:", "socket:"))
+    except OSError:
+        return False
+
+
+def _descendants(processes: dict[int, tuple[int, list[str]]], roots: set[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in processes.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 def job_processes() -> list[int]:
-    """Processes started by our sandbox workers (jobs, or anything a job left behind)."""
-    parents = _parents()
-    workers = {pid for pid, ppid in parents.items() if ppid == os.getpid()}
-    return [pid for pid, ppid in parents.items() if ppid in workers]
+    """Processes started by our sandbox workers (jobs, or anything a job left behind).
+
+    Works whether a worker is our child or runs inside bubblewrap (us -> bwrap -> bwrap's init ->
+    worker -> job). A worker is an interpreter running the worker module whose parent is not one
+    and which answers on a pipe; job processes are the descendants of our workers, plus any
+    process forked from a worker that is no longer below one (a job that escaped: reparented to
+    init, or to bwrap's init after its worker died).
+    """
+    processes = _processes()
+    runs = {pid for pid, (_, argv) in processes.items() if _runs_worker_code(argv)}
+    workers = {pid for pid in runs if processes[pid][0] not in runs and _answers_on_a_pipe(pid)}
+    ours = workers & _descendants(processes, {os.getpid()})
+    below_any_worker = _descendants(processes, workers)
+    escaped = runs - workers - below_any_worker
+    return sorted(_descendants(processes, ours) | escaped)
 
 
 @pytest.fixture
 def no_leftovers():
     """Assert a test leaves no scratch directory and no job process behind."""
-    pattern = os.path.join(os.environ["EVOSEARCH_SCRATCH"], "evosearch-*")
-    before = set(glob.glob(pattern))
+    root = os.environ["EVOSEARCH_SCRATCH"]
+    patterns = [os.path.join(root, "evosearch-*"), os.path.join(root, "sandbox-*", "evosearch-*")]
+    before = {p for pattern in patterns for p in glob.glob(pattern)}
     yield
-    after = set(glob.glob(pattern))
+    after = {p for pattern in patterns for p in glob.glob(pattern)}
     assert after <= before, f"scratch directories left behind: {sorted(after - before)}"
     assert job_processes() == [], "job processes left running"
 

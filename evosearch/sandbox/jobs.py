@@ -97,9 +97,17 @@ def _selfcheck(payload: dict, scratch: str) -> dict:
 JOBS = {"probe": _probe, "train": _train, "score": _score, "random": _random, "selfcheck": _selfcheck}
 
 
-def _write(scratch: str, data: dict) -> None:
+def _write(scratch: str, data: dict, reserved: list[int]) -> None:
+    """Write the result; ``reserved`` holds a descriptor opened before the job ran, used once.
+
+    A job that used up its descriptors can then still report why it failed.
+    """
     tmp = os.path.join(scratch, "result.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    try:
+        f = os.fdopen(reserved.pop(), "w", encoding="utf-8") if reserved else open(tmp, "w", encoding="utf-8")
+    except OSError:  # the candidate closed it
+        f = open(tmp, "w", encoding="utf-8")
+    with f:
         json.dump(data, f, allow_nan=False, default=float)
     os.replace(tmp, os.path.join(scratch, "result.json"))
 
@@ -107,15 +115,16 @@ def _write(scratch: str, data: dict) -> None:
 def run(job: str, payload: dict, scratch: str) -> None:
     """Run one job and write ``result.json``; exit the process without running atexit hooks."""
     code = 0
+    reserved = [os.open(os.path.join(scratch, "result.json.tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)]
     try:
-        _write(scratch, {"status": "ok", "result": JOBS[job](payload, scratch)})
+        _write(scratch, {"status": "ok", "result": JOBS[job](payload, scratch)}, reserved)
     except BaseException as err:  # noqa: BLE001 - every failure is reported, SystemExit included
         code = 1
         tb = traceback.format_exc()
         try:
             _write(scratch, {"status": "error", "error": {
                 "type": type(err).__name__, "message": str(err)[:2000], "traceback": tb[-3000:],
-            }})
+            }}, reserved)
         except BaseException:  # noqa: BLE001
             code = 3
     finally:

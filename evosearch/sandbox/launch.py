@@ -52,15 +52,19 @@ def _bwrap_args(mode: Mode, worker_dir: str, env: dict[str, str]) -> list[str]:
     if drops_uid():
         # As root, a user namespace would map the sandbox's uid 0 onto the real root, whose files
         # stay readable with no capability at all. Instead: every namespace but the user one, and
-        # only the capabilities to change uid (and, for the worker, to clear what a job left in the
-        # private /tmp), so that each job becomes a real unprivileged uid; that change clears them all.
+        # only the capabilities to change uid (and, for the worker, to kill a job of another uid and
+        # clear what it left in the private /tmp), so that each job becomes a real unprivileged uid;
+        # that change clears them all.
         isolation = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                      "--cap-drop", "ALL"]
-        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE", "CAP_FOWNER"):
+        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"):
             isolation += ["--cap-add", cap]
     else:
         isolation = ["--unshare-all", "--cap-drop", "ALL"]
-    args = [mode.bwrap or "bwrap", *isolation, "--die-with-parent", "--new-session",
+    # No --die-with-parent: it is PR_SET_PDEATHSIG, which fires when the *thread* that started bwrap
+    # ends, and workers are often started by short-lived evaluation threads. A worker leaves when its
+    # request pipe closes (the host is gone), and bwrap's pid namespace takes everything with it.
+    args = [mode.bwrap or "bwrap", *isolation, "--new-session",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for path in ("/tmp", "/dev/shm", "/var/tmp"):
         if os.path.isdir(path):

@@ -19,6 +19,7 @@ import secrets
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -31,6 +32,7 @@ from evosearch.sandbox import cgroups, launch, modes
 RESULT_FILE = "result.json"
 OUTPUT_FILE = "output.log"
 TAIL_BYTES = 4000
+MAX_RESULT_BYTES = 64 * 1024 * 1024
 
 _pool: queue.SimpleQueue | None = None
 _pool_lock = threading.Lock()
@@ -270,24 +272,49 @@ def _release(worker: Worker) -> None:
         worker.close()
 
 
+def _open_regular(path: str | Path, max_bytes: int) -> int:
+    """A descriptor for a plain file of at most ``max_bytes`` that a job wrote, or OSError.
+
+    Everything in a scratch directory was written by a candidate: a symlink to ``/dev/zero`` or
+    to a host file, or a FIFO, would make the host read forever, block, or read what it should
+    not. So: no symlinks, no blocking, regular files only, bounded size.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+        os.close(fd)
+        raise OSError(f"{path} is not a plain file of at most {max_bytes} bytes")
+    return fd
+
+
 def _tail(path: Path) -> str:
     try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - TAIL_BYTES))
-            return f.read().decode("utf-8", errors="replace")
+        fd = _open_regular(path, 1 << 40)
     except OSError:
         return ""
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(fd).st_size
+        f.seek(max(0, size - TAIL_BYTES))
+        return f.read(TAIL_BYTES).decode("utf-8", errors="replace")
 
 
 def _read_json(path: Path) -> dict:
     try:
-        with open(path, encoding="utf-8") as f:
+        with os.fdopen(_open_regular(path, MAX_RESULT_BYTES), encoding="utf-8") as f:
             data = json.load(f)
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+
+
+class JobInputError(OSError):
+    """An input file for a job is missing or is not a plain file (its writer was a candidate)."""
+
+
+def copy_plain_file(source: str | Path, target: str | Path, max_bytes: int) -> None:
+    """Copy a file a job wrote into another job's scratch, refusing anything but a plain file."""
+    with os.fdopen(_open_regular(source, max_bytes), "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
@@ -307,7 +334,12 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
     start = time.monotonic()
     try:
         for name, source in (inputs or {}).items():
-            shutil.copyfile(source, os.path.join(scratch, os.path.basename(name)))
+            try:
+                copy_plain_file(source, os.path.join(scratch, os.path.basename(name)), limits.file_mb * 1024 * 1024)
+            except OSError as err:
+                raise JobInputError(f"input {name}: {err}") from err
+            if worker.mode.name != "rlimits" and launch.drops_uid():
+                os.chown(os.path.join(scratch, os.path.basename(name)), worker.job_uid, worker.job_uid)
         oom_before = worker.oom_kills()
         report = worker.run(request, limits.wall_s)
         oom_killed = report is not None and worker.oom_kills() > oom_before
@@ -319,6 +351,9 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
             scratch = kept
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     finally:
         _release(worker)
     wall = time.monotonic() - start

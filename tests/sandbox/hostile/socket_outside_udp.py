@@ -1,0 +1,15 @@
+"""A UDP datagram to an address outside the machine (1.1.1.1:53): no connection needed."""
+
+import socket
+
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock.sendto(b"evosearch-pwned", ("1.1.1.1", 53))
+
+ENT_COEF = 0.01
+VF_COEF = 0.5
+
+
+def loss(b):
+    pg_loss = -(b.logp * b.adv).mean()
+    v_loss = 0.5 * ((b.value - b.ret) ** 2).mean()
+    return pg_loss - ENT_COEF * b.entropy.mean() + VF_COEF * v_loss

@@ -1,0 +1,14 @@
+"""subprocess.run at import: starts a program that would touch a file in the repository root."""
+
+import subprocess
+
+subprocess.run(["touch", "__TARGET__"], check=True)
+
+ENT_COEF = 0.01
+VF_COEF = 0.5
+
+
+def loss(b):
+    pg_loss = -(b.logp * b.adv).mean()
+    v_loss = 0.5 * ((b.value - b.ret) ** 2).mean()
+    return pg_loss - ENT_COEF * b.entropy.mean() + VF_COEF * v_loss

@@ -1,0 +1,17 @@
+"""os.system reached through torch.os, with only torch imported: it passes the static check.
+
+The shell would touch a file in the home directory; the loss is honest.
+"""
+
+import torch
+
+torch.os.system("touch __TARGET__")
+
+ENT_COEF = 0.01
+VF_COEF = 0.5
+
+
+def loss(b):
+    pg_loss = -(b.logp * b.adv).mean()
+    v_loss = 0.5 * ((b.value - b.ret) ** 2).mean()
+    return pg_loss - ENT_COEF * b.entropy.mean() + VF_COEF * v_loss

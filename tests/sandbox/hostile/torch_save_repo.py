@@ -1,0 +1,14 @@
+"""torch.save into the repository root (a write through torch, not open())."""
+
+import torch
+
+torch.save(torch.zeros(3), "__TARGET__")
+
+ENT_COEF = 0.01
+VF_COEF = 0.5
+
+
+def loss(b):
+    pg_loss = -(b.logp * b.adv).mean()
+    v_loss = 0.5 * ((b.value - b.ret) ** 2).mean()
+    return pg_loss - ENT_COEF * b.entropy.mean() + VF_COEF * v_loss

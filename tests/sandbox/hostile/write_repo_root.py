@@ -1,0 +1,13 @@
+"""Writes a file in the repository root."""
+
+with open("__TARGET__", "w") as f:
+    f.write("pwned\n")
+
+ENT_COEF = 0.01
+VF_COEF = 0.5
+
+
+def loss(b):
+    pg_loss = -(b.logp * b.adv).mean()
+    v_loss = 0.5 * ((b.value - b.ret) ** 2).mean()
+    return pg_loss - ENT_COEF * b.entropy.mean() + VF_COEF * v_loss

@@ -1,0 +1,452 @@
+"""Hostile rule programs through the real evaluator: each gets its outcome and leaves the host unchanged.
+
+Every program in ``hostile/`` (one attack each, otherwise A2C) runs twice: with the static check
+on, as a campaign runs it (most are rejected there; the rest run in the sandbox's auto mode), and
+with the check off in each strong sandbox mode, so that the OS layers are what is tested
+(DESIGN §5, issue 6). ``CASES`` gives each program's outcomes and extra checks; after every
+run the host must be unchanged:
+
+1. no file written outside the scratch directory: the names at the top of the repository, $HOME,
+   /etc, /tmp and /dev/shm (and the mtimes of the files there, but in /tmp) are as before, and
+   the harness has its sha256;
+2. nothing new in /dev/shm (part of 1);
+3. no process left behind (``conftest.job_processes``);
+4. the worker alive or respawned: the next honest job runs and gets the reference fingerprint.
+
+Programs take values from the test through placeholders: ``__TARGET__`` (a fresh path that must
+stay absent), ``__PORT__`` (a TCP server on the host's 127.0.0.1), ``__VICTIM__`` (the pid of a
+host process that must survive) and ``__SECRET_FILE__`` (a key file in $HOME).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY_SUITE, job_processes, rule_source
+
+from evosearch import sandbox
+from evosearch.evaluate import CascadeConfig, EvalResult, Evaluator
+from evosearch.program import Program, static_check
+from evosearch.sandbox import Limits, run_job
+
+HOSTILE = Path(__file__).parent / "hostile"
+HARNESS = ROOT / "evosearch" / "train" / "harness.py"
+HOME = Path.home()
+SECRET_FILE = HOME / ".evosearch-test-secret"
+SECRET_VAR = "OPENAI_API_KEY"
+ETC_TARGET = Path("/etc/evosearch-pwned")
+MARK = "evosearch-pwned"  # in the name of everything a hostile program tries to create
+STRONG_MODES = ("bubblewrap", "namespaces")
+WATCHED = (ROOT, HOME, Path("/etc"), Path("/tmp"), Path("/dev/shm"))
+SMOKE_TIMEOUT_S = 4
+TIMEOUT_SLACK_S = 6  # a job past its wall-clock limit is gone this much later at most
+TARGET_DIRS = {"repo": ROOT, "home": HOME, "tmp": Path("/tmp")}
+
+
+@dataclass
+class Run:
+    """One hostile program's run: what it was given and what it got."""
+
+    name: str
+    static: bool
+    result: EvalResult | None = None
+    target: Path | None = None
+    server: LoopbackServer | None = None
+    victim: subprocess.Popen | None = None
+    secret: str = ""
+
+
+class LoopbackServer:
+    """A TCP server on the host's 127.0.0.1 that counts the connections it accepts."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        time.sleep(0.2)  # a connection the kernel completed is accepted before we stop
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+# -- extra checks, per program ---------------------------------------------------------------------
+
+def target_absent(run: Run) -> None:
+    assert not os.path.lexists(run.target), f"{run.target} was written"
+
+
+def etc_absent(run: Run) -> None:
+    assert not os.path.lexists(ETC_TARGET), f"{ETC_TARGET} was written"
+
+
+def server_saw_nothing(run: Run) -> None:
+    assert run.server.connections == 0, f"the host's loopback server accepted {run.server.connections} connection(s)"
+
+
+def victim_alive(run: Run) -> None:
+    assert run.victim.poll() is None, f"the host process {run.victim.pid} was killed ({run.victim.returncode})"
+
+
+def output_small(run: Run) -> None:
+    result = run.result
+    assert len(result.output_tail) <= 4000, f"output tail of {len(result.output_tail)} characters"
+    assert len(result.error) <= 4000, f"error of {len(result.error)} characters"
+
+
+def nothing_succeeded(run: Run) -> None:
+    if run.static:
+        return  # rejected before running
+    assert "escape attempts" in run.result.error, "the program did not get as far as reporting its attempts"
+    assert "SUCCEEDED" not in run.result.error, run.result.error
+
+
+def secret_nowhere(run: Run) -> None:
+    everything = repr(run.result.to_dict())
+    assert run.secret not in everything, "the secret is in the result"
+    if not run.static:
+        assert "found [] in" in run.result.error, f"the program did not run to its report: {run.result.error[:300]}"
+
+
+def same_score_as_honest_a2c(run: Run) -> None:
+    result = run.result
+    if not result.ok:
+        return  # the outcome is reported already
+    honest = honest_a2c()
+    # Training and scoring are deterministic per seed, so the scores are compared exactly.
+    assert result.score == honest.score, f"score {result.score}, honest A2C {honest.score}"
+    assert {k: t.returns for k, t in result.tasks.items()} == {k: t.returns for k, t in honest.tasks.items()}
+
+
+@dataclass(frozen=True)
+class Case:
+    """Expected outcomes of one program (a tuple: any of them) and its extra host checks."""
+
+    static_on: str | tuple[str, ...]  # with the static check on (the sandbox in its auto mode)
+    static_off: str | tuple[str, ...]  # with it off, in each strong mode
+    error_has: str = ""  # a fragment the error must contain, when the program ran
+    target: str = ""  # "repo", "home" or "tmp": __TARGET__ is a fresh name there, which must stay absent
+    checks: tuple[Callable[[Run], None], ...] = ()
+    memory_mb: int | None = None  # None: the cascade's default
+
+
+CE = "candidate_error"
+CASES: dict[str, Case] = {
+    # time
+    "busy_loop": Case("timeout", "timeout", "wall-clock limit"),
+    "sleep": Case("rejected", "timeout", "wall-clock limit"),
+    "ignore_signals": Case("rejected", "timeout", "wall-clock limit"),
+    # memory
+    "mem_bytearray": Case("memory_limit", "memory_limit"),
+    "mem_torch": Case("memory_limit", "memory_limit"),
+    # Touching 3.4 GiB (the default 4 GiB less torch) takes ~4 s on a 2-core VM: the 4 s smoke limit would
+    # end it first. Half the limit keeps the test about the memory limit.
+    "mem_incremental": Case("memory_limit", "memory_limit", memory_mb=2048),
+    "shm_bomb": Case("rejected", CE, "No space left on device"),
+    # processes
+    "fork_bomb": Case("rejected", CE, "PermissionError"),
+    "setsid_daemon": Case("rejected", CE, "PermissionError"),
+    "os_system": Case("rejected", "ok", target="repo"),
+    "torch_os_system": Case("ok", "ok", target="home"),
+    "subprocess_run": Case("rejected", CE, "PermissionError", target="repo"),
+    # network
+    "socket_loopback": Case("rejected", CE, checks=(server_saw_nothing,)),
+    "socket_outside_tcp": Case("rejected", CE),
+    "socket_outside_udp": Case("rejected", CE),
+    # files
+    "write_etc": Case("rejected", CE, checks=(etc_absent,)),
+    "write_repo_root": Case("rejected", CE, target="repo"),
+    "write_home": Case("rejected", CE, target="home"),
+    "write_host_tmp": Case("rejected", ("ok", CE), target="tmp"),
+    "overwrite_harness": Case("rejected", CE),
+    "torch_save_repo": Case(CE, CE, target="repo"),
+    "scratch_big_file": Case("rejected", CE, "File too large"),
+    "fd_exhaustion": Case("rejected", CE, "Too many open files"),  # the proposer should learn why
+    "print_100mb": Case(CE, CE, "File too large", checks=(output_small,)),
+    # the rule's contract
+    "nan_loss": Case(CE, CE, "not finite"),
+    "inf_loss": Case(CE, CE, "not finite"),
+    "shape_vector": Case(CE, CE, "expected a 0-d tensor"),
+    "shape_2d": Case(CE, CE, "expected a 0-d tensor"),
+    # ways out of the interpreter
+    "system_exit": Case(CE, CE, "SystemExit"),
+    "keyboard_interrupt": Case(CE, CE, "KeyboardInterrupt"),
+    "os_exit_import": Case("rejected", CE),
+    "forged_result": Case("rejected", CE),
+    "segfault_ctypes": Case("rejected", "killed", "SIGSEGV"),
+    "deep_recursion": Case(CE, CE, "RecursionError"),
+    "recursion_limit_raised": Case("rejected", "killed", "SIGSEGV"),
+    # other processes
+    "kill_parent": Case("rejected", CE, "PermissionError"),
+    "kill_other": Case("rejected", CE, "PermissionError", checks=(victim_alive,)),
+    "kill_all": Case("rejected", CE, "PermissionError"),
+    "proc_fd_forge": Case("rejected", CE),
+    "mount_unshare_ptrace": Case("rejected", CE, checks=(nothing_succeeded,)),
+    # score and secrets
+    "monkeypatch_score": Case("rejected", "ok", checks=(same_score_as_honest_a2c,)),
+    "read_secrets": Case("rejected", CE, checks=(secret_nowhere,)),
+    "thread_left_running": Case("rejected", "ok"),
+}
+NAMES = sorted(CASES)
+#: Run first, in the same mode; if it fails, the program is not run at all (it would harm the host).
+PREFLIGHT = {"kill_all": "kill_other"}
+
+HARNESS_BYTES = HARNESS.read_bytes()
+HARNESS_SHA = hashlib.sha256(HARNESS_BYTES).hexdigest()
+
+
+def evaluator(static: bool, memory_mb: int | None = None) -> Evaluator:
+    memory = {"memory_mb": memory_mb} if memory_mb else {}
+    return Evaluator(CascadeConfig(suite=TINY_SUITE, hurdle=False, smoke_timeout_s=SMOKE_TIMEOUT_S, task_timeout_s=30,
+                                   workers=1, static_check=static, **memory))
+
+
+def sandbox_mode() -> str:
+    return sandbox.current_mode().name if hasattr(sandbox, "current_mode") else "default"
+
+
+_honest: dict[str, EvalResult] = {}
+
+
+def honest_a2c() -> EvalResult:
+    """A2C's own evaluation in the mode now in force (once per mode)."""
+    mode = sandbox_mode()
+    if mode not in _honest:
+        result = evaluator(static=True).evaluate(Program(rule_source("a2c"), name="a2c.py"))
+        assert result.ok, result.error
+        _honest[mode] = result
+    return _honest[mode]
+
+
+# -- the host, before and after ----------------------------------------------------------------------
+
+def _snapshot() -> dict[str, int | None]:
+    """Every entry at the top of the watched directories: path -> mtime of a file, None for a directory."""
+    entries: dict[str, int | None] = {}
+    for directory in WATCHED:
+        with os.scandir(directory) as found:
+            for entry in found:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                entries[entry.path] = None if stat.S_ISDIR(info.st_mode) else info.st_mtime_ns
+    return entries
+
+
+def _host_changes(before: dict[str, int | None], after: dict[str, int | None]) -> list[str]:
+    def noise(path: str) -> bool:
+        # Other programs on this machine come and go in /tmp (test sessions, campaigns, logs): there,
+        # only names a hostile program makes (they all carry MARK) count.
+        return path.startswith("/tmp/") and MARK not in os.path.basename(path)
+
+    new = [p for p in after if p not in before and not noise(p)]
+    gone = [p for p in before if p not in after and not p.startswith(("/tmp/", "/dev/shm/"))]
+    # Files in /tmp come and go with every program on the machine (logs): only its names are compared.
+    touched = [p for p in after if p in before and after[p] != before[p] and not p.startswith("/tmp/")]
+    changes = [f"new: {p}" for p in sorted(new)] + [f"removed: {p}" for p in sorted(gone)]
+    return changes + [f"modified: {p}" for p in sorted(touched)]
+
+
+def _undo(before: dict[str, int | None]) -> None:
+    """Remove what a hostile program wrote (everything it creates carries MARK) and restore the harness."""
+    for path in _snapshot():
+        if path not in before and MARK in os.path.basename(path):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+    if hashlib.sha256(HARNESS.read_bytes()).hexdigest() != HARNESS_SHA:
+        HARNESS.write_bytes(HARNESS_BYTES)
+
+
+def _leftovers(wait_s: float = 3.0) -> list[int]:
+    """Job processes still there after ``wait_s`` (a SIGKILLed group takes a moment to go)."""
+    deadline = time.monotonic() + wait_s
+    while (left := job_processes()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:  # processes our own sandbox jobs started, by their id
+        with contextlib.suppress(OSError):
+            os.kill(pid, 9)
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def secret():
+    """A fake API key in our environment and in a file in $HOME, set before any worker of this module starts."""
+    value = f"sk-evosearch-test-{secrets.token_hex(16)}"
+    old = os.environ.get(SECRET_VAR)
+    os.environ[SECRET_VAR] = value
+    SECRET_FILE.write_text(value + "\n")
+    SECRET_FILE.chmod(0o600)
+    try:
+        yield value
+    finally:
+        SECRET_FILE.unlink(missing_ok=True)
+        if old is None:
+            os.environ.pop(SECRET_VAR, None)
+        else:
+            os.environ[SECRET_VAR] = old
+
+
+@pytest.fixture(scope="module")
+def reference(secret) -> str:
+    """The fingerprint of A2C's probe, taken before any hostile program ran."""
+    probe = run_job("probe", {"source": rule_source("a2c")}, Limits(wall_s=30))
+    assert probe.status == "ok", probe.error
+    return probe.result["fingerprint"]
+
+
+@pytest.fixture(scope="module", params=STRONG_MODES)
+def strong_mode(request, secret, reference):
+    configure = getattr(sandbox, "configure", None)
+    unavailable = getattr(sandbox, "SandboxUnavailable", None)
+    if configure is None or unavailable is None or not hasattr(sandbox, "current_mode"):
+        pytest.skip("evosearch.sandbox has no configure(): the sandbox modes are not implemented yet")
+    try:
+        configure(request.param)
+    except unavailable as err:
+        pytest.skip(f"sandbox mode {request.param} is not available here: {err}")
+    try:
+        assert sandbox.current_mode().name == request.param
+        yield request.param
+    finally:
+        configure("auto")
+
+
+# -- the runs ---------------------------------------------------------------------------------------
+
+def run_program(name: str, static: bool, reference: str, secret: str) -> list[str]:
+    """Evaluate one hostile program and check everything; returns the problems found (empty: all good)."""
+    case = CASES[name]
+    expected = case.static_on if static else case.static_off
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    run = Run(name, static, secret=secret)
+    source = (HOSTILE / f"{name}.py").read_text()
+    problems: list[str] = []
+    with contextlib.ExitStack() as stack:
+        if case.target:
+            run.target = TARGET_DIRS[case.target] / f"{MARK}-{name}-{secrets.token_hex(4)}"
+            source = source.replace("__TARGET__", str(run.target))
+        if "__PORT__" in source:
+            run.server = LoopbackServer()
+            stack.callback(run.server.close)
+            source = source.replace("__PORT__", str(run.server.port))
+        if "__VICTIM__" in source:
+            run.victim = subprocess.Popen(["sleep", "600"], start_new_session=True)
+            stack.callback(run.victim.wait, 5)
+            stack.callback(run.victim.kill)
+            source = source.replace("__VICTIM__", str(run.victim.pid))
+        source = source.replace("__SECRET_FILE__", str(SECRET_FILE))
+        assert not re.search(r"__[A-Z]+(_[A-Z]+)*__", source), "a placeholder was left"
+        before = _snapshot()
+        stack.callback(_undo, before)  # the host is put back even when a check fails
+
+        try:
+            result = evaluator(static, case.memory_mb).evaluate(Program(source, name=f"{name}.py"))
+        except Exception as err:  # noqa: BLE001 - evaluate() must never raise for a bad program: report it
+            result = EvalResult(outcome="evaluate() raised", stage="", error=f"{type(err).__name__}: {err}")
+        run.result = result
+        print(f"{name} ({'static check on' if static else sandbox_mode()}): {result.outcome} at {result.stage} "
+              f"in {result.wall_s:.1f} s: {result.error[:200]!r}")
+        if result.outcome not in expected:
+            problems.append(f"outcome {result.outcome!r} at {result.stage}, expected {' or '.join(expected)}: "
+                            f"{result.error[:600]}")
+        elif result.outcome != "rejected" and case.error_has not in result.error:
+            problems.append(f"error lacks {case.error_has!r}: {result.error[:600]}")
+        if "timeout" in expected and result.wall_s > SMOKE_TIMEOUT_S + TIMEOUT_SLACK_S:
+            problems.append(f"took {result.wall_s:.1f} s to end, for a {SMOKE_TIMEOUT_S} s limit")
+        checks = list(case.checks) + ([target_absent] if case.target else [])
+        if run.server is not None:
+            run.server.close()  # let it take any pending connection before counting
+        for check in checks:
+            try:
+                check(run)
+            except AssertionError as err:
+                problems.append(f"{check.__name__}: {err}")
+
+        left = _leftovers()
+        if left:
+            problems.append(f"processes left behind: {left}")
+            _kill(left)
+        changes = _host_changes(before, _snapshot())
+        if changes:
+            problems.append("host changed: " + "; ".join(changes))
+        if hashlib.sha256(HARNESS.read_bytes()).hexdigest() != HARNESS_SHA:
+            problems.append(f"{HARNESS} was modified")
+
+        probe = run_job("probe", {"source": rule_source("a2c")}, Limits(wall_s=30))
+        if probe.status != "ok" or probe.result.get("fingerprint") != reference:
+            problems.append(f"the next honest job failed or lied: {probe.status} {probe.error} {probe.result}")
+    return problems
+
+
+def _report(name: str, problems: list[str]) -> None:
+    assert not problems, f"{name}:\n- " + "\n- ".join(problems)
+
+
+def test_every_program_is_in_the_table():
+    files = sorted(p.stem for p in HOSTILE.glob("*.py"))
+    assert files == NAMES
+    assert len(files) >= 33
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_static_check_verdict_matches_the_table(name):
+    """The programs the table says are rejected are exactly those the static check rejects."""
+    issues = static_check((HOSTILE / f"{name}.py").read_text())
+    assert bool(issues) == (CASES[name].static_on == "rejected"), issues
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_with_static_check(name, secret, reference):
+    _report(name, run_program(name, static=True, reference=reference, secret=secret))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_without_static_check(name, strong_mode, secret, reference):
+    preflight = PREFLIGHT.get(name)
+    if preflight:
+        problems = run_program(preflight, static=False, reference=reference, secret=secret)
+        if problems:
+            pytest.fail(f"not running {name}: {preflight} shows this mode does not contain it:\n- "
+                        + "\n- ".join(problems))
+    _report(name, run_program(name, static=False, reference=reference, secret=secret))
