@@ -141,13 +141,14 @@ class Campaign:
             state = {"rng": _rng_to_json(random.Random(self.config.rng_seed).getstate()), "proposals": 0,
                      "evaluations": 0, "duplicates": 0, "same_source": 0, "proposal_errors": {},
                      "next_island": 0, "last_migration": 0, "runs": 0}
-            campaign_id = self.archive.create_campaign(self.config.name, self.config.kind, stored_config, state)
+            seeds: dict[str, dict] = {}
             for path in self.config.seed_paths():
                 source = path.read_text(encoding="utf-8")
-                if not self.archive.has_source(campaign_id, Program(source).sha):
-                    self.archive.add_pending(campaign_id, {"kind": self.config.kind, "source": source,
-                                                           "sha": Program(source).sha, "operator": "seed",
-                                                           "note": f"seed {path.name}"})
+                seeds.setdefault(Program(source).sha, {"kind": self.config.kind, "source": source,
+                                                       "sha": Program(source).sha, "operator": "seed",
+                                                       "note": f"seed {path.name}"})
+            campaign_id = self.archive.create_campaign(self.config.name, self.config.kind, stored_config, state,
+                                                       list(seeds.values()))
             return campaign_id, json.loads(self.archive.campaign(self.config.name)["state"])
         old = json.loads(row["config"])
         changed = [s for s in FIXED_SECTIONS if old.get(s) != stored_config.get(s)]

@@ -92,7 +92,7 @@ def job_processes() -> list[int]:
 def no_leftovers():
     """Assert a test leaves no scratch directory and no job process behind."""
     root = os.environ["EVOSEARCH_SCRATCH"]
-    patterns = [os.path.join(root, "evosearch-*"), os.path.join(root, "sandbox-*", "evosearch-*")]
+    patterns = [os.path.join(root, "evosearch-*"), os.path.join(root, "evosearch_worker-*", "evosearch-*")]
     before = {p for pattern in patterns for p in glob.glob(pattern)}
     yield
     after = {p for pattern in patterns for p in glob.glob(pattern)}

@@ -96,13 +96,23 @@ class Archive:
     def campaigns(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM campaigns ORDER BY id").fetchall()
 
-    def create_campaign(self, name: str, kind: str, config: dict, state: dict) -> int:
+    def create_campaign(self, name: str, kind: str, config: dict, state: dict, seeds: list[dict] = ()) -> int:
+        """Create a campaign with its seed programs (pending) in one transaction.
+
+        One, because a campaign is only ever seeded when it is created: a kill between the two
+        would leave a campaign that resumes without its seeds.
+        """
         stamp = now()
         with self.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO campaigns (name, kind, config, state, status, created, updated) VALUES (?,?,?,?,?,?,?)",
                 (name, kind, dumps(config), dumps(state), "created", stamp, stamp))
-        return int(cur.lastrowid)
+            campaign_id = int(cur.lastrowid)
+            for seed in seeds:
+                row = {"campaign_id": campaign_id, "created": stamp, "status": "pending", "parent_ids": "[]", **seed}
+                conn.execute(f"INSERT INTO programs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             tuple(row.values()))
+        return campaign_id
 
     def set_campaign(self, campaign_id: int, *, status: str | None = None, state: dict | None = None,
                      config: dict | None = None) -> None:
@@ -185,10 +195,14 @@ class Archive:
         return [rows[i] for i in ids if i in rows]
 
     def fingerprints(self, campaign_id: int) -> dict[str, int]:
-        """Fingerprint -> the first evaluated program with it (its result is the one reused)."""
+        """Fingerprint -> the first evaluated program with it (its result is the one reused).
+
+        Not a sandbox failure: that was not the program's doing, and a twin deserves its own try.
+        """
         rows = self.conn.execute(
             "SELECT fingerprint, MIN(id) AS id FROM programs WHERE campaign_id = ? AND status = 'done' "
-            "AND fingerprint IS NOT NULL AND outcome != 'duplicate' GROUP BY fingerprint", (campaign_id,))
+            "AND fingerprint IS NOT NULL AND outcome NOT IN ('duplicate', 'sandbox_failure') GROUP BY fingerprint",
+            (campaign_id,))
         return {r["fingerprint"]: r["id"] for r in rows}
 
     def record(self, campaign_id: int, program_id: int, result: EvalResult, *, descriptors: dict[str, float],

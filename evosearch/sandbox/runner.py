@@ -11,6 +11,7 @@ defensively and takes the exit status and resource use from the worker, which me
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import os
@@ -32,6 +33,7 @@ from evosearch.sandbox import cgroups, launch, modes
 RESULT_FILE = "result.json"
 OUTPUT_FILE = "output.log"
 TAIL_BYTES = 4000
+WORKER_PREFIX = "evosearch_worker-"  # a worker's scratch root and cgroup: evosearch_worker-<host pid>-<n>-...
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 
 _pool: queue.SimpleQueue | None = None
@@ -87,7 +89,7 @@ class Worker:
         self.jobs_done = 0
         self._buffer = b""
         number = next(_worker_numbers)
-        self.root = tempfile.mkdtemp(prefix=f"sandbox-{os.getpid()}-{number}-", dir=scratch_root())
+        self.root = tempfile.mkdtemp(prefix=f"{WORKER_PREFIX}{os.getpid()}-{number}-", dir=scratch_root())
         os.chmod(self.root, 0o711)  # namespaces mode: the job's uid must pass through to its scratch
         self.group = None
         if mode.cgroups.any:
@@ -138,7 +140,7 @@ class Worker:
 
     def new_scratch(self, job: str) -> str:
         """A fresh scratch directory for one job, writable by the job's uid alone."""
-        scratch = tempfile.mkdtemp(prefix=f"evosearch-{job}-", dir=self.root)
+        scratch = tempfile.mkdtemp(prefix=f"evosearch-{job}-{os.getpid()}-", dir=self.root)
         if self.mode.name != "rlimits" and launch.drops_uid():
             os.chown(scratch, self.job_uid, self.job_uid)
         return scratch
@@ -227,8 +229,14 @@ def configure(mode: str | None = None, *, recycle_after: int | None = None) -> m
 
 
 def ensure(mode: str | None) -> modes.Mode:
-    """The mode in force, after switching to ``mode`` if one is asked for and differs (see :func:`configure`)."""
-    if mode is None or mode == modes.requested_mode():
+    """The mode in force, after switching to ``mode`` if one is asked for and differs (see :func:`configure`).
+
+    ``auto`` (a config's default) yields to ``EVOSEARCH_SANDBOX``: the variable is how a user
+    overrides the mode for one command.
+    """
+    if mode in (None, "auto"):
+        mode = os.environ.get("EVOSEARCH_SANDBOX") or "auto"
+    if mode == modes.requested_mode():
         return modes.current()
     if mode == "auto" and modes.requested_mode() == "auto":
         return modes.current()
@@ -240,12 +248,58 @@ def current_mode() -> modes.Mode:
     return modes.current()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale() -> int:
+    """Remove scratch roots and cgroups that hosts killed with SIGKILL left behind; return how many.
+
+    Every name carries the pid of the host that made it (``evosearch_worker-<pid>-...``,
+    ``evosearch-<job>-<pid>-...``): when that process is gone, so is its use for them.
+    """
+    removed = 0
+    root = Path(scratch_root())
+    mode = modes.current()
+    places = [root] + [p for where in (mode.cgroups.memory, mode.cgroups.pids) if where for p in [where[1]]]
+    places += [mode.cgroups.kill] if mode.cgroups.kill else []
+    for place in places:
+        try:
+            entries = list(place.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            parts = entry.name.split("-")
+            if not (entry.name.startswith((WORKER_PREFIX, "evosearch-")) and len(parts) > 2):
+                continue
+            pid = parts[1] if entry.name.startswith(WORKER_PREFIX) else parts[2]
+            if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+                continue
+            if place == root:
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                try:
+                    entry.rmdir()
+                except OSError:
+                    continue
+            removed += 1
+    return removed
+
+
 def _acquire() -> Worker:
     global _pool
     mode = modes.current()
     with _pool_lock:
         if _pool is None:
             _pool = queue.SimpleQueue()
+            sweep_stale()
+            atexit.register(shutdown)
     worker = None
     while worker is None:
         try:
@@ -346,7 +400,7 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
         data = _read_json(Path(scratch) / RESULT_FILE)
         tail = _tail(Path(scratch) / OUTPUT_FILE)
         if keep_scratch:  # out of the worker's root, which goes when the worker does
-            kept = tempfile.mkdtemp(prefix=f"evosearch-{job}-", dir=scratch_root())
+            kept = tempfile.mkdtemp(prefix=f"evosearch-{job}-{os.getpid()}-", dir=scratch_root())
             os.rename(scratch, kept)  # onto the empty directory: replaces it, atomically
             scratch = kept
         else:

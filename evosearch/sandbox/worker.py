@@ -270,4 +270,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:  # the host is gone (killed while we started or replied): nothing left to do
+        os._exit(0)

@@ -205,6 +205,7 @@ CASES: dict[str, Case] = {
     "keyboard_interrupt": Case(CE, CE, "KeyboardInterrupt"),
     "os_exit_import": Case("rejected", CE),
     "forged_result": Case("rejected", CE),
+    "symlinked_results": Case("rejected", CE),
     "segfault_ctypes": Case("rejected", "killed", "SIGSEGV"),
     "deep_recursion": Case(CE, CE, "RecursionError"),
     "recursion_limit_raised": Case("rejected", "killed", "SIGSEGV"),

@@ -171,6 +171,9 @@ def test_evaluation_of_a_job_killed_from_outside_is_killed(no_leftovers):
 
 
 def test_a_worker_outlives_the_thread_that_started_it(no_leftovers):
+    # bwrap --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that started bwrap
+    # ends: a worker first needed by a short-lived thread (Evaluator._run_tasks makes a pool per
+    # evaluation) died with it, mid-job if another thread had taken it from the pool meanwhile.
     shutdown()  # no warm worker: the thread below starts one
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(probe_a2c).result(timeout=120).status == "ok"
