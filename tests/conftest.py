@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import glob
+import importlib.util
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +21,18 @@ BASELINES = ("reinforce", "a2c", "ppo_clip", "dpo")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Each test session gets its own scratch root, so the leftover check sees only its own jobs.
 os.environ["EVOSEARCH_SCRATCH"] = tempfile.mkdtemp(prefix="evosearch-tests-")
+atexit.register(shutil.rmtree, os.environ["EVOSEARCH_SCRATCH"], True)  # after the sandbox's own exit handler
+
+
+def crash_script():
+    """``scripts/crash_campaign.py`` as a module (its process helpers serve the sandbox tests too)."""
+    spec = importlib.util.spec_from_file_location("crash_campaign", ROOT / "scripts" / "crash_campaign.py")
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
 
 
 def rule_source(name: str) -> str:

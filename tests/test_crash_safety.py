@@ -7,35 +7,22 @@ the campaign tests' own consistency check.
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import job_processes
+from conftest import crash_script, job_processes
 from test_campaign import assert_consistent
 
 from evosearch.campaign import Campaign
 from evosearch.config import load_config
 from evosearch.program import Program
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("crash_campaign", ROOT / "scripts" / "crash_campaign.py")
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return module
-
 
 def crash(tmp_path: Path, kills: int, evals: int, seed: int):
-    report = _script().run(kills=kills, evals=evals, seed=seed, workdir=tmp_path, log=print)
+    report = crash_script().run(kills=kills, evals=evals, seed=seed, workdir=tmp_path, log=print)
     print(report.summary())
     assert report.ok, report.summary()
     assert len(report.kills) >= kills
@@ -79,7 +66,7 @@ Campaign(load_config(sys.argv[1]), db_path=sys.argv[2])
 
 def test_a_kill_right_after_the_campaign_is_created_loses_no_seed_program(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text(_script().campaign_yaml(4), encoding="utf-8")
+    config.write_text(crash_script().campaign_yaml(4), encoding="utf-8")
     db = tmp_path / "s.db"
     killed = subprocess.run([sys.executable, "-c", KILLED_AT_CREATION, str(config), str(db)], timeout=120)
     assert killed.returncode == -signal.SIGKILL

@@ -9,36 +9,20 @@ and the job is the worker's forked child.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-from conftest import TINY_SUITE, job_processes, rule_source
+from conftest import TINY_SUITE, crash_script, job_processes, rule_source
 
 from evosearch.evaluate import CascadeConfig, Evaluator
 from evosearch.program import Program
 from evosearch.sandbox import Limits, run_job
 from evosearch.sandbox.runner import shutdown
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("crash_campaign", ROOT / "scripts" / "crash_campaign.py")
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-procs = _script()
+procs = crash_script()
 
 #: A rule whose loss sleeps: plenty of time to find its processes and kill one.
 SLEEPS = "import time\n\ndef loss(b):\n    time.sleep(60)\n    return (b.logp * b.adv).mean() + b.value.mean()\n"
