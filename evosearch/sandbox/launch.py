@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from evosearch.sandbox.modes import Mode
-from evosearch.sandbox.namespaces import HIDDEN_DIRS, real_home
+from evosearch.sandbox.namespaces import HIDDEN_DIRS, PRIVATE_DIRS, real_home
 
 #: Variables a worker may inherit (never secrets): where Python and its packages are, the locale.
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHASHSEED")
@@ -66,16 +66,19 @@ def _bwrap_args(mode: Mode, worker_dir: str, env: dict[str, str]) -> list[str]:
     # request pipe closes (the host is gone), and bwrap's pid namespace takes everything with it.
     args = [mode.bwrap or "bwrap", *isolation, "--new-session",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for path in ("/tmp", "/dev/shm", "/var/tmp"):
+    for path in PRIVATE_DIRS:
         if os.path.isdir(path):
             args += ["--perms", "1777", "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", path]
     hidden = sorted({d for d in (*HIDDEN_DIRS, real_home()) if os.path.isdir(d) and d != "/"})
     for d in hidden:
         args += ["--tmpfs", d]
+    # The Python installation and evosearch itself may live under a directory we just covered (a
+    # virtualenv in a clone under /tmp, pyenv under /root): bind those paths back, read-only.
+    covered = [*PRIVATE_DIRS, *hidden]
     made: set[str] = set()
     bound: list[str] = []
-    for path in python_paths():  # bound back where a hidden directory covered them
-        cover = next((d for d in hidden if path.startswith(d.rstrip("/") + "/")), None)
+    for path in python_paths():
+        cover = next((d for d in covered if path.startswith(d.rstrip("/") + "/")), None)
         if cover is None or any(path.startswith(b + "/") for b in bound):
             continue
         bound.append(path)

@@ -90,15 +90,16 @@ def isolate(scratch: str, uid: int, tmpfs_mb: int, visible: list[str]) -> None:
     """Enter private namespaces, make the filesystem read-only except ``scratch``, become ``uid``.
 
     Home directories are covered by an empty tmpfs; the ``visible`` paths (the Python
-    installation, which may live in ``/root/.pyenv``) are bound back read-only at their own
-    paths. Paths under a covered directory (the system temp directory usually covers the
-    scratch directory) are opened first and bound back from their descriptors.
+    installation and evosearch, which may live in ``/root/.pyenv`` or a clone under ``/tmp``)
+    are bound back read-only at their own paths. Paths under a covered directory (the system
+    temp directory usually covers the scratch directory) are opened first and bound back from
+    their descriptors.
     """
     unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates back to the host
     hidden = [d for d in (*HIDDEN_DIRS, real_home()) if d != "/" and os.path.isdir(d)]
     covered = [*PRIVATE_DIRS, *hidden]
-    kept = [p for p in visible if _under_any(p, hidden) and os.path.isdir(p)]
+    kept = [p for p in visible if _under_any(p, covered) and os.path.isdir(p)]
     fds = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in [scratch, *kept]}
     try:
         os.chown(scratch, uid, uid)

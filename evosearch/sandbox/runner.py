@@ -100,16 +100,23 @@ class Worker:
         self.job_uid = _job_uid()
         argv, env = launch.worker_command(mode, self.root, self.job_uid,
                                           self.group.procs_files if self.group else [])
+        # The worker's own errors (and bubblewrap's) go to a log beside its jobs, for the message below.
+        self.log_path = os.path.join(self.root, "worker.log")
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0, cwd=self.root,
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, bufsize=0, cwd=self.root,
             # Its own session: a terminal's Ctrl-C goes to the host's whole process group, and the
             # host decides what an interrupt means (finish the running jobs, or abandon them).
             start_new_session=True,
         )
+        os.close(log)
         ready = self._read(120.0)
         if not ready or "ready" not in ready:
+            said = _tail(Path(self.log_path)).strip().splitlines()[-5:]
             self.close()
-            raise RuntimeError(f"the sandbox worker did not start in mode {mode.name} (is evosearch importable?)")
+            raise RuntimeError(f"the sandbox worker did not start in mode {mode.name}: "
+                               + (" | ".join(said) or "no message (is evosearch importable?)")
+                               + "; `evosearch doctor` checks the sandbox")
 
     def _read(self, timeout: float) -> dict | None:
         """One reply line, or None on timeout, on a line that is not JSON, or if the worker died.
