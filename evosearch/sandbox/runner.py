@@ -35,6 +35,7 @@ OUTPUT_FILE = "output.log"
 TAIL_BYTES = 4000
 WORKER_PREFIX = "evosearch_worker-"  # a worker's scratch root and cgroup: evosearch_worker-<host pid>-<n>-...
 MAX_RESULT_BYTES = 64 * 1024 * 1024
+PIDS_PER_SLOT = 256  # processes and threads of a worker and its job together (EnvPool and torch start threads)
 
 _pool: queue.SimpleQueue | None = None
 _pool_lock = threading.Lock()
@@ -401,6 +402,8 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
                 raise JobInputError(f"input {name}: {err}") from err
             if worker.mode.name != "rlimits" and launch.drops_uid():
                 os.chown(os.path.join(scratch, os.path.basename(name)), worker.job_uid, worker.job_uid)
+        if worker.group is not None:  # this job's memory limit, plus the worker it forks from
+            worker.group.set_limits(limits.memory_mb, PIDS_PER_SLOT)
         oom_before = worker.oom_kills()
         report = worker.run(request, limits.wall_s)
         oom_killed = report is not None and worker.oom_kills() > oom_before

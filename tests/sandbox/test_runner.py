@@ -80,3 +80,26 @@ def test_the_mode_summary_names_every_layer_in_force():
     assert {"rlimits", "seccomp", "bubblewrap", "cgroups", "trusted scoring"} <= names
     for layer in mode.layers:
         assert layer.active or layer.hint or "not needed" in layer.detail, layer
+
+
+HOG = """
+import mmap
+block = mmap.mmap(-1, 1400 * 1024 * 1024)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+"""
+
+
+def test_the_cgroup_memory_cap_holds_and_its_kill_is_a_memory_limit(monkeypatch):
+    # With the cgroup's cap below the address-space limit, only the cgroup can stop this job: its
+    # kill must read as running out of memory, not as a crash or a signal from nowhere.
+    mode = sandbox.current_mode()
+    if not mode.cgroups.memory:
+        pytest.skip("no writable memory cgroup here")
+    from evosearch.sandbox import cgroups
+
+    monkeypatch.setattr(cgroups, "WORKER_OVERHEAD_MB", -1000)  # cap = 2200 - 1000 MiB, worker included
+    job = run_job("probe", {"source": HOG + rule_source("a2c")}, Limits(wall_s=60, memory_mb=2200))
+    assert job.status == "killed" and job.error["type"] == "MemoryError", job.error
+    assert "cgroup" in job.error["message"]
+    assert run_job("selfcheck", {}, Limits(wall_s=30)).status == "ok"  # the worker lives on
