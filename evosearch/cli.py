@@ -79,9 +79,11 @@ def eval_command(file: Path, suite: str, seeds: int | None, workers: int | None,
         program = Program.from_file(file)
     except UnicodeDecodeError as err:
         raise click.UsageError(f"{file} is not UTF-8 text: {err}") from err
+    from evosearch.sandbox import SandboxUnavailable
+
     try:
         evaluator = Evaluator(cfg, loaded)
-    except SuiteError as err:
+    except (SuiteError, SandboxUnavailable) as err:
         raise click.UsageError(str(err)) from err
     result = evaluator.evaluate(program)
     if as_json:

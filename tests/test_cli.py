@@ -84,3 +84,24 @@ def test_same_command_same_returns():
             for _ in range(2)]
     assert runs[0]["tasks"]["CartPole-v1"]["returns"] == runs[1]["tasks"]["CartPole-v1"]["returns"]
     assert runs[0]["score"] == runs[1]["score"] and runs[0]["fingerprint"] == runs[1]["fingerprint"]
+
+
+def test_a_sandbox_mode_that_cannot_run_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("EVOSEARCH_SANDBOX", "chroot")
+    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE)
+    assert proc.returncode == 2
+    assert "unknown sandbox mode 'chroot'" in proc.stderr
+
+
+def test_doctor_names_the_mode_and_every_layer_and_runs_a_live_check():
+    proc = run_cli("doctor", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["mode"] in ("bubblewrap", "namespaces", "rlimits")
+    assert {layer["name"] for layer in report["layers"]} >= {"seccomp", "bubblewrap", "cgroups", "rlimits"}
+    live = report["live"]
+    assert "OPENAI_API_KEY" not in live["environment variables"]
+    if report["strong"]:  # what a strong mode promises, seen from inside a real job
+        for attempt in ("write the evosearch package", "fork a process", "open an internet socket",
+                        "signal the worker", "open the worker's reply pipe"):
+            assert live[attempt].startswith("blocked"), (attempt, live[attempt])
