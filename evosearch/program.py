@@ -19,6 +19,12 @@ BANNED_NAMES = frozenset({
     "eval", "exec", "compile", "open", "__import__", "globals", "locals", "vars", "getattr",
     "setattr", "delattr", "input", "breakpoint", "memoryview", "exit", "quit", "help",
 })
+#: Attributes that reach the OS or files through an allowed module (``torch.os.system``,
+#: ``numpy.ctypeslib``, ``torch.save``): the sandbox stops them anyway; this says why, readably.
+BANNED_ATTRIBUTES = frozenset({
+    "os", "sys", "subprocess", "ctypes", "ctypeslib", "multiprocessing", "importlib", "builtins",
+    "system", "popen", "save", "load", "from_file", "hub",
+})
 MAX_SOURCE_BYTES = 64_000
 
 
@@ -117,6 +123,8 @@ def static_check(source: str, kind: str = "rule") -> list[StaticIssue]:
             issues.append(StaticIssue(f"dunder name {node.id!r} is not allowed", line))
         elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             issues.append(StaticIssue(f"private or dunder attribute {node.attr!r} is not allowed", line))
+        elif isinstance(node, ast.Attribute) and node.attr in BANNED_ATTRIBUTES:
+            issues.append(StaticIssue(f"attribute {node.attr!r} reaches the system or files: not allowed", line))
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             issues.append(StaticIssue("global/nonlocal statements are not allowed", line))
     if kind == "rule":

@@ -41,3 +41,10 @@ def test_size_limit():
 
 def test_program_sha_is_stable():
     assert Program("a").sha == Program("a").sha != Program("b").sha
+
+
+@pytest.mark.parametrize("expr", ["torch.os.system('id')", "numpy.ctypeslib.ctypes", "torch.save(b.adv, 'x.pt')"])
+def test_attributes_that_reach_the_system_through_an_allowed_module_are_rejected(expr):
+    source = f"import torch\nimport numpy\n\ndef loss(b):\n    {expr}\n    return -(b.logp * b.adv).mean()\n"
+    issues = static_check(source)
+    assert issues and "reaches the system or files" in str(issues[0])

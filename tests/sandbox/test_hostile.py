@@ -179,7 +179,7 @@ CASES: dict[str, Case] = {
     "fork_bomb": Case("rejected", CE, "PermissionError"),
     "setsid_daemon": Case("rejected", CE, "PermissionError"),
     "os_system": Case("rejected", "ok", target="repo"),
-    "torch_os_system": Case("ok", "ok", target="home"),
+    "torch_os_system": Case("rejected", "ok", target="home"),
     "subprocess_run": Case("rejected", CE, "PermissionError", target="repo"),
     # network
     "socket_loopback": Case("rejected", CE, checks=(server_saw_nothing,)),
@@ -191,7 +191,7 @@ CASES: dict[str, Case] = {
     "write_home": Case("rejected", CE, target="home"),
     "write_host_tmp": Case("rejected", ("ok", CE), target="tmp"),
     "overwrite_harness": Case("rejected", CE),
-    "torch_save_repo": Case(CE, CE, target="repo"),
+    "torch_save_repo": Case("rejected", CE, target="repo"),
     "scratch_big_file": Case("rejected", CE, "File too large"),
     "fd_exhaustion": Case("rejected", CE, "Too many open files"),  # the proposer should learn why
     "print_100mb": Case(CE, CE, "File too large", checks=(output_small,)),
