@@ -81,17 +81,20 @@ class Support:
         return ", ".join(parts) or "none"
 
 
-def _writable_dir(path: Path) -> bool:
-    probe = path / f"evosearch-probe-{os.getpid()}"
+def _probe(parent: Path) -> tuple[bool, bool]:
+    """(can we create groups under ``parent``, do they have ``cgroup.kill``), by making one and removing it."""
+    probe = parent / f"evosearch-probe-{os.getpid()}"
     try:
         probe.mkdir()
     except OSError:
-        return False
+        return False, False
     try:
-        probe.rmdir()
-    except OSError:
-        pass
-    return True
+        return True, (probe / "cgroup.kill").exists()
+    finally:
+        try:
+            probe.rmdir()
+        except OSError:
+            pass
 
 
 def detect() -> Support:
@@ -101,8 +104,9 @@ def detect() -> Support:
     v2_own, v1_own = _own_paths()
     if v2_mount and v2_own is not None:
         parent = Path(v2_mount) / v2_own.lstrip("/")
-        if _writable_dir(parent):
-            if (parent / "cgroup.kill").exists() or _has_kill_in_children(parent):
+        writable, has_kill = _probe(parent)
+        if writable:
+            if has_kill:
                 support.kill = parent
             enabled = _read(parent / "cgroup.subtree_control").split()
             if "memory" not in enabled or "pids" not in enabled:
@@ -118,25 +122,11 @@ def detect() -> Support:
         if getattr(support, controller) or controller not in v1_mounts:
             continue
         parent = Path(v1_mounts[controller]) / v1_own.get(controller, "/").lstrip("/")
-        if _writable_dir(parent):
+        if _probe(parent)[0]:
             setattr(support, controller, ("v1", parent))
         else:
             support.problems.append(f"cgroup v1 {controller} directory {parent} is not writable")
     return support
-
-
-def _has_kill_in_children(parent: Path) -> bool:
-    probe = parent / f"evosearch-probe-kill-{os.getpid()}"
-    try:
-        probe.mkdir()
-        return (probe / "cgroup.kill").exists()
-    except OSError:
-        return False
-    finally:
-        try:
-            probe.rmdir()
-        except OSError:
-            pass
 
 
 def _try_enable(parent: Path, support: Support) -> None:

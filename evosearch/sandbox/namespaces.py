@@ -93,7 +93,7 @@ def isolate(scratch: str, uid: int, tmpfs_mb: int, visible: list[str]) -> None:
     installation and evosearch, which may live in ``/root/.pyenv`` or a clone under ``/tmp``)
     are bound back read-only at their own paths. Paths under a covered directory (the system
     temp directory usually covers the scratch directory) are opened first and bound back from
-    their descriptors.
+    their descriptors. ``scratch`` must already belong to ``uid`` (the host hands it over).
     """
     unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates back to the host
@@ -102,7 +102,6 @@ def isolate(scratch: str, uid: int, tmpfs_mb: int, visible: list[str]) -> None:
     kept = [p for p in visible if _under_any(p, covered) and os.path.isdir(p)]
     fds = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in [scratch, *kept]}
     try:
-        os.chown(scratch, uid, uid)
         _read_only_everywhere()
         for path in PRIVATE_DIRS:
             if os.path.isdir(path):
@@ -121,6 +120,14 @@ def isolate(scratch: str, uid: int, tmpfs_mb: int, visible: list[str]) -> None:
     finally:
         for fd in fds.values():
             os.close(fd)
+    become(uid)
+
+
+def become(uid: int) -> None:
+    """Switch for good to ``uid`` (and the group of the same number), with no supplementary groups.
+
+    From root this clears every capability, so it comes after anything that needed one.
+    """
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)

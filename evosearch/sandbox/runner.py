@@ -91,7 +91,7 @@ class Worker:
         self._buffer = b""
         number = next(_worker_numbers)
         self.root = tempfile.mkdtemp(prefix=f"{WORKER_PREFIX}{os.getpid()}-{number}-", dir=scratch_root())
-        os.chmod(self.root, 0o711)  # namespaces mode: the job's uid must pass through to its scratch
+        os.chmod(self.root, 0o711)  # a job with a uid of its own must pass through to its scratch
         self.group = None
         if mode.cgroups.any:
             try:
@@ -149,9 +149,13 @@ class Worker:
     def new_scratch(self, job: str) -> str:
         """A fresh scratch directory for one job, writable by the job's uid alone."""
         scratch = tempfile.mkdtemp(prefix=f"evosearch-{job}-{os.getpid()}-", dir=self.root)
-        if self.mode.name != "rlimits" and launch.drops_uid():
-            os.chown(scratch, self.job_uid, self.job_uid)
+        self.hand_over(scratch)
         return scratch
+
+    def hand_over(self, path: str) -> None:
+        """Make ``path`` the job's, where jobs run as a uid of their own (both strong modes, as root)."""
+        if self.mode.name != "rlimits" and launch.drops_uid():
+            os.chown(path, self.job_uid, self.job_uid)
 
     def inside(self, path: str) -> str:
         """A path under our scratch root as the worker sees it (bubblewrap binds the root elsewhere)."""
@@ -246,8 +250,6 @@ def ensure(mode: str | None) -> modes.Mode:
         mode = os.environ.get("EVOSEARCH_SANDBOX") or "auto"
     if mode == modes.requested_mode():
         return modes.current()
-    if mode == "auto" and modes.requested_mode() == "auto":
-        return modes.current()
     return configure(mode)
 
 
@@ -275,8 +277,8 @@ def sweep_stale() -> int:
     removed = 0
     root = Path(scratch_root())
     mode = modes.current()
-    places = [root] + [p for where in (mode.cgroups.memory, mode.cgroups.pids) if where for p in [where[1]]]
-    places += [mode.cgroups.kill] if mode.cgroups.kill else []
+    groups = [where[1] for where in (mode.cgroups.memory, mode.cgroups.pids) if where]
+    places = [root, *groups, *([mode.cgroups.kill] if mode.cgroups.kill else [])]
     for place in places:
         try:
             entries = list(place.iterdir())
@@ -396,12 +398,12 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
     start = time.monotonic()
     try:
         for name, source in (inputs or {}).items():
+            target = os.path.join(scratch, os.path.basename(name))
             try:
-                copy_plain_file(source, os.path.join(scratch, os.path.basename(name)), limits.file_mb * 1024 * 1024)
+                copy_plain_file(source, target, limits.file_mb * 1024 * 1024)
             except OSError as err:
                 raise JobInputError(f"input {name}: {err}") from err
-            if worker.mode.name != "rlimits" and launch.drops_uid():
-                os.chown(os.path.join(scratch, os.path.basename(name)), worker.job_uid, worker.job_uid)
+            worker.hand_over(target)
         if worker.group is not None:  # this job's memory limit, plus the worker it forks from
             worker.group.set_limits(limits.memory_mb, PIDS_PER_SLOT)
         oom_before = worker.oom_kills()
@@ -458,13 +460,6 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
     return outcome
 
 
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _kill_group(pid: int | None) -> None:
     """SIGKILL the job's process group: the job and everything it started."""
     if pid is None:
@@ -484,8 +479,7 @@ def shutdown() -> None:
     with _pool_lock:
         busy = list(_busy)
     for worker in busy:
-        _kill_group(worker.job_pid)
-        worker.close()
+        worker.close()  # its job's process group first
     while _pool is not None:
         try:
             _pool.get_nowait().close()

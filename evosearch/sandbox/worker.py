@@ -68,9 +68,9 @@ def _start_child(request: dict, options: argparse.Namespace, worker_pid: int, se
 def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_fd: int) -> None:
     os.setsid()
     if options.drop_uid:  # inside bubblewrap already: only the uid is left to change (this clears every capability)
-        os.setgroups([])
-        os.setresgid(options.uid, options.uid, options.uid)
-        os.setresuid(options.uid, options.uid, options.uid)
+        from evosearch.sandbox import namespaces
+
+        namespaces.become(options.uid)
     scratch = request["scratch"]
     fd = os.open(os.path.join(scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
