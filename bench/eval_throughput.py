@@ -40,6 +40,7 @@ for _path in (ROOT, ROOT / "bench"):  # works without PYTHONPATH and from any wo
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from _common import no_nan  # noqa: E402
 from cleanrl_reference import evaluate_reference, train_reference  # noqa: E402
 
 from evosearch.train.harness import TrainConfig, train  # noqa: E402
@@ -120,15 +121,6 @@ def machine() -> dict:
     }
 
 
-def _no_nan(value: object) -> object:
-    """NaN becomes null, so the JSON stays strict (``json.dumps`` would write a bare NaN)."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_no_nan(v) for v in value]
-    return value
 
 
 def fmt(x: float, spec: str = ".1f") -> str:
@@ -185,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         payload = {"machine": info, "env_id": ENV_ID, "steps_per_seed": steps, "episodes": args.episodes,
                    "rows": [asdict(r) for r in rows]}
-        args.json.write_text(json.dumps(_no_nan(payload), indent=2) + "\n")
+        args.json.write_text(json.dumps(no_nan(payload), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

@@ -57,7 +57,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # works without PYTHONPATH and from any working directory
     sys.path.insert(0, str(ROOT))
 
+from _common import no_nan  # noqa: E402
+
 import evosearch.sandbox as sandbox  # noqa: E402
+from evosearch.envs.calibrate import cpu_model  # noqa: E402
 from evosearch.sandbox import Limits, run_job  # noqa: E402
 
 RULE_PATH = ROOT / "programs" / "rules" / "a2c.py"
@@ -328,14 +331,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         torch_version = metadata.version("torch")  # not imported here: the host stays as light as a campaign's
     except metadata.PackageNotFoundError:
@@ -343,20 +339,6 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": f"{platform.system()} {platform.release()}",
             "torch": torch_version, "python": platform.python_version(),
             "loadavg_1m_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-
-
-def sandbox_mode() -> tuple[str | None, str | None]:
-    """(short name, one-line description) of the sandbox mode in force, if the sandbox can say."""
-    current_mode = getattr(sandbox, "current_mode", None)  # being added to evosearch.sandbox
-    if not callable(current_mode):
-        return None, None
-    try:
-        mode = current_mode()
-    except Exception as err:  # noqa: BLE001 - a report line, not a reason to fail the benchmark
-        return "unknown", f"unknown ({type(err).__name__}: {err})"
-    describe = getattr(mode, "summary", None)
-    text = str(describe()) if callable(describe) else str(mode)
-    return str(getattr(mode, "name", text)), text
 
 
 def ms(x: float | None, spec: str = "8.2f") -> str:
@@ -398,11 +380,12 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     info = machine()
-    mode, mode_text = sandbox_mode()
+    mode = sandbox.current_mode().name
+    mode_text = sandbox.current_mode().summary()
     load = info["loadavg_1m_at_start"]
     print(f"machine: {info['cpu']} | {info['cores']} cores | {info['platform']} | torch {info['torch']} | "
           f"python {info['python']} | load avg {load if load is not None else float('nan'):.2f}")
-    print(f"sandbox mode: {mode_text or 'n/a (evosearch.sandbox.current_mode() not available)'}")
+    print(f"sandbox mode: {mode_text}")
     print(f"candidate: {RULE_PATH.relative_to(ROOT)} with a first statement that prints time.monotonic(); "
           f"probe jobs, Limits(wall_s=60)", flush=True)
 
@@ -441,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     head = f"   {'path':<44}{'median ms':>11}{'p90 ms':>10}{'min ms':>10}{'max ms':>10}{'n':>5}"
     print(head)
     print("   " + "-" * (len(head) - 3))
-    for label, s in ((f"warm: fork from the worker ({mode or 'current sandbox'})", warm_lat),
+    for label, s in ((f"warm: fork from the worker ({mode})", warm_lat),
                      ("fresh interpreter per job (reference)", fresh_lat)):
         print(f"   {label:<44}{ms(s['median'], '11.2f')}{ms(s['p90'], '10.2f')}{ms(s['min'], '10.2f')}"
               f"{ms(s['max'], '10.2f')}{s['n']:>5}")
@@ -527,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             "fresh": {"latency_s": fresh_lat, "breakdown_s": fresh_breakdown, "rows": fresh},
             "bare_fork": fork,
         }
-        text = json.dumps(_no_nan(payload), allow_nan=False)
+        text = json.dumps(no_nan(payload), allow_nan=False)
         if args.json == "-":
             print(text)
         else:
@@ -536,15 +519,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _no_nan(value: Any) -> Any:
-    """NaN becomes null, so the JSON stays strict."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _no_nan(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_no_nan(v) for v in value]
-    return value
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # works without PYTHONPATH and from any working directory
     sys.path.insert(0, str(ROOT))
 
+from _common import no_nan  # noqa: E402
+
 import evosearch.campaign as campaign_module  # noqa: E402
 from evosearch.archive.descriptors import Axis, Grid  # noqa: E402
 from evosearch.archive.selection import select_inspirations, select_parent  # noqa: E402
@@ -679,15 +681,6 @@ def print_queries(big: dict, small: dict, big_info: dict, small_info: dict) -> d
     return ratios
 
 
-def _no_nan(value: Any) -> Any:
-    """NaN becomes null, so the JSON stays strict."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _no_nan(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_no_nan(v) for v in value]
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -745,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
                    "campaign_ratios": campaign_ratios,
                    "queries": {"large": {"info": big_info, "ms": big}, "reference": {"info": small_info, "ms": small},
                                "ratios": query_ratios}}
-        print(json.dumps(_no_nan(payload), allow_nan=False))
+        print(json.dumps(no_nan(payload), allow_nan=False))
     return 0
 
 

@@ -26,18 +26,21 @@ PPO_CLIP = Path(__file__).resolve().parents[2] / "programs" / "rules" / "ppo_cli
 RANDOM_EPISODES = 200
 
 
-def machine_description() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, torch {torch.__version__}"
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> str:
+    import torch
+
+    return f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, torch {torch.__version__}"
 
 
 def _measure(program: Program, task: Task, suite: Suite, limits: Limits, log: Callable[[str], None]) -> dict:
