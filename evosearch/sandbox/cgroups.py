@@ -23,11 +23,7 @@ WORKER_OVERHEAD_MB = 1024
 def _mounts() -> tuple[str | None, dict[str, str]]:
     """(cgroup2 mount point, {v1 controller: mount point}) from /proc/self/mountinfo."""
     v2, v1 = None, {}
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return None, {}
-    for line in lines:
+    for line in _read(Path("/proc/self/mountinfo")).splitlines():
         left, _, right = line.partition(" - ")
         fstype, _, options = (right.split() + ["", "", ""])[:3]
         point = left.split()[4]
@@ -43,11 +39,7 @@ def _mounts() -> tuple[str | None, dict[str, str]]:
 def _own_paths() -> tuple[str | None, dict[str, str]]:
     """Our own cgroup: (v2 path, {v1 controller: path}) from /proc/self/cgroup."""
     v2, v1 = None, {}
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None, {}
-    for line in lines:
+    for line in _read(Path("/proc/self/cgroup")).splitlines():
         hid, controllers, path = line.split(":", 2)
         if hid == "0":
             v2 = path
