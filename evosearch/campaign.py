@@ -103,7 +103,7 @@ def default_evaluator(config: CampaignConfig) -> Evaluator:
     return Evaluator(CascadeConfig(
         suite=resolved_suite(config), seeds=ev.seeds, hurdle=ev.hurdle, hurdle_threshold=ev.hurdle_threshold,
         fitness=ev.fitness, smoke_timeout_s=ev.smoke_timeout_s, task_timeout_s=ev.task_timeout_s,
-        memory_mb=ev.memory_mb, workers=ev.workers, sandbox=ev.sandbox))
+        memory_mb=ev.memory_mb, workers=ev.workers, sandbox=ev.sandbox, device=ev.device))
 
 
 class Campaign:

@@ -61,9 +61,11 @@ def _print_eval_table(result, program_name: str) -> None:
 @click.option("--fitness", type=click.Choice(["iqm", "auc"]), default="iqm", show_default=True)
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True, help="Seconds per job.")
 @click.option("--memory-mb", type=click.IntRange(700, 1 << 20), default=4096, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where training runs; auto: the GPU for torch-native tasks if there is one.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def eval_command(file: Path, suite: str, seeds: int | None, workers: int | None, no_hurdle: bool, held_out: bool,
-                 fitness: str, timeout_s: float, memory_mb: int, as_json: bool) -> None:
+                 fitness: str, timeout_s: float, memory_mb: int, device: str, as_json: bool) -> None:
     """Train and score the rule program FILE on a suite."""
     from evosearch.evaluate import CascadeConfig, Evaluator
     from evosearch.program import Program
@@ -73,17 +75,18 @@ def eval_command(file: Path, suite: str, seeds: int | None, workers: int | None,
     except SuiteError as err:
         raise click.UsageError(str(err)) from err
     cfg = CascadeConfig(suite=suite, seeds=seeds, hurdle=not no_hurdle, held_out=held_out, fitness=fitness,
-                        task_timeout_s=timeout_s, memory_mb=memory_mb,
+                        task_timeout_s=timeout_s, memory_mb=memory_mb, device=device,
                         **({"workers": workers} if workers else {}))
     try:
         program = Program.from_file(file)
     except UnicodeDecodeError as err:
         raise click.UsageError(f"{file} is not UTF-8 text: {err}") from err
+    from evosearch.devices import DeviceError
     from evosearch.sandbox import SandboxUnavailable
 
     try:
         evaluator = Evaluator(cfg, loaded)
-    except (SuiteError, SandboxUnavailable) as err:
+    except (SuiteError, SandboxUnavailable, DeviceError) as err:
         raise click.UsageError(str(err)) from err
     result = evaluator.evaluate(program)
     if as_json:

@@ -129,23 +129,30 @@ def _campaign_id(archive, name: str | None) -> int | None:
 @click.option("--max-evals", type=click.IntRange(1), help="Stop when the campaign has this many evaluations.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="Stop this run after M minutes.")
 @click.option("--parallel", type=click.IntRange(1, 256), help="Evaluations at once (default: the config's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Where training runs (default: the config's evaluation.device, else auto: the GPU for "
+                   "torch-native tasks if there is one). With cuda, every parallel evaluation shares the GPU.")
 def run_command(config_file: Path, db: Path | None, max_evals: int | None, minutes: float | None,
-                parallel: int | None) -> None:
+                parallel: int | None, device: str | None) -> None:
     """Start the campaign in CONFIG, or resume it: same database, same name.
 
     Ctrl-C once finishes the evaluations in flight and stops; twice abandons them (they are
     re-run on resume). Progress goes to the terminal, details to a log file beside the database.
     """
-    from evosearch import sandbox
+    from evosearch import devices, sandbox
     from evosearch.campaign import BudgetReached, Campaign
     from evosearch.config import load_config
     from evosearch.progress import ProgressView
 
+    overrides: dict = {"parallel": parallel} if parallel else {}
+    if device:
+        overrides["evaluation"] = {"device": device}
     try:
-        config = load_config(config_file, {"parallel": parallel} if parallel else None)
+        config = load_config(config_file, overrides)
         mode = sandbox.ensure(config.evaluation.sandbox)
+        device_pool = devices.DevicePool(config.evaluation.device)
         campaign = Campaign(config, db_path=db)
-    except (ConfigError, sandbox.SandboxUnavailable) as err:
+    except (ConfigError, sandbox.SandboxUnavailable, devices.DeviceError) as err:
         raise BadInput(str(err)) from err
     log_path = campaign.db_path.with_suffix(".log")
     handler = logging.FileHandler(log_path, encoding="utf-8")
@@ -156,6 +163,7 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     click.echo(f"campaign {config.name!r}: database {campaign.db_path}, log {log_path}", err=True)
     click.echo(f"sandbox: {mode.summary()}" + ("" if mode.strong else
                " -- weak: candidates are not isolated from this machine; see `evosearch doctor`"), err=True)
+    click.echo(f"device: {device_pool.describe()}", err=True)
     try:
         with ProgressView() as view:
             summary = campaign.run(max_evals=max_evals, minutes=minutes, on_progress=view)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from evosearch.devices import DEVICE_PATTERN
 from evosearch.propose.registry import OPERATOR_NAMES
 
 
@@ -39,6 +40,7 @@ class EvaluationConfig:
     memory_mb: int = 4096
     workers: int = 1  # training jobs per evaluation; the campaign runs `parallel` evaluations at once
     sandbox: Literal["auto", "bubblewrap", "namespaces", "rlimits"] = "auto"  # `evosearch doctor` shows each
+    device: str = "auto"  # auto (GPU for torch-native tasks if there is one), cpu, cuda or cuda:N
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,10 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ca
         raise ConfigError(f"{path}: not UTF-8 text") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    raw = {**raw, **(overrides or {}), "source_path": str(path)}
+    for key, value in (overrides or {}).items():  # a section's override changes only the keys it names
+        section = raw.get(key)
+        raw[key] = {**section, **value} if isinstance(section, dict) and isinstance(value, dict) else value
+    raw["source_path"] = str(path)
     try:
         config = _build(CampaignConfig, raw, "")
         _validate(config)
@@ -272,6 +277,8 @@ def _validate(config: CampaignConfig) -> None:
         positive(f"evaluation.{key}", getattr(ev, key))
     if ev.memory_mb < 700:
         raise ConfigError(f"evaluation.memory_mb: {ev.memory_mb} is below the ~700 MiB that torch alone needs")
+    if not DEVICE_PATTERN.match(ev.device):
+        raise ConfigError(f"evaluation.device: {ev.device!r} is not one of auto, cpu, cuda, cuda:N")
     ar = config.archive
     positive("archive.islands", ar.islands, allow_none=False)
     positive("archive.migration_interval", ar.migration_interval, allow_none=False)

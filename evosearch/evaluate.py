@@ -14,11 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from evosearch import sandbox, stats
+from evosearch.devices import DevicePool
+from evosearch.envs.backend import resolve_backend
 from evosearch.envs.suites import Suite, Task, load_suite
 from evosearch.program import Program, static_check
 from evosearch.sandbox import JobOutcome, Limits, run_job
@@ -48,6 +50,7 @@ class CascadeConfig:
     bootstrap_reps: int = 2000
     static_check: bool = True  # off only to test the OS layers: the check is for readable rejections
     sandbox: str | None = None  # a mode of evosearch.sandbox.modes; None: EVOSEARCH_SANDBOX or "auto"
+    device: str = "auto"  # auto, cpu, cuda or cuda:N (evosearch.devices)
 
 
 @dataclass
@@ -141,23 +144,27 @@ class Usage:
 
 def train_and_score(
     program: Program, task: Task, seeds: list[int], limits: Limits, episodes: int, stage: str = "full",
-    usage: Usage | None = None,
+    usage: Usage | None = None, device: str = "cpu",
 ) -> tuple[list[float], dict, float]:
     """Train ``seeds`` on ``task`` in an untrusted job, then score the weights in a trusted one.
 
     Returns the per-seed returns, the training job's report (curves) and its wall seconds.
     """
-    cfg = TrainConfig(env_id=task.env_id, total_steps=task.total_steps)
+    cfg = TrainConfig(env_id=task.env_id, total_steps=task.total_steps, backend=task.backend)
     usage = usage or Usage()
+    if device != "cpu":  # CUDA maps far more address space than it uses: the cgroup bounds memory instead
+        limits = replace(limits, limit_address_space=False)
     train = usage.add(run_job("train", {"source": program.source, "filename": program.name,
-                                        "config": cfg.to_dict(), "seeds": seeds}, limits, keep_scratch=True))
+                                        "config": cfg.to_dict(), "seeds": seeds, "device": device}, limits,
+                              keep_scratch=True))
     try:
         if train.status != "ok":
             raise _failure_from_job(train, f"training on {task.env_id} ({stage})")
         weights = os.path.join(train.scratch, "weights.npz")
         try:
             scored = usage.add(run_job("score", {"weights": "weights.npz", "env_id": task.env_id,
-                                                 "episodes": episodes, "seed": 1}, limits,
+                                                 "episodes": episodes, "seed": 1, "backend": task.backend,
+                                                 "device": device}, limits,
                                        inputs={"weights.npz": weights}))
         except JobInputError as err:  # its report claimed success, so the candidate wrote it, not the harness
             raise _StageFailure("candidate_error", f"training on {task.env_id} ({stage}) left no usable weights "
@@ -202,14 +209,16 @@ class Evaluator:
         for task in needed:  # refuse an uncalibrated suite before any training, not after it
             self.suite.calibrated(task.env_id)
         self.sandbox = sandbox.ensure(self.config.sandbox)  # SandboxUnavailable now, not at the first job
+        self.devices = DevicePool(self.config.device)  # DeviceError now, not at the first job
 
     def _limits(self, wall_s: float) -> Limits:
         return Limits(wall_s=wall_s, memory_mb=self.config.memory_mb)
 
     def _train_and_score(self, program: Program, task: Task, seeds: list[int], stage: str,
                          usage: Usage) -> TaskResult:
+        device = self.devices.for_task(resolve_backend(task.env_id, task.backend) == "native")
         returns, train, wall = train_and_score(program, task, seeds, self._limits(self.config.task_timeout_s),
-                                               self.suite.eval_episodes, stage, usage)
+                                               self.suite.eval_episodes, stage, usage, device)
         return self._task_result(task.env_id, returns, train, wall)
 
     def _task_result(self, env_id: str, returns: list[float], train: dict, wall_s: float) -> TaskResult:

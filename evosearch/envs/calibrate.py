@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from evosearch import stats
+from evosearch.envs.backend import resolve_backend
 from evosearch.envs.suites import Suite, Task, calibration_path
 from evosearch.evaluate import train_and_score
 from evosearch.program import Program
@@ -44,7 +45,8 @@ def machine_description() -> str:
 
 
 def _measure(program: Program, task: Task, suite: Suite, limits: Limits, log: Callable[[str], None]) -> dict:
-    random_job = run_job("random", {"env_id": task.env_id, "episodes": RANDOM_EPISODES, "seed": 0}, limits)
+    random_job = run_job("random", {"env_id": task.env_id, "episodes": RANDOM_EPISODES, "seed": 0,
+                                    "backend": task.backend}, limits)
     if random_job.status != "ok":
         raise RuntimeError(f"random play on {task.env_id} failed: {random_job.error}")
     r_random = float(np.mean(random_job.result["returns"]))
@@ -59,7 +61,7 @@ def _measure(program: Program, task: Task, suite: Suite, limits: Limits, log: Ca
     return {
         "r_random": r_random, "r_ref": float(np.mean(returns)), "r_ref_ci": [lo, hi],
         "r_ref_per_seed": [float(r) for r in returns], "train_wall_s": round(wall, 1),
-        "total_steps": task.total_steps,
+        "total_steps": task.total_steps, "backend": resolve_backend(task.env_id, task.backend),
     }
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from evosearch.envs.backend import BackendError, resolve_backend
+
 SUITE_DIR = Path(__file__).parent / "suites"
 
 
@@ -24,6 +26,7 @@ class SuiteError(ValueError):
 class Task:
     env_id: str
     total_steps: int
+    backend: str = "auto"  # env backend (evosearch.envs.backend): auto, native or envpool
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,12 @@ def calibration_path(name: str) -> Path:
 def _task(raw: object, where: str) -> Task:
     if not isinstance(raw, dict) or "env_id" not in raw or "total_steps" not in raw:
         raise SuiteError(f"{where}: each task needs env_id and total_steps")
-    return Task(env_id=str(raw["env_id"]), total_steps=int(raw["total_steps"]))
+    env_id, backend = str(raw["env_id"]), str(raw.get("backend", "auto"))
+    try:
+        resolve_backend(env_id, backend)
+    except BackendError as err:
+        raise SuiteError(f"{where}: {err}") from err
+    return Task(env_id=env_id, total_steps=int(raw["total_steps"]), backend=backend)
 
 
 def load_suite(name: str) -> Suite:

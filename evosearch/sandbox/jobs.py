@@ -28,7 +28,7 @@ def _probe(payload: dict, scratch: str) -> dict:
 def _train(payload: dict, scratch: str) -> dict:
     loaded = rule.load_rule(payload["source"], payload.get("filename", "<rule>"))
     cfg = harness.TrainConfig(**payload["config"])
-    result = harness.train(loaded, cfg, [int(s) for s in payload["seeds"]])
+    result = harness.train(loaded, cfg, [int(s) for s in payload["seeds"]], device=payload.get("device", "cpu"))
     np.savez(os.path.join(scratch, "weights.npz"), **result.weights)
     return {
         "curve_steps": result.curve_steps,
@@ -36,17 +36,21 @@ def _train(payload: dict, scratch: str) -> dict:
         "env_steps": result.env_steps,
         "wall_s": result.wall_s,
         "used_vmap": result.used_vmap,
+        "backend": result.backend,
+        "device": result.device,
     }
 
 
 def _score(payload: dict, scratch: str) -> dict:
     weights = score.load_weights(payload["weights"])
-    returns = score.score_weights(weights, payload["env_id"], int(payload["episodes"]), int(payload["seed"]))
+    returns = score.score_weights(weights, payload["env_id"], int(payload["episodes"]), int(payload["seed"]),
+                                  backend=payload.get("backend", "auto"), device=payload.get("device", "cpu"))
     return {"returns": [float(r) for r in returns]}
 
 
 def _random(payload: dict, scratch: str) -> dict:
-    returns = score.random_returns(payload["env_id"], int(payload["episodes"]), int(payload["seed"]))
+    returns = score.random_returns(payload["env_id"], int(payload["episodes"]), int(payload["seed"]),
+                                   backend=payload.get("backend", "auto"))
     return {"returns": [float(r) for r in returns]}
 
 

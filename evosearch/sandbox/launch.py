@@ -17,7 +17,8 @@ from evosearch.sandbox.modes import Mode
 from evosearch.sandbox.namespaces import HIDDEN_DIRS, PRIVATE_DIRS, real_home
 
 #: Variables a worker may inherit (never secrets): where Python and its packages are, the locale.
-PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHASHSEED")
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHASHSEED",
+              "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
 FIXED_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2",
              "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "TMPDIR": "/tmp"}
 #: Where a worker's scratch root appears inside bubblewrap, whatever its path (and its parents' modes) outside.
@@ -43,6 +44,11 @@ def python_paths() -> list[str]:
     return sorted(paths)
 
 
+def gpu_devices() -> list[str]:
+    """NVIDIA device nodes of this machine (none on a CPU-only one)."""
+    return sorted(str(p) for p in Path("/dev").glob("nvidia*") if p.is_char_device())
+
+
 def drops_uid() -> bool:
     """Whether jobs switch to an unprivileged uid of their own: possible, and needed, for a root host."""
     return hasattr(os, "geteuid") and os.geteuid() == 0
@@ -66,6 +72,8 @@ def _bwrap_args(mode: Mode, worker_dir: str, env: dict[str, str]) -> list[str]:
     # request pipe closes (the host is gone), and bwrap's pid namespace takes everything with it.
     args = [mode.bwrap or "bwrap", *isolation, "--new-session",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for device in gpu_devices():  # CUDA jobs need the driver's device nodes; --dev leaves them out
+        args += ["--dev-bind", device, device]
     for path in PRIVATE_DIRS:
         if os.path.isdir(path):
             args += ["--perms", "1777", "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", path]

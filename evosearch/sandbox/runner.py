@@ -54,10 +54,12 @@ class Limits:
     cpu_s: int | None = None  # defaults to twice the wall limit
     file_mb: int = 64
     open_files: int = 256
+    limit_address_space: bool = True  # off for CUDA jobs, whose driver maps tens of GiB it never touches
 
     def for_worker(self) -> dict:
         cpu = self.cpu_s or int(self.wall_s * 2) + 5
-        return {"memory_mb": self.memory_mb, "cpu_s": cpu, "file_mb": self.file_mb, "open_files": self.open_files}
+        return {"memory_mb": self.memory_mb, "cpu_s": cpu, "file_mb": self.file_mb, "open_files": self.open_files,
+                "limit_address_space": self.limit_address_space}
 
 
 @dataclass

@@ -94,7 +94,8 @@ def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_
     memory = int(limits["memory_mb"]) * MIB
     cpu = int(limits["cpu_s"])
     files = int(limits["file_mb"]) * MIB
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    if limits.get("limit_address_space", True):
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     resource.setrlimit(resource.RLIMIT_FSIZE, (files, files))
     resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits["open_files"]), int(limits["open_files"])))

@@ -1,20 +1,23 @@
-"""Train S seeds of one rule together on one EnvPool task, CleanRL ppo.py style.
+"""Train S seeds of one rule together on one task, CleanRL ppo.py style.
 
 Read it top to bottom like CleanRL: rollout, advantages, epochs of shuffled minibatches.
 What differs: every tensor carries a leading seed axis ``S`` (one batched ensemble instead of
-S runs), the autoreset transitions of EnvPool are masked out, truncated episodes bootstrap
-from the value of their final observation, and the loss is the candidate rule's.
+S runs), the loss is the candidate rule's, truncated episodes bootstrap from the value of
+their final observation, and EnvPool's autoreset transitions are masked out. Nothing in the
+loop waits on the host per step: the rollout is collected as tensors on the training device
+(a torch-native env keeps even the environment there), and episode returns are summed after
+the rollout, so on a GPU the CPU only queues work.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 
-from evosearch.envs.vector import VectorEnv
+from evosearch.envs.backend import make_env
 from evosearch.train.networks import Ensemble, distribution_stats, sample_actions
 from evosearch.train.rule import Rule, RuleError, compute_advantages, per_seed_losses
 
@@ -36,6 +39,7 @@ class TrainConfig:
     max_grad_norm: float = 0.5
     hidden: int = 64
     curve_points: int = 20
+    backend: str = "auto"  # env backend: auto (torch-native where it exists), native or envpool
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +55,8 @@ class TrainResult:
     env_steps: int  # per seed
     wall_s: float
     used_vmap: bool
+    backend: str = ""
+    device: str = "cpu"
     extra: dict = field(default_factory=dict)
 
 
@@ -58,70 +64,70 @@ class NonFiniteLoss(RuleError):
     """The rule's loss or its gradients became NaN or infinite during training."""
 
 
-def train(rule: Rule, cfg: TrainConfig, seeds: list[int]) -> TrainResult:
+def train(rule: Rule, cfg: TrainConfig, seeds: list[int], device: str | torch.device = "cpu") -> TrainResult:
     """Train ``len(seeds)`` agents with ``rule`` and return their weights and learning curves."""
     start = time.perf_counter()
+    device = torch.device(device)
     S, N, T = len(seeds), cfg.num_envs, cfg.num_steps
-    env = VectorEnv(cfg.env_id, S * N, seed=int(seeds[0]) * 7919 + 1)
-    spec = env.spec.__class__(env.spec.obs_dim, env.spec.act_dim, env.spec.discrete, cfg.hidden)
-    model = Ensemble(spec, list(seeds))
-    params = list(model.parameters())
-    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5)
-    generator = torch.Generator().manual_seed(int(seeds[0]) * 104729 + len(seeds))
+    env = make_env(cfg.env_id, S * N, seed=int(seeds[0]) * 7919 + 1, backend=cfg.backend, device=device)
+    spec = replace(env.spec, hidden=cfg.hidden)
+    model = Ensemble(spec, list(seeds), device=device)
+    optimizer = torch.optim.Adam([model.flat], lr=cfg.learning_rate, eps=1e-5)
+    generator = torch.Generator(device=device).manual_seed(int(seeds[0]) * 104729 + len(seeds))
     iterations = max(1, cfg.total_steps // (N * T))
-
     act_shape = () if spec.discrete else (spec.act_dim,)
-    obs_buf = torch.zeros(T, S, N, spec.obs_dim)
-    act_buf = torch.zeros((T, S, N) + act_shape, dtype=torch.long if spec.discrete else torch.float32)
-    logp_buf, val_buf = torch.zeros(T, S, N), torch.zeros(T, S, N)
-    rew_buf, done_buf, real_buf = torch.zeros(T, S, N), torch.zeros(T, S, N), torch.zeros(T, S, N, dtype=torch.bool)
 
-    obs = torch.from_numpy(env.reset()).view(S, N, -1)
-    episode_return = np.zeros(S * N)
-    ended_sum, ended_count = np.zeros(S), np.zeros(S)
-    last_curve = np.full(S, np.nan)
+    obs = env.reset().view(S, N, -1)
+    running_return = torch.zeros(S, N, device=device)
+    ended_sum, ended_count = torch.zeros(S, device=device), torch.zeros(S, device=device)
+    last_curve = [0.0] * S
     curve_every = max(1, iterations // cfg.curve_points)
     curve_steps: list[int] = []
     curves: list[list[float]] = [[] for _ in range(S)]
+    finite = torch.ones((), dtype=torch.bool, device=device)
 
     for iteration in range(iterations):
         if cfg.anneal_lr:
             optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - iteration / iterations)
 
         # Rollout: T steps of all S*N environments, one batched forward pass per step.
-        for t in range(T):
-            actions, logp, value = sample_actions(model, obs, generator)
-            obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = obs, actions, logp, value
-            next_obs, reward, terminated, truncated, real = env.step(actions.reshape((S * N,) + act_shape).numpy())
-            next_obs_t = torch.from_numpy(next_obs).view(S, N, -1)
-            reward_t = torch.from_numpy(reward).view(S, N)
-            if truncated.any():  # bootstrap time-limit ends from the final observation's value
-                with torch.no_grad():
-                    final_value = model.value(next_obs_t)
-                trunc_t = torch.from_numpy(truncated & ~terminated).view(S, N)
-                reward_t = reward_t + cfg.gamma * final_value * trunc_t
-            rew_buf[t] = reward_t
-            done_buf[t] = torch.from_numpy(terminated | truncated).view(S, N).float()
-            real_buf[t] = torch.from_numpy(real).view(S, N)
-            episode_return += reward * real
-            ended = terminated | truncated
-            if ended.any():
-                per_seed = ended.reshape(S, N)
-                ended_sum += np.where(per_seed, episode_return.reshape(S, N), 0.0).sum(1)
-                ended_count += per_seed.sum(1)
-                episode_return[ended] = 0.0
-            obs = next_obs_t
+        collected: dict[str, list] = {k: [] for k in ("obs", "act", "logp", "step")}
+        with torch.no_grad():
+            actor = model.folded("actor")
+        for _ in range(T):
+            actions, logp = sample_actions(model, obs, generator, actor)
+            step = env.step(actions.view((S * N,) + act_shape))
+            for key, x in zip(("obs", "act", "logp", "step"), (obs, actions, logp, step), strict=True):
+                collected[key].append(x)
+            obs = step.obs.view(S, N, -1)
+        obs_buf, act_buf, logp_buf = (torch.stack(collected[k]) for k in ("obs", "act", "logp"))
+        rew_buf, terminated, truncated, real_buf = _stack_steps(collected["step"], S, N)
 
+        # Episode returns (undiscounted, real transitions only) for the learning curves.
+        sums, counts, running_return = ended_episode_returns(rew_buf, terminated | truncated, running_return)
+        ended_sum += sums
+        ended_count += counts
         if (iteration + 1) % curve_every == 0 or iteration == iterations - 1:
-            have = ended_count > 0
-            last_curve = np.where(have, ended_sum / np.maximum(ended_count, 1), last_curve)
-            ended_sum[:], ended_count[:] = 0.0, 0.0
+            means = (ended_sum / ended_count.clamp(min=1)).tolist()
+            have = (ended_count > 0).tolist()
+            last_curve = [m if h else last for m, h, last in zip(means, have, last_curve, strict=True)]
+            ended_sum.zero_()
+            ended_count.zero_()
             curve_steps.append((iteration + 1) * N * T)
             for s in range(S):
-                curves[s].append(float(last_curve[s]) if np.isfinite(last_curve[s]) else 0.0)
+                curves[s].append(float(last_curve[s]))
 
-        # Advantages over the rollout (the rule may replace GAE).
+        # Values of the whole rollout in one batched critic pass (large matrices, not T small
+        # ones); advantages over it (the rule may replace GAE); time-limit ends bootstrap from
+        # the value of their final observation.
         with torch.no_grad():
+            val_buf = _time_major(model.value(_seed_major(obs_buf)), T)
+            bootstrap = truncated & ~terminated
+            if bool(bootstrap.any()):
+                final_obs = torch.stack([s.final_obs for s in collected["step"]]).view(T, S, N, -1)
+                final_value = _time_major(model.value(_seed_major(final_obs)), T)
+                rew_buf = rew_buf + cfg.gamma * final_value * bootstrap
+            done_buf = (terminated | truncated).float()
             last_value = model.value(obs)
             advantages = compute_advantages(rule, rew_buf, val_buf, done_buf, last_value, cfg.gamma,
                                             cfg.gae_lambda)
@@ -130,12 +136,18 @@ def train(rule: Rule, cfg: TrainConfig, seeds: list[int]) -> TrainResult:
         # Flatten to [S, T*N]; shuffle each seed's real transitions, drop the autoreset ones.
         B = T * N
         b_obs, b_act, b_logp, b_val = (_seed_major(x) for x in (obs_buf, act_buf, logp_buf, val_buf))
-        b_adv, b_ret, b_real = (_seed_major(x) for x in (advantages, returns, real_buf))
-        usable = int(b_real.sum(1).min())
+        b_adv, b_ret = _seed_major(advantages), _seed_major(returns)
+        if real_buf is None:
+            usable, not_real = B, None
+        else:
+            b_real = _seed_major(real_buf)
+            usable, not_real = int(b_real.sum(1).min()), (~b_real).float() * 2.0
         minibatch = usable // cfg.num_minibatches
-        progress = torch.full((S,), iteration / iterations)
+        progress = torch.full((S,), iteration / iterations, device=device)
         for _ in range(cfg.update_epochs):
-            keys = torch.rand(S, B, generator=generator) + (~b_real).float() * 2.0
+            keys = torch.rand(S, B, generator=generator, device=device)
+            if not_real is not None:
+                keys += not_real
             order = keys.argsort(1)[:, : minibatch * cfg.num_minibatches]
             for mb in order.split(minibatch, dim=1):
                 mb_obs, mb_act = _take(b_obs, mb), _take(b_act, mb)
@@ -147,12 +159,12 @@ def train(rule: Rule, cfg: TrainConfig, seeds: list[int]) -> TrainResult:
                     "entropy": entropy, "progress": progress,
                 }
                 losses = per_seed_losses(rule, fields)
-                if not torch.isfinite(losses).all():
-                    raise NonFiniteLoss(f"loss became non-finite at iteration {iteration} of {iterations}")
-                optimizer.zero_grad(set_to_none=False)
+                model.zero_grad()
                 losses.sum().backward()
-                _clip_per_seed(params, cfg.max_grad_norm)
+                finite &= torch.isfinite(losses).all() & _clip_per_seed(model.flat_grad, cfg.max_grad_norm)
                 optimizer.step()
+        if not bool(finite):  # one check per iteration, not a host round trip per minibatch
+            raise NonFiniteLoss(f"loss or gradients became non-finite at iteration {iteration} of {iterations}")
 
     env.close()
     return TrainResult(
@@ -162,7 +174,46 @@ def train(rule: Rule, cfg: TrainConfig, seeds: list[int]) -> TrainResult:
         env_steps=iterations * N * T,
         wall_s=time.perf_counter() - start,
         used_vmap=bool(rule.use_vmap),
+        backend=env.backend,
+        device=str(device),
     )
+
+
+def _stack_steps(steps: list, seeds: int, envs: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                  torch.Tensor | None]:
+    """Per-step transitions -> ``[T, S, N]`` rewards, terminated, truncated and real (or None)."""
+    shape = (len(steps), seeds, envs)
+    reward = torch.stack([s.reward for s in steps]).view(shape)
+    terminated = torch.stack([s.terminated for s in steps]).view(shape)
+    truncated = torch.stack([s.truncated for s in steps]).view(shape)
+    if steps[0].real is None:
+        return reward, terminated, truncated, None
+    real = torch.stack([s.real for s in steps]).view(shape)
+    return reward * real, terminated & real, truncated & real, real
+
+
+def ended_episode_returns(
+    rewards: torch.Tensor, ended: torch.Tensor, running: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sum and count per seed of the returns of episodes that ended in this rollout.
+
+    ``rewards`` and ``ended`` are ``[T, S, N]``; ``running`` ``[S, N]`` is the return so far of
+    the episodes in progress when the rollout began. Returns ``(sum [S], count [S], running)``
+    with ``running`` carried into the next rollout. Done with cumulative sums instead of a
+    loop over T: an episode ending at step t earned ``R[t] - R[previous end]``, with ``R`` the
+    cumulative reward (a first episode adds what it had earned before the rollout).
+    """
+    steps = rewards.shape[0]
+    cumulative = rewards.cumsum(0)
+    index = torch.arange(steps, device=rewards.device).view(steps, 1, 1).expand_as(ended)
+    last_end = torch.where(ended, index, -1).cummax(0).values
+    previous_end = torch.cat([torch.full_like(last_end[:1], -1), last_end[:-1]])
+    base = torch.where(previous_end >= 0, cumulative.gather(0, previous_end.clamp(min=0)), -running)
+    episode_return = cumulative - base  # return of the episode in progress at t, through t
+    ended_f = ended.float()
+    sums = (episode_return * ended_f).sum((0, 2))
+    counts = ended_f.sum((0, 2))
+    return sums, counts, episode_return[-1] * (1.0 - ended_f[-1])
 
 
 def _seed_major(x: torch.Tensor) -> torch.Tensor:
@@ -171,18 +222,24 @@ def _seed_major(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).reshape(seeds, steps * envs, *x.shape[3:])
 
 
+def _time_major(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """``[S, T*N]`` -> ``[T, S, N]``, the inverse of ``_seed_major`` for per-sample values."""
+    seeds = x.shape[0]
+    return x.view(seeds, steps, -1).transpose(0, 1)
+
+
 def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Per-seed gather of samples: ``x[s, index[s]]`` for ``[S, B, ...]`` data and ``[S, M]`` indices."""
     shaped = index.view(*index.shape, *([1] * (x.dim() - 2))).expand(*index.shape, *x.shape[2:])
     return x.gather(1, shaped)
 
 
-def _clip_per_seed(params: list[torch.Tensor], max_norm: float) -> None:
-    """Clip each seed's gradient norm separately, as S separate CleanRL runs would."""
-    grads = [p.grad for p in params if p.grad is not None]
-    sq = torch.stack([g.pow(2).reshape(g.shape[0], -1).sum(1) for g in grads]).sum(0)
-    if not torch.isfinite(sq).all():
-        raise NonFiniteLoss("gradients became non-finite")
-    scale = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+def _clip_per_seed(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """Clip each seed's gradient norm separately (``grad`` is ``[S, P]``), as S CleanRL runs would.
+
+    Returns a 0-d bool tensor saying whether every gradient was finite (checked later, so the
+    device is not waited on here).
+    """
+    norm = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
+    grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))
+    return torch.isfinite(norm).all()

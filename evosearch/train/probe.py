@@ -75,7 +75,7 @@ def probe(rule: Rule) -> dict:
     spec = Spec(obs_dim=5, act_dim=3, discrete=True, hidden=16)
     digest = hashlib.sha256()
     for progress in PROBE_PROGRESS:
-        model = Ensemble(spec, [4242]).double()
+        model = Ensemble(spec, [4242], dtype=torch.float64)
         fields = _probe_fields(model, progress)
         losses = per_seed_losses(rule, fields)
         if losses.dtype not in (torch.float32, torch.float64):

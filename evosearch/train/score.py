@@ -12,8 +12,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from evosearch.envs.vector import VectorEnv
+from evosearch.envs.backend import TensorEnv, make_env
 from evosearch.train.networks import Ensemble, Spec, sample_actions
+
+#: Steps between checks that every episode has finished: on a GPU each check waits on the device.
+CHECK_EVERY = 32
 
 
 class NonFiniteWeights(ValueError):
@@ -26,25 +29,30 @@ def load_weights(path: str) -> dict[str, np.ndarray]:
         return {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
 
 
-def first_episode_returns(env: VectorEnv, choose: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def first_episode_returns(env: TensorEnv, choose: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
     """Undiscounted return of each environment's first completed episode.
 
     Returns are summed here, from the environment's rewards, over real transitions only.
     """
     obs = env.reset()
-    running, final = np.zeros(env.num_envs), np.zeros(env.num_envs)
-    finished = np.zeros(env.num_envs, dtype=bool)
-    while not finished.all():
-        obs, reward, terminated, truncated, real = env.step(choose(obs))
-        running += np.where(real & ~finished, reward, 0.0)
-        ended = (terminated | truncated) & ~finished
-        final[ended] = running[ended]
-        finished |= ended
-    return final
+    running = torch.zeros(env.num_envs, dtype=torch.float64, device=env.device)
+    final = torch.zeros_like(running)
+    finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+    while not bool(finished.all()):
+        for _ in range(CHECK_EVERY):
+            step = env.step(choose(obs))
+            reward = step.reward if step.real is None else step.reward * step.real
+            running += torch.where(finished, 0.0, reward.double())
+            ended = (step.terminated | step.truncated) & ~finished
+            final = torch.where(ended, running, final)
+            finished |= ended
+            obs = step.obs
+    return final.cpu().numpy()
 
 
 def score_weights(
-    weights: dict[str, np.ndarray], env_id: str, episodes: int, seed: int, hidden: int | None = None
+    weights: dict[str, np.ndarray], env_id: str, episodes: int, seed: int, hidden: int | None = None,
+    *, backend: str = "auto", device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Mean undiscounted return per seed over ``episodes`` episodes, sampling from the policy.
 
@@ -54,29 +62,33 @@ def score_weights(
         if not np.isfinite(array).all():
             raise NonFiniteWeights(f"weights {key} hold NaN or infinite values")
     seeds = int(weights["actor_w0"].shape[0])
-    env = VectorEnv(env_id, seeds * episodes, seed=10_000_019 + seed)
+    env = make_env(env_id, seeds * episodes, seed=10_000_019 + seed, backend=backend, device=device)
     hidden = hidden or int(weights["actor_w0"].shape[2])
-    model = Ensemble.from_numpy(Spec(env.spec.obs_dim, env.spec.act_dim, env.spec.discrete, hidden), weights)
-    generator = torch.Generator().manual_seed(seed)
+    spec = Spec(env.spec.obs_dim, env.spec.act_dim, env.spec.discrete, hidden)
+    model = Ensemble.from_numpy(spec, weights, device=env.device)
+    generator = torch.Generator(device=env.device).manual_seed(seed)
+    with torch.no_grad():
+        actor = model.folded("actor")
 
-    def choose(obs: np.ndarray) -> np.ndarray:
-        actions, _, _ = sample_actions(model, torch.from_numpy(obs).view(seeds, episodes, -1), generator)
-        return actions.reshape(seeds * episodes, *actions.shape[2:]).numpy()
+    def choose(obs: torch.Tensor) -> torch.Tensor:
+        actions, _ = sample_actions(model, obs.view(seeds, episodes, -1), generator, actor)
+        return actions.reshape(seeds * episodes, *actions.shape[2:])
 
     returns = first_episode_returns(env, choose)
     env.close()
     return returns.reshape(seeds, episodes).mean(1)
 
 
-def random_returns(env_id: str, episodes: int, seed: int) -> np.ndarray:
+def random_returns(env_id: str, episodes: int, seed: int, *, backend: str = "auto") -> np.ndarray:
     """Returns of the uniform random policy, the 0 of the normalised score."""
-    env = VectorEnv(env_id, episodes, seed=20_000_003 + seed)
-    rng = np.random.default_rng(seed)
+    env = make_env(env_id, episodes, seed=20_000_003 + seed, backend=backend)
+    generator = torch.Generator().manual_seed(seed)
 
-    def choose(obs: np.ndarray) -> np.ndarray:
-        if env.discrete:
-            return rng.integers(0, env.spec.act_dim, size=episodes)
-        return rng.uniform(env.action_low, env.action_high, size=(episodes, env.spec.act_dim))
+    def choose(obs: torch.Tensor) -> torch.Tensor:
+        if env.spec.discrete:
+            return torch.randint(0, env.spec.act_dim, (episodes,), generator=generator)
+        low, high = env.action_low, env.action_high
+        return low + (high - low) * torch.rand(episodes, env.spec.act_dim, generator=generator)
 
     returns = first_episode_returns(env, choose)
     env.close()
