@@ -1,18 +1,28 @@
-"""Throughput of the batched trainer harness against a single-seed CleanRL-style PPO loop.
+"""Throughput of the trainer harness, on both env backends, against a CleanRL-style PPO loop.
 
-Why: the harness exists to make training many seeds of a candidate rule cheap on a CPU. This
-measures that claim in agent-steps per second (seeds x env steps / wall seconds) on
-CartPole-v1 with PPO-clip at 1, 8 and 32 batched seeds, against ``bench/cleanrl_reference.py``
-(CleanRL's ppo.py, one seed per run) in the same process and under the same thread limits, and
-shows the trained agents' final returns beside it so a speed-up cannot hide a broken learner.
+Why: the harness exists to make training many seeds of a candidate rule cheap, and a search is
+as good as the number of candidates it can afford. This measures agent-steps per second (seeds
+x env steps / wall seconds) of PPO-clip on CartPole-v1 with CleanRL's hyperparameters (4 envs
+x 128 steps per seed, 4 epochs x 4 minibatches, 64-unit MLPs), in one run:
 
-The returns are a sanity check, not a like-for-like algorithm comparison: the harness keeps
-EnvPool's autoreset transitions out of the loss and bootstraps truncated episodes, the
-reference (as CleanRL does) learns from both. Each run's clock includes building its envs and
-networks; a short untimed warm-up of both trainers first pays one-off costs (lazy imports,
-vmap tracing, allocator growth) so the first timed configuration is not penalised.
+  reference      ``bench/cleanrl_reference.py`` (CleanRL's ppo.py on EnvPool), one seed per run,
+                 the seeds one after another in one process: how a CleanRL user trains.
+  reference x2   the same with two processes at once, one per core: the reference's best use
+                 of this machine, for the per-core ratio.
+  harness        ``evosearch.train.harness`` on the EnvPool and the torch-native backend, S seeds
+                 batched in one process.
+  harness x2     two such processes at once: how the evaluator uses two cores (a worker per
+                 task or candidate).
 
-    PYTHONPATH=. python bench/eval_throughput.py [--steps N] [--seeds 1,8,32] [--quick] [--json PATH]
+Every process runs one torch thread (faster than two for these small networks on 2 cores) and
+an untimed warm-up before its clock starts, which then covers env and network setup. Returns
+are scored the same way for every row (32 sampled episodes per agent), normalised so that
+random play is 0 and the reference's mean is 1, and the harness's mean is checked against the
+reference's 95% t-interval: a speed-up cannot hide a broken learner. The two are not the same
+algorithm in one detail: the reference, like CleanRL, learns from EnvPool's autoreset
+transitions and does not bootstrap truncated episodes; the harness does neither.
+
+    python bench/eval_throughput.py [--steps N] [--seeds 8,64] [--ref-seeds 8] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -23,17 +33,16 @@ os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported, so every pool i
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import multiprocessing as mp  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
+from dataclasses import asdict, dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 for _path in (ROOT, ROOT / "bench"):  # works without PYTHONPATH and from any working directory
@@ -41,15 +50,10 @@ for _path in (ROOT, ROOT / "bench"):  # works without PYTHONPATH and from any wo
         sys.path.insert(0, str(_path))
 
 from _common import no_nan  # noqa: E402
-from cleanrl_reference import evaluate_reference, train_reference  # noqa: E402
-
-from evosearch.train.harness import TrainConfig, train  # noqa: E402
-from evosearch.train.rule import Rule, load_rule  # noqa: E402
-from evosearch.train.score import score_weights  # noqa: E402
 
 ENV_ID = "CartPole-v1"
 RULE_PATH = ROOT / "programs" / "rules" / "ppo_clip.py"
-WARMUP_STEPS = 512  # one iteration of 4 envs x 128 steps
+WARMUP_STEPS = 1024  # two iterations of 4 envs x 128 steps
 
 # gymnasium warns on every envpool space it builds (float64 bounds cast to float32).
 warnings.filterwarnings("ignore", message=".*precision lowered.*")
@@ -60,123 +64,208 @@ class Row:
     """One configuration's figures, as printed and as written to JSON."""
 
     config: str
-    seeds: int
+    processes: int
+    seeds: int  # in all processes together
     env_steps: int  # per seed
-    wall_s: float  # summed over sequential runs
+    wall_s: float  # the slowest process's clock
     agent_steps_per_s: float
-    ratio: float  # to the reference's agent_steps_per_s
-    return_mean: float  # mean over seeds of each seed's mean evaluation return
-    return_std: float  # sample std over seeds (NaN for one seed)
-    return_ci95: tuple[float, float]  # t-interval of the mean over seeds (NaN for one seed)
-    returns: list[float]
+    ratio: float = float("nan")  # to the reference's agent_steps_per_s
+    per_core_ratio: float = float("nan")  # to the reference x2 (the reference's use of every core)
+    return_mean: float = float("nan")
+    return_ci95: tuple[float, float] = (float("nan"), float("nan"))
+    normalised: float = float("nan")  # (mean - random) / (reference mean - random)
+    inside_reference_ci: bool | None = None
+    returns: list[float] = field(default_factory=list)
 
 
-def summarise(returns: list[float]) -> tuple[float, float, tuple[float, float]]:
-    """Mean, sample std and a 95% t-interval over seeds; a t-interval because seeds are few."""
-    values = np.asarray(returns, dtype=float)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, float("nan"), (float("nan"), float("nan"))
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """95% t-interval of the mean over seeds; a t-interval because reference seeds are few."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float("nan"), float("nan")
     from scipy.stats import t as student_t
 
-    std = float(values.std(ddof=1))
-    half = float(student_t.ppf(0.975, len(values) - 1)) * std / np.sqrt(len(values))
-    return mean, std, (mean - half, mean + half)
+    half = float(student_t.ppf(0.975, len(x) - 1)) * float(x.std(ddof=1)) / np.sqrt(len(x))
+    return float(x.mean()) - half, float(x.mean()) + half
 
 
-def run_reference(steps: int, seeds: int, episodes: int, eval_seed: int) -> Row:
-    """Train the reference once per seed, one after another, as a user would run CleanRL."""
+# -- one process's work (runs in a spawned child, or inline) ------------------------------------
+
+
+def _setup() -> None:
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", message=".*precision lowered.*")
+
+
+def run_reference(steps: int, seeds: list[int], episodes: int, warm: bool = True) -> dict:
+    """Train the reference once per seed, one after another, and score each agent."""
+    from cleanrl_reference import evaluate_reference, train_reference
+
+    _setup()
+    if warm:
+        train_reference(WARMUP_STEPS, 0)
     walls, returns = [], []
-    for seed in range(1, seeds + 1):
+    for seed in seeds:
         agent, wall = train_reference(steps, seed)
         walls.append(wall)
-        returns.append(evaluate_reference(agent, episodes, eval_seed))
-        print(f"  reference seed {seed}: {wall:6.1f}s, return {returns[-1]:6.1f}", flush=True)
-    env_steps = max(1, steps // 512) * 512  # CleanRL's num_iterations * batch_size
-    mean, std, ci = summarise(returns)
-    return Row("cleanrl-style reference", seeds, env_steps, sum(walls), seeds * env_steps / sum(walls),
-               1.0, mean, std, ci, returns)
+        returns.append(evaluate_reference(agent, episodes, 0))
+    return {"wall_s": sum(walls), "returns": returns, "env_steps": max(1, steps // 512) * 512}
 
 
-def run_harness(rule: Rule, steps: int, seeds: int, episodes: int, eval_seed: int) -> Row:
-    """Train ``seeds`` agents in one batched harness call and score them with the trusted scorer."""
-    result = train(rule, TrainConfig(ENV_ID, steps), list(range(1, seeds + 1)))
-    returns = [float(r) for r in score_weights(result.weights, ENV_ID, episodes, eval_seed)]
-    mean, std, ci = summarise(returns)
-    print(f"  harness x{seeds}: {result.wall_s:6.1f}s, return {mean:6.1f}", flush=True)
-    return Row(f"harness ppo_clip x{seeds}", seeds, result.env_steps, result.wall_s,
-               seeds * result.env_steps / result.wall_s, float("nan"), mean, std, ci, returns)
+def run_harness(steps: int, seeds: list[int], episodes: int, backend: str, warm: bool = True) -> dict:
+    """Train ``seeds`` in one batched harness call and score them with the trusted scorer."""
+    from evosearch.train.harness import TrainConfig, train
+    from evosearch.train.rule import load_rule
+    from evosearch.train.score import score_weights
+
+    _setup()
+    rule = load_rule(RULE_PATH.read_text(), str(RULE_PATH))
+    if warm:
+        train(rule, TrainConfig(ENV_ID, WARMUP_STEPS, backend=backend), seeds[:2])
+    result = train(rule, TrainConfig(ENV_ID, steps, backend=backend), seeds)
+    returns = score_weights(result.weights, ENV_ID, episodes, 0, backend=backend)
+    return {"wall_s": result.wall_s, "returns": [float(r) for r in returns], "env_steps": result.env_steps}
+
+
+def _child(kind: str, kwargs: dict, barrier, queue) -> None:  # noqa: ANN001 - multiprocessing primitives
+    work = run_reference if kind == "reference" else run_harness
+    if kind == "reference":
+        from cleanrl_reference import train_reference
+
+        _setup()
+        train_reference(WARMUP_STEPS, 0)
+    else:
+        run_harness(WARMUP_STEPS, kwargs["seeds"][:2], 2, kwargs["backend"], warm=False)
+    barrier.wait()  # every process starts its clock together: they share the machine throughout
+    queue.put(work(**kwargs, warm=False))
+
+
+def in_parallel(kind: str, jobs: list[dict]) -> list[dict]:
+    """Run one ``run_<kind>`` per process at once (spawned: no state shared with this one)."""
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(len(jobs)), ctx.Queue()
+    procs = [ctx.Process(target=_child, args=(kind, job, barrier, queue)) for job in jobs]
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return results
+
+
+def make_row(config: str, results: list[dict]) -> Row:
+    seeds = sum(len(r["returns"]) for r in results)
+    env_steps = results[0]["env_steps"]
+    wall = max(r["wall_s"] for r in results)
+    returns = [x for r in results for x in r["returns"]]
+    return Row(config, len(results), seeds, env_steps, wall, seeds * env_steps / wall,
+               return_mean=float(np.mean(returns)), return_ci95=t_interval(returns), returns=returns)
+
+
+# -- the report ---------------------------------------------------------------------------------
 
 
 def machine() -> dict:
     """What the figures were measured on; the load average shows whether others shared the CPU."""
+    from evosearch.envs.calibrate import cpu_model
+
     return {
-        "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads_per_process": 1,
         "python": platform.python_version(),
         "loadavg_1m_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "date": time.strftime("%Y-%m-%d"),
     }
 
 
-
-
 def fmt(x: float, spec: str = ".1f") -> str:
-    return "n/a" if not np.isfinite(x) else format(x, spec)
+    return "n/a" if x is None or not np.isfinite(x) else format(x, spec)
 
 
 def print_table(rows: list[Row]) -> None:
-    header = f"{'configuration':<26}{'seeds':>6}{'agent-steps/s':>15}{'x ref':>8}{'final return':>17}{'95% CI':>17}"
+    header = (f"{'configuration':<28}{'procs':>6}{'seeds':>6}{'agent-steps/s':>15}{'x ref':>8}{'x ref/core':>11}"
+              f"{'return':>9}{'95% CI':>15}{'normalised':>11}{'in ref CI':>10}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        ret = f"{fmt(r.return_mean)} ± {fmt(r.return_std)}"
         ci = "n/a" if not np.isfinite(r.return_ci95[0]) else f"[{r.return_ci95[0]:.0f}, {r.return_ci95[1]:.0f}]"
-        print(f"{r.config:<26}{r.seeds:>6}{r.agent_steps_per_s:>15,.0f}{fmt(r.ratio, '.2f'):>8}{ret:>17}{ci:>17}")
+        inside = "-" if r.inside_reference_ci is None else ("yes" if r.inside_reference_ci else "NO")
+        print(f"{r.config:<28}{r.processes:>6}{r.seeds:>6}{r.agent_steps_per_s:>15,.0f}{fmt(r.ratio, '.1f'):>8}"
+              f"{fmt(r.per_core_ratio, '.1f'):>11}{fmt(r.return_mean):>9}{ci:>15}{fmt(r.normalised, '.2f'):>11}"
+              f"{inside:>10}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=None, help="env steps per seed (default 100000, --quick 20000)")
-    parser.add_argument("--seeds", default="1,8,32", help="comma-separated batch sizes for the harness")
-    parser.add_argument("--ref-seeds", type=int, default=3, help="sequential reference runs (for a CI on its return)")
+    parser.add_argument("--steps", type=int, default=None, help="env steps per seed (default 100000, --quick 20480)")
+    parser.add_argument("--seeds", default="8,64", help="comma-separated batch sizes for the harness")
+    parser.add_argument("--backends", default="envpool,native", help="harness env backends to measure")
+    parser.add_argument("--ref-seeds", type=int, default=8, help="reference runs (for a CI on its return); even")
     parser.add_argument("--episodes", type=int, default=32, help="evaluation episodes per trained agent")
-    parser.add_argument("--eval-seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="20000 steps per seed")
+    parser.add_argument("--quick", action="store_true", help="20480 steps per seed, 4 reference seeds")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
-    steps = args.steps if args.steps is not None else (20_000 if args.quick else 100_000)
+    steps = args.steps if args.steps is not None else (20_480 if args.quick else 100_000)
+    ref_seeds = 4 if args.quick and args.ref_seeds == 8 else args.ref_seeds
     batch_sizes = [int(s) for s in args.seeds.split(",") if s.strip()]
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
 
     info = machine()
-    load = info["loadavg_1m_at_start"]
-    print(f"machine: {info['processor']} | {info['cpu_count']} CPUs | torch {info['torch']} "
-          f"({info['torch_threads']} thread) | python {info['python']} | "
-          f"load avg {fmt(load if load is not None else float('nan'), '.2f')}")
+    print(f"machine: {info['cpu']} | {info['cpu_count']} CPUs | torch {info['torch']} (1 thread per process) | "
+          f"python {info['python']} | load avg {fmt(info['loadavg_1m_at_start'] or float('nan'), '.2f')}")
     print(f"task: {ENV_ID}, PPO-clip, {steps} env steps per seed, 4 envs x 128 steps, "
           f"returns over {args.episodes} sampled episodes per agent\n", flush=True)
-
-    rule = load_rule(RULE_PATH.read_text(), str(RULE_PATH))
     started = time.perf_counter()
-    train(rule, TrainConfig(ENV_ID, WARMUP_STEPS), [0])  # untimed warm-up
-    train_reference(WARMUP_STEPS, 0)
+    from evosearch.train.score import random_returns
 
-    reference = run_reference(steps, args.ref_seeds, args.episodes, args.eval_seed)
-    rows = [reference]
-    for seeds in batch_sizes:
-        row = run_harness(rule, steps, seeds, args.episodes, args.eval_seed)
-        row.ratio = row.agent_steps_per_s / reference.agent_steps_per_s
-        rows.append(row)
+    _setup()
+    r_random = float(random_returns(ENV_ID, 200, 0).mean())
+
+    seeds = list(range(1, ref_seeds + 1))
+    reference = make_row("cleanrl-style reference", [run_reference(steps, seeds, args.episodes)])
+    print(f"  reference: {reference.agent_steps_per_s:,.0f} agent-steps/s, return {reference.return_mean:.1f}",
+          flush=True)
+    halves = [seeds[0::2], seeds[1::2]]
+    reference2 = make_row("cleanrl-style reference x2",
+                          in_parallel("reference", [{"steps": steps, "seeds": h, "episodes": args.episodes}
+                                                    for h in halves]))
+    print(f"  reference x2: {reference2.agent_steps_per_s:,.0f} agent-steps/s", flush=True)
+    rows = [reference, reference2]
+    for backend in backends:
+        for size in batch_sizes:
+            row = make_row(f"harness {backend} x{size}",
+                           [run_harness(steps, list(range(1, size + 1)), args.episodes, backend)])
+            print(f"  {row.config}: {row.agent_steps_per_s:,.0f} agent-steps/s, return {row.return_mean:.1f}",
+                  flush=True)
+            rows.append(row)
+    best = max((r for r in rows[2:] if r.seeds == max(batch_sizes)), key=lambda r: r.agent_steps_per_s)
+    backend = best.config.split()[1]
+    size = max(batch_sizes)
+    jobs = [{"steps": steps, "seeds": list(range(1 + i * size, 1 + (i + 1) * size)), "episodes": args.episodes,
+             "backend": backend} for i in range(2)]
+    row = make_row(f"harness {backend} x{size}, 2 procs", in_parallel("harness", jobs))
+    print(f"  {row.config}: {row.agent_steps_per_s:,.0f} agent-steps/s", flush=True)
+    rows.append(row)
+
+    lo, hi = reference.return_ci95
+    for r in rows:
+        r.ratio = r.agent_steps_per_s / reference.agent_steps_per_s
+        r.per_core_ratio = (r.agent_steps_per_s / r.processes) / (reference2.agent_steps_per_s / 2)
+        r.normalised = (r.return_mean - r_random) / (reference.return_mean - r_random)
+        if not r.config.startswith("cleanrl"):
+            r.inside_reference_ci = bool(lo <= r.return_mean <= hi)
     print()
     print_table(rows)
-    print(f"\nagent-steps/s = seeds x env steps / wall s (wall includes env and network setup); "
-          f"reference seeds run one after another. Total {time.perf_counter() - started:.0f}s.")
+    print(f"\nrandom play {r_random:.1f}. agent-steps/s = seeds x env steps / wall s of the slowest process; "
+          f"x ref/core compares per-process rates with the reference's two-process run. "
+          f"Total {time.perf_counter() - started:.0f}s.")
 
     if args.json is not None:
         payload = {"machine": info, "env_id": ENV_ID, "steps_per_seed": steps, "episodes": args.episodes,
-                   "rows": [asdict(r) for r in rows]}
+                   "random_return": r_random, "rows": [asdict(r) for r in rows]}
         args.json.write_text(json.dumps(no_nan(payload), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

@@ -135,7 +135,15 @@ def suite_show(name: str) -> None:
         cal = s.calibration.get(t.env_id)
         kind = "held-out" if t in s.held_out else "task"
         ref = f"random {cal.r_random:.1f}, PPO-clip {cal.r_ref:.1f}" if cal else "not calibrated"
-        click.echo(f"  {kind:<8} {t.env_id:<24} {t.total_steps:>8} steps  {ref}")
+        backend = t.backend if t.backend != "auto" else f"auto: {_auto_backends(t.env_id)}"
+        click.echo(f"  {kind:<8} {t.env_id:<24} {t.total_steps:>8} steps  {ref}  (env backend {backend})")
+
+
+def _auto_backends(env_id: str) -> str:
+    from evosearch.envs.backend import resolve_backend
+
+    cpu, gpu = resolve_backend(env_id, "auto", "cpu"), resolve_backend(env_id, "auto", "cuda")
+    return cpu if cpu == gpu else f"{cpu} on CPU, {gpu} on GPU"
 
 
 @suite.command("calibrate")

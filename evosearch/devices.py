@@ -64,9 +64,13 @@ class DevicePool:
         self._next = itertools.cycle(self.gpus or ["cpu"])
         self._lock = threading.Lock()
 
-    def for_task(self, native_env: bool) -> str:
-        """The device for one job: a GPU in turn, or ``cpu`` (``auto`` keeps EnvPool tasks on CPU)."""
-        if not self.gpus or (self.requested == "auto" and not native_env):
+    def for_task(self, gpu_native: bool) -> str:
+        """The device for one job: a GPU in turn, or ``cpu``.
+
+        ``gpu_native``: the task's environment has a torch-native version it may use on a GPU;
+        ``auto`` keeps the others (EnvPool) on CPU.
+        """
+        if not self.gpus or (self.requested == "auto" and not gpu_native):
             return "cpu"
         with self._lock:
             return next(self._next)

@@ -21,6 +21,7 @@ import numpy as np
 from evosearch import sandbox, stats
 from evosearch.devices import DevicePool
 from evosearch.envs.backend import resolve_backend
+from evosearch.envs.native import is_native
 from evosearch.envs.suites import Suite, Task, load_suite
 from evosearch.program import Program, static_check
 from evosearch.sandbox import JobOutcome, Limits, run_job
@@ -66,6 +67,8 @@ class TaskResult:
     auc_per_seed: list[float]  # normalised area under each seed's learning curve
     auc: float  # their mean
     train_wall_s: float
+    backend: str = ""  # env backend the task trained and was scored on (native or envpool)
+    device: str = "cpu"
 
 
 @dataclass
@@ -216,10 +219,12 @@ class Evaluator:
 
     def _train_and_score(self, program: Program, task: Task, seeds: list[int], stage: str,
                          usage: Usage) -> TaskResult:
-        device = self.devices.for_task(resolve_backend(task.env_id, task.backend) == "native")
+        device = self.devices.for_task(gpu_native=is_native(task.env_id) and task.backend != "envpool")
         returns, train, wall = train_and_score(program, task, seeds, self._limits(self.config.task_timeout_s),
                                                self.suite.eval_episodes, stage, usage, device)
-        return self._task_result(task.env_id, returns, train, wall)
+        result = self._task_result(task.env_id, returns, train, wall)
+        result.backend, result.device = resolve_backend(task.env_id, task.backend, device), device
+        return result
 
     def _task_result(self, env_id: str, returns: list[float], train: dict, wall_s: float) -> TaskResult:
         cal = self.suite.calibrated(env_id)

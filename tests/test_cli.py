@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import RULES, TINY_SUITE
 
 
@@ -91,6 +92,13 @@ def test_a_sandbox_mode_that_cannot_run_is_a_usage_error(monkeypatch):
     proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE)
     assert proc.returncode == 2
     assert "unknown sandbox mode 'chroot'" in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_gpu_that_is_not_there_is_a_usage_error():
+    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--device", "cuda")
+    assert proc.returncode == 2
+    assert "torch sees no CUDA GPU" in proc.stderr
 
 
 def test_doctor_names_the_mode_and_every_layer_and_runs_a_live_check():

@@ -40,6 +40,7 @@ BAD = [
     (with_(selection__exploit_ratio=1.5), "selection.exploit_ratio: must be between 0 and 1"),
     (with_(operators__gp_seed_genomes=["a2c", "sac"]), "operators.gp_seed_genomes[1]: unknown genome 'sac'"),
     (with_(budget__max_evals=None, budget__minutes=None), "budget: set max_evals, minutes, or both"),
+    (with_(evaluation__device="gpu"), "evaluation.device: 'gpu' is not one of auto, cpu, cuda, cuda:N"),
     ({"seeds": [str(RULES / "a2c.py")]}, "missing required key 'name'"),
 ]
 

@@ -61,7 +61,7 @@ def _measure(program: Program, task: Task, suite: Suite, limits: Limits, log: Ca
     return {
         "r_random": r_random, "r_ref": float(np.mean(returns)), "r_ref_ci": [lo, hi],
         "r_ref_per_seed": [float(r) for r in returns], "train_wall_s": round(wall, 1),
-        "total_steps": task.total_steps, "backend": resolve_backend(task.env_id, task.backend),
+        "total_steps": task.total_steps, "backend": resolve_backend(task.env_id, task.backend, "cpu"),
     }
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
 # Parameters and their gradients are strided views into one [S, P] tensor each (see Ensemble);
 # autograd accumulates into such gradients in place, correctly, but says once that the layout
 # is not the dense one it prefers.

@@ -67,8 +67,11 @@ def test_envpool_backend_still_trains_and_scores():
     assert returns.shape == (2,) and (returns >= 8).all()
 
 
-def test_native_backend_is_the_default_for_classic_control():
-    result = train(load_rule(rule_source("a2c")), TrainConfig(env_id="Acrobot-v1", total_steps=512), [0])
-    assert result.backend == "native"
-    result = train(load_rule(rule_source("a2c")), TrainConfig(env_id="LunarLander-v3", total_steps=512), [0])
-    assert result.backend == "envpool"
+def test_native_backend_trains_when_chosen_and_auto_keeps_envpool_on_cpu():
+    rule = load_rule(rule_source("a2c"))
+    assert train(rule, TrainConfig(env_id="Acrobot-v1", total_steps=512), [0]).backend == "envpool"
+    result = train(rule, TrainConfig(env_id="Acrobot-v1", total_steps=1024, backend="native"), [0, 1])
+    assert result.backend == "native" and result.env_steps == 1024
+    assert np.isfinite(result.weights["actor_w0"]).all()
+    returns = score_weights(result.weights, "Acrobot-v1", 2, 0, backend="native")
+    assert returns.shape == (2,) and (returns >= -500).all()
