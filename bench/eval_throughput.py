@@ -112,7 +112,8 @@ def run_reference(steps: int, seeds: list[int], episodes: int, warm: bool = True
     return {"wall_s": sum(walls), "returns": returns, "env_steps": max(1, steps // 512) * 512}
 
 
-def run_harness(steps: int, seeds: list[int], episodes: int, backend: str, warm: bool = True) -> dict:
+def run_harness(steps: int, seeds: list[int], episodes: int, backend: str, warm: bool = True,
+                device: str = "cpu") -> dict:
     """Train ``seeds`` in one batched harness call and score them with the trusted scorer."""
     from evosearch.train.harness import TrainConfig, train
     from evosearch.train.rule import load_rule
@@ -121,9 +122,9 @@ def run_harness(steps: int, seeds: list[int], episodes: int, backend: str, warm:
     _setup()
     rule = load_rule(RULE_PATH.read_text(), str(RULE_PATH))
     if warm:
-        train(rule, TrainConfig(ENV_ID, WARMUP_STEPS, backend=backend), seeds[:2])
-    result = train(rule, TrainConfig(ENV_ID, steps, backend=backend), seeds)
-    returns = score_weights(result.weights, ENV_ID, episodes, 0, backend=backend)
+        train(rule, TrainConfig(ENV_ID, WARMUP_STEPS, backend=backend), seeds[:2], device=device)
+    result = train(rule, TrainConfig(ENV_ID, steps, backend=backend), seeds, device=device)
+    returns = score_weights(result.weights, ENV_ID, episodes, 0, backend=backend, device=device)
     return {"wall_s": result.wall_s, "returns": [float(r) for r in returns], "env_steps": result.env_steps}
 
 
@@ -135,7 +136,8 @@ def _child(kind: str, kwargs: dict, barrier, queue) -> None:  # noqa: ANN001 - m
         _setup()
         train_reference(WARMUP_STEPS, 0)
     else:
-        run_harness(WARMUP_STEPS, kwargs["seeds"][:2], 2, kwargs["backend"], warm=False)
+        run_harness(WARMUP_STEPS, kwargs["seeds"][:2], 2, kwargs["backend"], warm=False,
+                    device=kwargs.get("device", "cpu"))
     barrier.wait()  # every process starts its clock together: they share the machine throughout
     queue.put(work(**kwargs, warm=False))
 
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref-seeds", type=int, default=8, help="reference runs (for a CI on its return); even")
     parser.add_argument("--episodes", type=int, default=32, help="evaluation episodes per trained agent")
     parser.add_argument("--quick", action="store_true", help="20480 steps per seed, 4 reference seeds")
+    parser.add_argument("--device", default="cpu", help="where the harness trains (cuda: 4 envs per seed, so "
+                        "--seeds 256,1024,4096,16384 spans 1k to 64k environments); the reference stays on CPU")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     steps = args.steps if args.steps is not None else (20_480 if args.quick else 100_000)
@@ -236,16 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = [reference, reference2]
     for backend in backends:
         for size in batch_sizes:
-            row = make_row(f"harness {backend} x{size}",
-                           [run_harness(steps, list(range(1, size + 1)), args.episodes, backend)])
+            row = make_row(f"harness {backend} x{size}" + ("" if args.device == "cpu" else f" {args.device}"),
+                           [run_harness(steps, list(range(1, size + 1)), args.episodes, backend, device=args.device)])
             print(f"  {row.config}: {row.agent_steps_per_s:,.0f} agent-steps/s, return {row.return_mean:.1f}",
                   flush=True)
             rows.append(row)
     best = max((r for r in rows[2:] if r.seeds == max(batch_sizes)), key=lambda r: r.agent_steps_per_s)
-    backend = best.config.split()[1]
+    backend = best.config.split()[1]  # "harness <backend> x<seeds>[ <device>]"
     size = max(batch_sizes)
     jobs = [{"steps": steps, "seeds": list(range(1 + i * size, 1 + (i + 1) * size)), "episodes": args.episodes,
-             "backend": backend} for i in range(2)]
+             "backend": backend, "device": args.device} for i in range(2)]
     row = make_row(f"harness {backend} x{size}, 2 procs", in_parallel("harness", jobs))
     print(f"  {row.config}: {row.agent_steps_per_s:,.0f} agent-steps/s", flush=True)
     rows.append(row)

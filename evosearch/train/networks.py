@@ -175,7 +175,7 @@ def distribution_stats(
     """Log-probability and entropy of ``actions`` under the current policy, each ``[S, N]``."""
     params = model.policy_params(obs)
     if model.spec.discrete:
-        logits = params - params.logsumexp(-1, keepdim=True)
+        logits = torch.log_softmax(params, -1)  # one fused op; logsumexp is six
         logp = logits.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
         entropy = -(logits.exp() * logits).sum(-1)
         return logp, entropy
@@ -199,7 +199,7 @@ def sample_actions(
         # of the softmax; fewer ops than Categorical or drawing Gumbel noise from uniforms.
         noise = torch.empty_like(params).exponential_(generator=generator).log_()
         actions = (params - noise).argmax(-1)
-        logp = params.gather(-1, actions.unsqueeze(-1)).squeeze(-1) - params.logsumexp(-1)
+        logp = torch.log_softmax(params, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         return actions, logp
     logstd = model.weights["actor_logstd"].expand_as(params)
     actions = params + logstd.exp() * torch.randn(params.shape, generator=generator, device=params.device)

@@ -6,9 +6,10 @@ import torch
 from evosearch.envs.backend import BackendError, make_env, resolve_backend
 
 
-def test_auto_takes_native_on_a_gpu_and_envpool_on_cpu():
-    assert resolve_backend("CartPole-v1", "auto", "cpu") == "envpool"
-    assert resolve_backend("CartPole-v1", "auto", "cuda") == "native"
+def test_auto_takes_native_on_a_gpu_and_on_cpu_where_it_is_not_slower():
+    assert resolve_backend("CartPole-v1", "auto", "cpu") == "native"
+    assert resolve_backend("Acrobot-v1", "auto", "cpu") == "envpool"
+    assert resolve_backend("Acrobot-v1", "auto", "cuda") == "native"
     assert resolve_backend("LunarLander-v3", "auto", "cuda") == "envpool"
     assert resolve_backend("Pendulum-v1", "native") == "native"
 
