@@ -98,12 +98,17 @@ def _grid(config: CampaignConfig) -> Grid:
     return Grid(tuple(Axis(d.name, d.min, d.max, d.bins) for d in config.archive.descriptors))
 
 
-def default_evaluator(config: CampaignConfig) -> Evaluator:
+def default_evaluator(config: CampaignConfig) -> EvaluatorLike:
     ev = config.evaluation
-    return Evaluator(CascadeConfig(
+    cascade = CascadeConfig(
         suite=resolved_suite(config), seeds=ev.seeds, hurdle=ev.hurdle, hurdle_threshold=ev.hurdle_threshold,
         fitness=ev.fitness, smoke_timeout_s=ev.smoke_timeout_s, task_timeout_s=ev.task_timeout_s,
-        memory_mb=ev.memory_mb, workers=ev.workers, sandbox=ev.sandbox, device=ev.device))
+        memory_mb=ev.memory_mb, workers=ev.workers, sandbox=ev.sandbox, device=ev.device)
+    if config.kind == "policy":
+        from evosearch.evaluate_policy import PolicyEvaluator
+
+        return PolicyEvaluator(cascade)
+    return Evaluator(cascade)
 
 
 class Campaign:
@@ -115,7 +120,7 @@ class Campaign:
         self.db_path = Path(db_path) if db_path else config.db_path()
         self.archive = Archive(self.db_path)
         self.grid = _grid(config)
-        self.operators = build_operators(config.operators.enabled, config.operators.gp_seed_genomes)
+        self.operators = build_operators(config.operators.enabled, config.operators.gp_seed_genomes, config.kind)
         self.evaluator = evaluator
         self.campaign_id, self.state = self._open()
         self.rng = random.Random()

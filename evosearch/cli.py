@@ -29,7 +29,7 @@ def _print_eval_table(result, program_name: str) -> None:
     if result.tasks:
         table = Table(title=f"{program_name} on {result.suite}")
         for col, justify in (("task", "left"), ("mean return", "right"), ("normalised", "right"),
-                             ("95% CI", "right"), ("seeds", "right"), ("train s", "right")):
+                             ("95% CI", "right"), ("seeds", "right"), ("job s", "right")):
             table.add_column(col, justify=justify)
         rows = list(result.tasks.values()) + list(result.held_out.values())
         for t in rows:
@@ -53,7 +53,8 @@ def _print_eval_table(result, program_name: str) -> None:
 
 @main.command("eval")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--suite", default="classic-quick", show_default=True, help="Suite name or YAML path.")
+@click.option("--suite", default=None, help="Suite name or YAML path (default: classic-quick for a rule, "
+              "policies for a policy).")
 @click.option("--seeds", type=click.IntRange(1, 1024), default=None, help="Seeds per task (default: the suite's).")
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="Parallel training jobs (default: cores).")
 @click.option("--no-hurdle", is_flag=True, help="Skip the hurdle stage.")
@@ -64,12 +65,19 @@ def _print_eval_table(result, program_name: str) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where training runs; auto: the GPU for torch-native tasks if there is one.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def eval_command(file: Path, suite: str, seeds: int | None, workers: int | None, no_hurdle: bool, held_out: bool,
+def eval_command(file: Path, suite: str | None, seeds: int | None, workers: int | None, no_hurdle: bool, held_out: bool,
                  fitness: str, timeout_s: float, memory_mb: int, device: str, as_json: bool) -> None:
-    """Train and score the rule program FILE on a suite."""
+    """Score the program FILE on a suite: train a rule (``loss``), or play a policy (``act``)."""
     from evosearch.evaluate import CascadeConfig, Evaluator
-    from evosearch.program import Program
+    from evosearch.evaluate_policy import POLICY_SUITE, PolicyEvaluator
+    from evosearch.program import Program, program_kind
 
+    try:
+        source = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise click.UsageError(f"{file} is not UTF-8 text: {err}") from err
+    kind = program_kind(source)
+    suite = suite or (POLICY_SUITE if kind == "policy" else "classic-quick")
     try:
         loaded = load_suite(suite)
     except SuiteError as err:
@@ -77,15 +85,14 @@ def eval_command(file: Path, suite: str, seeds: int | None, workers: int | None,
     cfg = CascadeConfig(suite=suite, seeds=seeds, hurdle=not no_hurdle, held_out=held_out, fitness=fitness,
                         task_timeout_s=timeout_s, memory_mb=memory_mb, device=device,
                         **({"workers": workers} if workers else {}))
-    try:
-        program = Program.from_file(file)
-    except UnicodeDecodeError as err:
-        raise click.UsageError(f"{file} is not UTF-8 text: {err}") from err
+    if loaded.kind != kind:
+        raise click.UsageError(f"{file.name} is a {kind} program but suite {loaded.name!r} scores {loaded.kind}s")
+    program = Program(source=source, kind=kind, name=str(file))
     from evosearch.devices import DeviceError
     from evosearch.sandbox import SandboxUnavailable
 
     try:
-        evaluator = Evaluator(cfg, loaded)
+        evaluator = PolicyEvaluator(cfg, loaded) if kind == "policy" else Evaluator(cfg, loaded)
     except (SuiteError, SandboxUnavailable, DeviceError) as err:
         raise click.UsageError(str(err)) from err
     result = evaluator.evaluate(program)

@@ -270,9 +270,12 @@ def _validate(config: CampaignConfig) -> None:
         raise ConfigError("budget: set max_evals, minutes, or both (a campaign needs an end)")
     ev = config.evaluation
     try:
-        load_suite(resolved_suite(config))
+        suite = load_suite(resolved_suite(config))
     except SuiteError as err:
         raise ConfigError(f"evaluation.suite: {err}") from None
+    if suite.kind != config.kind:
+        raise ConfigError(f"evaluation.suite: suite {suite.name!r} scores {suite.kind} programs, but this campaign's "
+                          f"kind is {config.kind!r}")
     for key in ("smoke_timeout_s", "task_timeout_s", "memory_mb", "workers", "seeds"):
         positive(f"evaluation.{key}", getattr(ev, key))
     if ev.memory_mb < 700:

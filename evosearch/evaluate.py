@@ -93,6 +93,7 @@ class EvalResult:
     error: str = ""
     output_tail: str = ""
     sandbox: str = ""  # the sandbox mode the candidate ran under
+    behaviour: dict[str, float] = field(default_factory=dict)  # measured by trusted code (policies)
 
     @property
     def ok(self) -> bool:

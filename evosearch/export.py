@@ -284,9 +284,50 @@ CleanRL treats truncation as termination, which is the usual, slightly biased ch
 POLICY_USAGE = '''
 Use
 ---
-``act(obs)`` maps a batch of observations of the environment it was searched on to actions;
-step the environment yourself and call it on each observation.
+``act(obs)`` maps a batch of observations ``[n, obs_dim]`` of ``ENV_ID`` to a batch of
+actions; ``act_one(observation)`` does it for the single observation of a plain gymnasium env::
+
+    import gymnasium as gym
+    import policy_{program_id} as policy
+
+    env = gym.make(policy.ENV_ID)
+    observation, _ = env.reset(seed=0)
+    episode_return, done = 0.0, False
+    while not done:
+        observation, reward, terminated, truncated, _ = env.step(policy.act_one(observation))
+        episode_return += reward
+        done = terminated or truncated
+
+Only numpy is needed.
 '''
+
+POLICY_ENTRY_POINT = '''
+
+# -- Entry point for a plain gymnasium loop (added by `evosearch export`; the policy above is unchanged) --
+
+PROVENANCE = {provenance}
+
+
+def act_one(observation):
+    """The action for one observation of a single (not vectorised) environment.
+
+    ``act`` answers batches; this wraps one observation as a batch of one and unwraps the
+    answer: an int for a discrete action (``act`` returned a batch of whole numbers), else a
+    float32 array for a continuous one.
+    """
+    import numpy
+
+    actions = numpy.asarray(act(numpy.asarray(observation, dtype=numpy.float32)[None]))
+    if actions.ndim == 1 and (actions.dtype.kind in "iu" or ENV_ID in DISCRETE_ENVS):
+        return int(actions[0])
+    return numpy.asarray(actions[0], dtype=numpy.float32).reshape(-1)
+
+
+DISCRETE_ENVS = {discrete_envs}
+'''
+
+#: Environments whose actions are discrete, so ``act_one`` returns an int even for a float answer.
+DISCRETE_ENVS = frozenset({"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3"})
 
 RULE_ENTRY_POINTS = '''
 
@@ -414,12 +455,18 @@ def render_module(source: str, prov: dict[str, Any]) -> str:
         if has_adv:
             exports.insert(1, "advantages")
     else:
-        if "PROVENANCE" in bound:
-            raise ExportError("the program binds PROVENANCE, which the exported module needs; rename it first")
-        entry = f"\n\nPROVENANCE = {_literal(prov)}\n"
-        usage, exports = POLICY_USAGE, ["act", "PROVENANCE"]
-    text = ('"""' + _header(prov, description, usage) + '"""\n\n'
-            + "import torch  # the only dependency of the entry points below\n\n"
+        if bound.get("act") != "other":
+            raise ExportError("the program defines no `act(obs)`: nothing to export")
+        clash = sorted(n for n in ("PROVENANCE", "act_one", "DISCRETE_ENVS") if n in bound)
+        if clash:
+            raise ExportError(f"the program binds {', '.join(clash)}, which the exported module needs; rename first")
+        if "ENV_ID" not in bound:
+            raise ExportError("the policy declares no ENV_ID: a gymnasium loop would not know its environment")
+        entry = POLICY_ENTRY_POINT.format(provenance=_literal(prov), discrete_envs=repr(sorted(DISCRETE_ENVS)))
+        usage, exports = POLICY_USAGE.replace("{program_id}", str(prov.get("program_id"))), \
+            ["act", "act_one", "ENV_ID", "PROVENANCE"]
+    imports = ("import torch  # the only dependency of the entry points below\n\n" if kind == "rule" else "")
+    text = ('"""' + _header(prov, description, usage) + '"""\n\n' + imports
             + code.rstrip("\n") + "\n" + entry.rstrip("\n") + "\n\n\n"
             + f"__all__ = {exports!r}\n")
     try:

@@ -98,6 +98,15 @@ def outside_block_unchanged(parent: str, child: str) -> bool:
     return (p_head, p_tail) == (c_head, c_tail)
 
 
+def program_kind(source: str) -> str:
+    """``policy`` for a program that defines ``act`` and no ``loss``, else ``rule``."""
+    try:
+        names = {n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
+    except SyntaxError:
+        return "rule"
+    return "policy" if "act" in names and "loss" not in names else "rule"
+
+
 def static_check(source: str, kind: str = "rule") -> list[StaticIssue]:
     """Return the reasons to reject ``source``; an empty list means it may be run."""
     if len(source.encode()) > MAX_SOURCE_BYTES:

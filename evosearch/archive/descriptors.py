@@ -55,10 +55,18 @@ def seed_spread(source: str, result: EvalResult) -> float:
     return float(np.mean(spreads)) if spreads else float("nan")
 
 
+def action_smoothness(source: str, result: EvalResult) -> float:
+    """A policy's mean action change per step: the fraction of steps whose discrete action changes,
+    or the mean absolute change of a continuous one over its range. Measured by the referee, so a
+    policy cannot place itself on this axis except by how it acts."""
+    return float(result.behaviour.get("action_smoothness", float("nan")))
+
+
 DESCRIPTORS: dict[str, Callable[[str, EvalResult], float]] = {
     "code_size": code_size,
     "learning_speed": learning_speed,
     "seed_spread": seed_spread,
+    "action_smoothness": action_smoothness,
 }
 
 

@@ -27,6 +27,9 @@ class Task:
     env_id: str
     total_steps: int
     backend: str = "auto"  # env backend (evosearch.envs.backend): auto, native or envpool
+    # R_ref to use where PPO-clip scores no better than random play (e.g. gymnasium's reward
+    # threshold for MountainCar-v0); without one such a task cannot be calibrated.
+    fallback_reference: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Suite:
     seeds: int
     eval_episodes: int
     description: str = ""
+    kind: str = "rule"  # the program kind the suite scores: rule (trained) or policy (played)
     calibration: dict[str, Calibration] = field(default_factory=dict)
     calibration_info: dict = field(default_factory=dict)
 
@@ -73,7 +77,9 @@ def _task(raw: object, where: str) -> Task:
         resolve_backend(env_id, backend)
     except BackendError as err:
         raise SuiteError(f"{where}: {err}") from err
-    return Task(env_id=env_id, total_steps=int(raw["total_steps"]), backend=backend)
+    fallback = raw.get("fallback_reference")
+    return Task(env_id=env_id, total_steps=int(raw["total_steps"]), backend=backend,
+                fallback_reference=None if fallback is None else float(fallback))
 
 
 def load_suite(name: str) -> Suite:
@@ -100,6 +106,7 @@ def load_suite(name: str) -> Suite:
     return Suite(
         name=str(raw.get("name", path.stem)),
         description=str(raw.get("description", "")),
+        kind=str(raw.get("kind", "rule")),
         tasks=tasks,
         held_out=tuple(_task(t, where) for t in raw.get("held_out") or []),
         hurdle=_task(hurdle_raw, where),

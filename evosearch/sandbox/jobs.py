@@ -54,6 +54,14 @@ def _random(payload: dict, scratch: str) -> dict:
     return {"returns": [float(r) for r in returns]}
 
 
+def _policy(payload: dict, scratch: str) -> dict:
+    """Answer the referee's observation batches with the candidate's ``act`` (evosearch.referee)."""
+    from evosearch import referee
+
+    act = referee.load_policy(payload["source"], payload.get("filename", "<policy>"))
+    return {"batches": referee.serve(act, int(payload["obs_dim"]))}
+
+
 def _attempt(action) -> str:
     """``allowed`` or ``blocked (<why>)`` for one thing a hostile program would try."""
     try:
@@ -98,7 +106,8 @@ def _selfcheck(payload: dict, scratch: str) -> dict:
     }
 
 
-JOBS = {"probe": _probe, "train": _train, "score": _score, "random": _random, "selfcheck": _selfcheck}
+JOBS = {"probe": _probe, "train": _train, "score": _score, "random": _random, "policy": _policy,
+        "selfcheck": _selfcheck}
 
 
 def _write(scratch: str, data: dict, reserved: list[int]) -> None:

@@ -25,8 +25,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from evosearch.sandbox import cgroups, launch, modes
 
@@ -166,8 +168,12 @@ class Worker:
     def oom_kills(self) -> int:
         return self.group.oom_kills() if self.group else 0
 
-    def run(self, request: dict, wall_s: float) -> dict | None:
-        """Send a job; return the worker's end report, or None if the worker failed us (it is then closed)."""
+    def run(self, request: dict, wall_s: float, during: Callable[[], bool] | None = None) -> dict | None:
+        """Send a job; return the worker's end report, or None if the worker failed us (it is then closed).
+
+        ``during`` runs once the job has started (a referee talking to it); when it returns True
+        the worker is told to kill the job now rather than at its wall-clock limit.
+        """
         try:
             self.process.stdin.write((json.dumps(request) + "\n").encode())
             self.process.stdin.flush()
@@ -180,6 +186,16 @@ class Worker:
             return None
         if self.mode.name != "bubblewrap":  # under bubblewrap the pid is the sandbox's, not ours
             self.job_pid = int(started["pid"])
+        if during is not None:
+            try:
+                cancel = during()
+            except BaseException:  # the host's side failed: stop the job, keep the worker in step, then say why
+                self._cancel(request["id"])
+                if self._read(wall_s + WORKER_GRACE_S) is None:
+                    self.close()
+                raise
+            if cancel:
+                self._cancel(request["id"])
         # The worker kills the job at wall_s itself; this later deadline is for a worker that cannot.
         finished = self._read(wall_s + WORKER_GRACE_S)
         if not finished or finished.get("id") != request["id"] or "status" not in finished:
@@ -187,6 +203,14 @@ class Worker:
             return None
         self.jobs_done += 1
         return finished
+
+    def _cancel(self, request_id: str) -> None:
+        """Ask the worker to kill the running job now (it then reports the job as cancelled)."""
+        try:
+            self.process.stdin.write((json.dumps({"cancel": request_id}) + "\n").encode())
+            self.process.stdin.flush()
+        except OSError:
+            pass  # the worker is gone: the next read says so
 
     def close(self) -> None:
         """Kill the worker and everything it started, then remove its scratch root and cgroup."""
@@ -383,8 +407,18 @@ def copy_plain_file(source: str | Path, target: str | Path, max_bytes: int) -> N
         shutil.copyfileobj(src, dst)
 
 
+class Session(Protocol):
+    """Host-side work that talks to a running job (the policy referee)."""
+
+    def prepare(self, scratch: str) -> list[str]:
+        """Set up in the job's scratch directory before it starts; returns paths the job must own."""
+
+    def run(self) -> bool:
+        """Talk to the started job; True asks for it to be killed now."""
+
+
 def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
-            inputs: dict[str, str] | None = None) -> JobOutcome:
+            inputs: dict[str, str] | None = None, session: Session | None = None) -> JobOutcome:
     """Run ``job`` (a name in ``evosearch.sandbox.jobs``) with ``payload`` under ``limits``.
 
     ``inputs`` maps file names to host paths copied into the job's scratch directory first (the
@@ -406,10 +440,12 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
             except OSError as err:
                 raise JobInputError(f"input {name}: {err}") from err
             worker.hand_over(target)
+        for path in session.prepare(scratch) if session is not None else ():
+            worker.hand_over(path)
         if worker.group is not None:  # this job's memory limit, plus the worker it forks from
             worker.group.set_limits(limits.memory_mb, PIDS_PER_SLOT)
         oom_before = worker.oom_kills()
-        report = worker.run(request, limits.wall_s)
+        report = worker.run(request, limits.wall_s, session.run if session is not None else None)
         oom_killed = report is not None and worker.oom_kills() > oom_before
         data = _read_json(Path(scratch) / RESULT_FILE)
         tail = _tail(Path(scratch) / OUTPUT_FILE)
@@ -432,7 +468,10 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
     outcome = JobOutcome(status="ok", output_tail=tail, wall_s=wall, exit_code=exit_code, scratch=scratch)
     if report is not None:
         outcome.cpu_s, outcome.peak_rss_mb = float(report["cpu_s"]), float(report["peak_rss_mb"])
-    if report is not None and report.get("timed_out"):
+    if report is not None and report.get("cancelled"):
+        outcome.status = "cancelled"
+        outcome.error = {"type": "Cancelled", "message": "stopped by the host"}
+    elif report is not None and report.get("timed_out"):
         outcome.status = "timeout"
         outcome.error = {"type": "Timeout", "message": f"job ran past its {limits.wall_s:g} s wall-clock limit"}
     elif report is None:

@@ -112,9 +112,10 @@ def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_
 
 
 def _wait(pid: int, in_fd: int, deadline: float) -> str:
-    """Block until the job exits (``exited``), its time is up (``timeout``) or the host is gone (``orphaned``).
+    """Block until the job exits (``exited``), its time is up (``timeout``), the host cancels it
+    (``cancelled``) or the host is gone (``orphaned``).
 
-    The host writes nothing while a job runs, so stdin becoming readable means end of file.
+    While a job runs the host writes only a cancel line; end of file means the host is gone.
     """
     try:
         watched = os.pidfd_open(pid)
@@ -128,7 +129,7 @@ def _wait(pid: int, in_fd: int, deadline: float) -> str:
             fds = [in_fd] + ([watched] if watched is not None else [])
             ready, _, _ = select.select(fds, [], [], remaining if watched is not None else min(remaining, 0.05))
             if in_fd in ready:
-                return "orphaned"
+                return "cancelled" if os.read(in_fd, 4096) else "orphaned"
             if watched is not None and watched in ready:
                 return "exited"
             if watched is None and os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
@@ -245,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     private = options.mode == "bubblewrap"  # its /tmp and /dev/shm belong to this sandbox alone
     for line in reader:
         request = json.loads(line)
+        if "cancel" in request:  # came after its job had ended: nothing left to cancel
+            continue
         deadline = time.monotonic() + float(request["wall_s"])
         setup_r, setup_w = os.pipe()
         pid = os.fork()
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         if ended == "orphaned":
             return
         writer.write(json.dumps({"id": request["id"], "status": status, "confined": confined,
-                                 "timed_out": ended == "timeout",
+                                 "timed_out": ended == "timeout", "cancelled": ended == "cancelled",
                                  "cpu_s": usage.ru_utime + usage.ru_stime,
                                  "peak_rss_mb": usage.ru_maxrss / 1024}) + "\n")
 

@@ -103,3 +103,35 @@ def test_the_cgroup_memory_cap_holds_and_its_kill_is_a_memory_limit(monkeypatch)
     assert job.status == "killed" and job.error["type"] == "MemoryError", job.error
     assert "cgroup" in job.error["message"]
     assert run_job("selfcheck", {}, Limits(wall_s=30)).status == "ok"  # the worker lives on
+
+
+class _Session:
+    """A host-side session (as the policy referee is) that cancels its job, or fails."""
+
+    def __init__(self, then: str) -> None:
+        self.then = then
+
+    def prepare(self, scratch: str) -> list[str]:
+        return []
+
+    def run(self) -> bool:
+        if self.then == "fail":
+            raise RuntimeError("the host side broke")
+        return True
+
+
+HANGING_RULE = "import torch\n\n\ndef loss(b):\n    while True:\n        pass\n"
+
+
+def test_a_session_can_cancel_its_running_job_at_once():
+    start = time.monotonic()
+    job = run_job("probe", {"source": HANGING_RULE}, Limits(wall_s=60), session=_Session("cancel"))
+    assert job.status == "cancelled"
+    assert time.monotonic() - start < 30  # not the 60 s wall-clock limit
+
+
+def test_a_failing_session_stops_its_job_and_leaves_the_worker_usable():
+    with pytest.raises(RuntimeError, match="host side broke"):
+        run_job("probe", {"source": HANGING_RULE}, Limits(wall_s=60), session=_Session("fail"))
+    probe = run_job("probe", {"source": rule_source("a2c")}, Limits(wall_s=60))
+    assert probe.status == "ok", probe.error

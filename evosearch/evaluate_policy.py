@@ -1,0 +1,225 @@
+"""Evaluating policy programs: static check, then the referee plays the policy's episodes.
+
+A policy (``act(obs) -> actions``, DESIGN §3) is scored with no training: the evaluator owns
+the environment and the return accounting and asks the sandboxed candidate for actions over a
+socket (``evosearch.referee``), so a policy can neither touch the environment nor its score.
+Scores are normalised per task as for rules, against random play and against the PPO-clip
+network trained by this harness, with ``seeds x eval_episodes`` episodes, and summarised by
+the IQM over seeds with a bootstrap CI. The result record is the rule evaluator's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from evosearch import sandbox, stats
+from evosearch.envs.backend import make_env
+from evosearch.envs.suites import Suite, Task, load_suite
+from evosearch.evaluate import CascadeConfig, EvalResult, TaskResult
+from evosearch.program import Program, static_check
+from evosearch.referee import (
+    ActionSpace,
+    Channel,
+    Listener,
+    PolicyError,
+    PolicyGone,
+    PolicyTimeout,
+    check_actions,
+    policy_env_id,
+)
+from evosearch.sandbox import Limits, run_job
+from evosearch.train.score import first_episode_returns
+
+POLICY_SUITE = "policies"
+ENV_SEED = 30_000_001  # every candidate meets the same initial states (common random numbers)
+PROBE_SEED = 40_000_003
+CONNECT_TIMEOUT_S = 30.0
+
+
+@dataclass
+class PlayRecord:
+    """What the referee measured; everything here comes from the evaluator's side."""
+
+    returns: np.ndarray | None = None  # [seeds], mean over each seed's episodes
+    fingerprint: str | None = None
+    smoothness: float = float("nan")  # mean action change per step (0: constant actions)
+    steps: int = 0
+    error: PolicyError | None = None
+
+
+def probe_observations(env_id: str, backend: str, count: int = 256) -> np.ndarray:
+    """Observations from random play on ``env_id``, the same every time: the fingerprint's probe."""
+    env = make_env(env_id, 16, seed=PROBE_SEED, backend=backend)
+    generator = torch.Generator().manual_seed(PROBE_SEED)
+    obs, seen = env.reset(), []
+    while sum(len(o) for o in seen) < count:
+        if env.spec.discrete:
+            actions = torch.randint(0, env.spec.act_dim, (16,), generator=generator)
+        else:
+            u = torch.rand(16, env.spec.act_dim, generator=generator)
+            actions = env.action_low + (env.action_high - env.action_low) * u
+        obs = env.step(actions).obs
+        seen.append(obs.numpy().copy())
+    env.close()
+    return np.concatenate(seen)[:count]
+
+
+def _fingerprint(actions: np.ndarray) -> str:
+    rounded = np.round(actions.astype(np.float64), 4)
+    return hashlib.sha256(rounded.tobytes() + str(rounded.shape).encode()).hexdigest()[:32]
+
+
+@dataclass
+class RefereeSession:
+    """One policy job's referee: the ``Session`` the sandbox runner drives while the job runs."""
+
+    task: Task
+    seeds: int
+    episodes: int
+    act_timeout_s: float
+    record: PlayRecord = field(default_factory=PlayRecord)
+
+    def __post_init__(self) -> None:
+        self.env = make_env(self.task.env_id, self.seeds * self.episodes, seed=ENV_SEED, backend=self.task.backend)
+        spec = self.env.spec
+        low = None if self.env.action_low is None else self.env.action_low.numpy()
+        high = None if self.env.action_high is None else self.env.action_high.numpy()
+        self.space = ActionSpace(discrete=spec.discrete, n=spec.act_dim, low=low, high=high)
+        self.probe = probe_observations(self.task.env_id, self.env.backend)
+        self.listener: Listener | None = None
+
+    @property
+    def obs_dim(self) -> int:
+        return self.env.spec.obs_dim
+
+    def prepare(self, scratch: str) -> list[str]:
+        self.listener = Listener(scratch)
+        return [self.listener.path]
+
+    def _ask(self, channel: Channel, obs: np.ndarray) -> np.ndarray:
+        channel.send_observations(obs)
+        raw = channel.receive_actions(len(obs), self.act_timeout_s)
+        return check_actions(raw, len(obs), self.space)
+
+    def run(self) -> bool:
+        """Play every episode; True (kill the job) when the policy failed its part."""
+        channel = None
+        try:
+            channel = self.listener.accept(CONNECT_TIMEOUT_S)
+            self.record.fingerprint = _fingerprint(self._ask(channel, self.probe))
+            previous: list[np.ndarray] = []
+            changes: list[float] = []
+            span = None if self.space.discrete else np.maximum(self.space.high - self.space.low, 1e-6)
+
+            def choose(obs: torch.Tensor) -> torch.Tensor:
+                actions = self._ask(channel, obs.numpy())
+                if previous:
+                    delta = actions != previous[0] if span is None else np.abs(actions - previous[0]) / span
+                    changes.append(float(np.mean(delta)))
+                previous[:] = [actions]
+                self.record.steps += 1
+                return torch.from_numpy(actions)
+
+            returns = first_episode_returns(self.env, choose)
+            self.record.returns = returns.reshape(self.seeds, self.episodes).mean(1)
+            self.record.smoothness = float(np.mean(changes)) if changes else 0.0
+            return False
+        except PolicyError as err:
+            self.record.error = err
+            return not isinstance(err, PolicyGone)  # a job that hung up is ending by itself: let it report
+        finally:
+            if channel is not None:
+                channel.close()
+            self.listener.close()
+            self.env.close()
+
+
+class PolicyEvaluator:
+    """Runs the policy cascade (static check, then the full suite task) on one suite."""
+
+    def __init__(self, config: CascadeConfig | None = None, suite: Suite | None = None) -> None:
+        self.config = config or CascadeConfig(suite=POLICY_SUITE)
+        self.suite = suite or load_suite(self.config.suite)
+        self.seeds = self.config.seeds or self.suite.seeds
+        for task in self.suite.tasks:
+            self.suite.calibrated(task.env_id)
+        self.sandbox = sandbox.ensure(self.config.sandbox)
+
+    def task_for(self, env_id: str | None) -> Task:
+        for task in self.suite.tasks:
+            if task.env_id == env_id:
+                return task
+        names = ", ".join(t.env_id for t in self.suite.tasks)
+        if env_id is None:
+            raise ValueError(f'the policy declares no ENV_ID = "..." at top level (suite {self.suite.name!r} '
+                             f"has {names})")
+        raise ValueError(f"suite {self.suite.name!r} has no task {env_id} (it has {names})")
+
+    def evaluate(self, program: Program, skip_if=None) -> EvalResult:  # noqa: ANN001 - as Evaluator.evaluate
+        """Evaluate ``program`` and return its record; never raises for a bad program."""
+        start = time.monotonic()
+        result = EvalResult(outcome="ok", stage="static", suite=self.suite.name, fitness="iqm",
+                            sandbox=self.sandbox.summary())
+        issues = static_check(program.source, "policy") if self.config.static_check else []
+        env_id = policy_env_id(program.source)
+        try:
+            task = self.task_for(env_id)
+        except ValueError as err:
+            issues.append(str(err))
+        if issues:
+            result.outcome, result.error = "rejected", "static check: " + "; ".join(str(i) for i in issues)
+            result.wall_s = time.monotonic() - start
+            return result
+        result.stage = "full"
+        session = RefereeSession(task, self.seeds, self.suite.eval_episodes, act_timeout_s=self.config.smoke_timeout_s)
+        limits = Limits(wall_s=self.config.task_timeout_s, memory_mb=self.config.memory_mb)
+        job = run_job("policy", {"source": program.source, "filename": program.name, "obs_dim": session.obs_dim},
+                      limits, session=session)
+        result.cpu_s, result.peak_rss_mb = job.cpu_s, job.peak_rss_mb
+        record = session.record
+        result.fingerprint = record.fingerprint
+        self._judge(result, job, record)
+        if result.outcome == "ok" and skip_if is not None and record.fingerprint and skip_if(record.fingerprint):
+            result.outcome, result.error = "duplicate", f"behaves like an evaluated program ({record.fingerprint})"
+        if result.outcome == "ok":
+            cal = self.suite.calibrated(task.env_id)
+            norm = stats.normalize(record.returns, cal.r_random, cal.r_ref)
+            lo, hi = stats.mean_ci(norm, reps=self.config.bootstrap_reps) if len(norm) > 1 else (norm[0], norm[0])
+            result.tasks = {task.env_id: TaskResult(
+                env_id=task.env_id, returns=[float(r) for r in record.returns], normalized=[float(x) for x in norm],
+                mean_return=float(np.mean(record.returns)), normalized_mean=float(norm.mean()), ci=[lo, hi],
+                curve_steps=[], curves=[], auc_per_seed=[float(x) for x in norm], auc=float(norm.mean()),
+                train_wall_s=job.wall_s, backend=session.env.backend, device="cpu")}
+            matrix = norm.reshape(-1, 1)
+            result.score = result.iqm = stats.iqm(matrix)
+            result.auc = float(norm.mean())
+            result.ci = list(stats.stratified_bootstrap_ci(matrix, reps=self.config.bootstrap_reps))
+            result.behaviour = {"action_smoothness": record.smoothness}
+        result.wall_s = time.monotonic() - start
+        return result
+
+    @staticmethod
+    def _judge(result: EvalResult, job, record: PlayRecord) -> None:  # noqa: ANN001 - JobOutcome
+        """The outcome from what the referee saw and how the job ended; the job's own error wins."""
+        tail = ((job.error or {}).get("traceback", "") + "\n" + job.output_tail).strip()[-4000:]
+        if job.status == "error":  # act raised, or the module failed to load
+            err = job.error or {}
+            result.outcome = "candidate_error"
+            result.error = f"policy: {err.get('type', 'Error')}: {err.get('message', '')}"
+            result.output_tail = tail
+        elif isinstance(record.error, PolicyTimeout) or job.status == "timeout":
+            result.outcome = "timeout"
+            result.error = f"policy: {record.error or job.error.get('message', 'ran past its wall-clock limit')}"
+        elif isinstance(record.error, PolicyGone) or job.status in ("killed", "crashed"):
+            result.outcome = "candidate_error" if job.status != "killed" else "killed"
+            result.error = f"policy: {record.error or job.error.get('message', 'the job ended')}"
+            result.output_tail = tail
+        elif record.error is not None:
+            result.outcome, result.error = "candidate_error", f"policy: {record.error}"
+        elif record.returns is None:
+            result.outcome, result.error = "sandbox_failure", f"policy job ended with {job.status}: {job.error}"
