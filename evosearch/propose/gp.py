@@ -177,7 +177,7 @@ def usable(tree: gp.PrimitiveTree) -> bool:
             and tree.height <= MAX_HEIGHT and len(tree) <= MAX_NODES)
 
 
-def _generate(pset: gp.PrimitiveSetTyped, min_: int, max_: int,
+def generate_typed(pset: gp.PrimitiveSetTyped, min_: int, max_: int,
               condition: Callable[[int, int], bool], type_: type | None = None) -> list:
     """DEAP's ``gp.generate``, falling back to a terminal where a type has no primitive.
 
@@ -200,14 +200,14 @@ def _generate(pset: gp.PrimitiveSetTyped, min_: int, max_: int,
 
 
 def _gen_full(pset: gp.PrimitiveSetTyped, min_: int, max_: int, type_: type | None = None) -> list:
-    return _generate(pset, min_, max_, lambda height, depth: depth == height, type_)
+    return generate_typed(pset, min_, max_, lambda height, depth: depth == height, type_)
 
 
 def _gen_grow(pset: gp.PrimitiveSetTyped, min_: int, max_: int, type_: type | None = None) -> list:
     def condition(height: int, depth: int) -> bool:
         return depth == height or (depth >= min_ and random.random() < pset.terminalRatio)
 
-    return _generate(pset, min_, max_, condition, type_)
+    return generate_typed(pset, min_, max_, condition, type_)
 
 
 def gen_half_and_half(min_: int, max_: int, type_: type | None = None) -> list:

@@ -40,7 +40,7 @@ from deap import gp
 
 from evosearch.program import join_block, split_block
 from evosearch.propose.base import Operator, Parent, Proposal, ProposalError, checked_child
-from evosearch.propose.gp import seeded_from
+from evosearch.propose.gp import generate_typed, seeded_from
 from evosearch.referee import policy_env_id
 
 MAX_HEIGHT = 6  # per tree: deep enough for a PD law with a nonlinearity, shallow enough to read
@@ -265,33 +265,15 @@ def usable(tree: gp.PrimitiveTree) -> bool:
     return tree.height <= MAX_HEIGHT and len(tree) <= MAX_NODES
 
 
-def _generate(pset: gp.PrimitiveSetTyped, min_: int, max_: int,
-              condition: Callable[[int, int], bool], type_: type | None = None) -> list:
-    """DEAP's ``gp.generate``, taking a terminal where a type has no primitive (floats: constants)."""
-    expr: list = []
-    height = random.randint(min_, max_)
-    stack = [(0, type_ if type_ is not None else pset.ret)]
-    while stack:
-        depth, want = stack.pop()
-        if condition(height, depth) or not pset.primitives[want]:
-            term = random.choice(pset.terminals[want])
-            expr.append(term() if isinstance(term, gp.MetaEphemeral) else term)
-        else:
-            prim = random.choice(pset.primitives[want])
-            expr.append(prim)
-            stack.extend((depth + 1, arg) for arg in reversed(prim.args))
-    return expr
-
-
 def gen_half_and_half(pset: gp.PrimitiveSetTyped, min_: int, max_: int, type_: type | None = None) -> list:
     """Half full trees, half grown ones (Koza's ramped half-and-half), for a typed set."""
     if random.random() < 0.5:
-        return _generate(pset, min_, max_, lambda height, depth: depth == height, type_)
+        return generate_typed(pset, min_, max_, lambda height, depth: depth == height, type_)
 
     def grow(height: int, depth: int) -> bool:
         return depth == height or (depth >= min_ and random.random() < pset.terminalRatio)
 
-    return _generate(pset, min_, max_, grow, type_)
+    return generate_typed(pset, min_, max_, grow, type_)
 
 
 def random_tree(obs_dim: int) -> gp.PrimitiveTree:

@@ -107,3 +107,4 @@ def test_an_exported_continuous_policy_answers_one_observation(pendulum_campaign
     action = module.act_one(np.array([1.0, 0.0, 0.0], dtype=np.float32))
     assert action.shape == (1,) and action.dtype == np.float32
     assert np.mean(play(module, 3, seed=7)) > -600  # random play is about -1200
+
