@@ -46,6 +46,8 @@ WAIT = object()
 
 #: Config sections that decide what a score means; a resumed campaign must keep them.
 FIXED_SECTIONS = ("kind", "evaluation", "archive")
+#: Consecutive duplicate candidates after which a run stops: its operators only re-make what it has.
+MAX_DUPLICATE_STREAK = 200
 
 
 class EvaluatorLike(Protocol):
@@ -200,6 +202,7 @@ class Campaign:
         self._event("start", {"requeued": requeued, "max_evals": max_evals, "minutes": minutes,
                               "sandbox": mode.summary() if mode is not None else None})
         done_this_run = 0
+        self._duplicate_streak = 0  # duplicates do not count as evaluations: a search that only makes them never ends
         in_flight: dict[Future, sqlite3.Row] = {}  # evaluations
         proposing: dict[Future, tuple[LlmRequest, int]] = {}  # LLM proposals, with their island
         previous_handler = self._install_interrupt_handler()
@@ -211,6 +214,10 @@ class Campaign:
                 # keeps evaluating while a model thinks; their children queue for the next free slot.
                 waiting = False
                 while not self._stop and len(in_flight) < self.config.parallel:
+                    if self._duplicate_streak >= MAX_DUPLICATE_STREAK:
+                        self._stop = (f"the last {self._duplicate_streak} candidates all behaved like evaluated "
+                                      "programs: the operators are stuck (add seeds, operators or an LLM)")
+                        break
                     if max_evals is not None and self.state["evaluations"] + len(in_flight) + len(proposing) \
                             >= max_evals:
                         break
@@ -241,7 +248,9 @@ class Campaign:
                             queue.appendleft(row)  # stored as pending: the next free slot (or a resume) runs it
                         continue
                     row = in_flight.pop(future)
-                    self._tell(row, future.result())
+                    result = future.result()
+                    self._tell(row, result)
+                    self._duplicate_streak = self._duplicate_streak + 1 if result.outcome == "duplicate" else 0
                     done_this_run += 1
                 if on_progress:
                     on_progress(self.progress(start, len(in_flight), max_evals, minutes, len(proposing)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,7 @@ class PlayRecord:
     smoothness: float = float("nan")  # mean action change per step (0: constant actions)
     steps: int = 0
     error: PolicyError | None = None
+    duplicate: bool = False
 
 
 def probe_observations(env_id: str, backend: str, count: int = 256) -> np.ndarray:
@@ -82,6 +84,7 @@ class RefereeSession:
     seeds: int
     episodes: int
     act_timeout_s: float
+    skip_if: Callable[[str], bool] | None = None  # asked with the fingerprint: True ends the play there
     record: PlayRecord = field(default_factory=PlayRecord)
 
     def __post_init__(self) -> None:
@@ -112,6 +115,9 @@ class RefereeSession:
         try:
             channel = self.listener.accept(CONNECT_TIMEOUT_S)
             self.record.fingerprint = _fingerprint(self._ask(channel, self.probe))
+            if self.skip_if is not None and self.skip_if(self.record.fingerprint):
+                self.record.duplicate = True
+                return True  # behaves like an evaluated policy: no need to play its episodes
             previous: list[np.ndarray] = []
             changes: list[float] = []
             span = None if self.space.discrete else np.maximum(self.space.high - self.space.low, 1e-6)
@@ -160,7 +166,7 @@ class PolicyEvaluator:
                              f"has {names})")
         raise ValueError(f"suite {self.suite.name!r} has no task {env_id} (it has {names})")
 
-    def evaluate(self, program: Program, skip_if=None) -> EvalResult:  # noqa: ANN001 - as Evaluator.evaluate
+    def evaluate(self, program: Program, skip_if: Callable[[str], bool] | None = None) -> EvalResult:
         """Evaluate ``program`` and return its record; never raises for a bad program."""
         start = time.monotonic()
         result = EvalResult(outcome="ok", stage="static", suite=self.suite.name, fitness="iqm",
@@ -176,16 +182,18 @@ class PolicyEvaluator:
             result.wall_s = time.monotonic() - start
             return result
         result.stage = "full"
-        session = RefereeSession(task, self.seeds, self.suite.eval_episodes, act_timeout_s=self.config.smoke_timeout_s)
+        session = RefereeSession(task, self.seeds, self.suite.eval_episodes, act_timeout_s=self.config.smoke_timeout_s,
+                                 skip_if=skip_if)
         limits = Limits(wall_s=self.config.task_timeout_s, memory_mb=self.config.memory_mb)
         job = run_job("policy", {"source": program.source, "filename": program.name, "obs_dim": session.obs_dim},
                       limits, session=session)
         result.cpu_s, result.peak_rss_mb = job.cpu_s, job.peak_rss_mb
         record = session.record
         result.fingerprint = record.fingerprint
-        self._judge(result, job, record)
-        if result.outcome == "ok" and skip_if is not None and record.fingerprint and skip_if(record.fingerprint):
+        if record.duplicate:
             result.outcome, result.error = "duplicate", f"behaves like an evaluated program ({record.fingerprint})"
+        else:
+            self._judge(result, job, record)
         if result.outcome == "ok":
             cal = self.suite.calibrated(task.env_id)
             norm = stats.normalize(record.returns, cal.r_random, cal.r_ref)

@@ -108,3 +108,49 @@ def test_an_exported_continuous_policy_answers_one_observation(pendulum_campaign
     assert action.shape == (1,) and action.dtype == np.float32
     assert np.mean(play(module, 3, seed=7)) > -600  # random play is about -1200
 
+
+def test_the_llm_proposer_gets_the_policy_contract_and_its_edits_are_played(tmp_path):
+    from fake_openai import FakeOpenAI
+
+    from evosearch.campaign import Campaign
+
+    def answer(request: dict) -> str:
+        gain = 0.5 if "K_ANGLE_VEL = 0.0 " in request["messages"][1]["content"] else 0.7
+        old = "0.0" if gain == 0.5 else "0.5"
+        return (f"Damp the pole.\n```python\n<<<<<<< SEARCH\nK_ANGLE_VEL = {old}  # pole angular velocity (rad/s)\n"
+                f"=======\nK_ANGLE_VEL = {gain}  # pole angular velocity (rad/s)\n>>>>>>> REPLACE\n```\n")
+
+    with FakeOpenAI(answer) as server:
+        llm = {"models": [{"model": "scripted", "base_url": server.base_url, "weight": 1000.0, "timeout_s": 5.0,
+                           "max_retries": 0}], "max_attempts": 1, "max_in_flight": 1}
+        config = policy_config("llm-policy", POLICIES / "seeds" / "cartpole_weak.py", parallel=1, llm=llm,
+                               budget={"max_evals": 3})
+        campaign = Campaign(config, db_path=tmp_path / "l.db")
+        campaign.run()
+        campaign.close()
+        prompts = [r.json for r in server.requests if r.path.endswith("/chat/completions")]
+    archive = Archive(tmp_path / "l.db")
+    [seed] = archive.list_programs(operator="seed")
+    llm_programs = archive.list_programs(operator="llm")
+    assert llm_programs and all(p["kind"] == "policy" for p in llm_programs)
+    system = prompts[0]["messages"][0]["content"]
+    assert "def act(obs)" in system and "b.logp" not in system
+    best = max(p["score"] for p in llm_programs if p["outcome"] == "ok")
+    assert best > 0.5  # the damping term turns the seed's 42 steps (score 0.08) into hundreds
+
+
+
+def test_a_search_that_only_remakes_what_it_has_stops_with_a_reason(tmp_path, monkeypatch):
+    """Scaling the weak seed's constants never changes what it does (its only non-zero gain is a
+    sign test), so every child is a duplicate, and duplicates are not evaluations: without a
+    stop the run would never reach its budget."""
+    import evosearch.campaign as campaign_module
+
+    monkeypatch.setattr(campaign_module, "MAX_DUPLICATE_STREAK", 10)
+    config = policy_config("stuck", POLICIES / "seeds" / "cartpole_weak.py", parallel=1,
+                           operators={"enabled": ["ast.constant"]}, budget={"max_evals": 5})
+    campaign = campaign_module.Campaign(config, db_path=tmp_path / "s.db")
+    summary = campaign.run()
+    campaign.close()
+    assert summary.evaluations == 1 and "all behaved like evaluated programs" in summary.stop_reason
+    assert summary.outcomes.get("duplicate", 0) >= 10
