@@ -22,7 +22,7 @@ from evosearch import sandbox, stats
 from evosearch.devices import DevicePool
 from evosearch.envs.backend import resolve_backend
 from evosearch.envs.native import is_native
-from evosearch.envs.suites import Suite, Task, load_suite
+from evosearch.envs.suites import Calibration, Suite, Task, load_suite
 from evosearch.program import Program, static_check
 from evosearch.sandbox import JobOutcome, Limits, run_job
 from evosearch.sandbox.runner import JobInputError
@@ -202,6 +202,24 @@ def _checked_curves(train: dict, seeds: int) -> tuple[list[int], list[list[float
     return steps, curves
 
 
+def task_result(env_id: str, returns: list[float], cal: Calibration, train: dict, wall_s: float,
+                bootstrap_reps: int) -> TaskResult:
+    """One task's record from the trusted per-seed returns and the (checked, untrusted) curves in ``train``."""
+    norm = stats.normalize(np.array(returns), cal.r_random, cal.r_ref)
+    steps, curves = _checked_curves(train, len(returns))
+    if curves:
+        auc = stats.normalize(np.array(curves), cal.r_random, cal.r_ref).mean(axis=1)
+    else:  # no usable curve (a policy has none): the final score stands in for the area
+        auc = norm
+    lo, hi = stats.mean_ci(norm, reps=bootstrap_reps) if len(norm) > 1 else (norm[0], norm[0])
+    return TaskResult(
+        env_id=env_id, returns=[float(r) for r in returns], normalized=[float(x) for x in norm],
+        mean_return=float(np.mean(returns)), normalized_mean=float(norm.mean()), ci=[lo, hi],
+        curve_steps=steps, curves=curves, auc_per_seed=[float(a) for a in auc], auc=float(np.mean(auc)),
+        train_wall_s=wall_s,
+    )
+
+
 class Evaluator:
     """Runs the cascade for rule programs on one suite."""
 
@@ -228,20 +246,7 @@ class Evaluator:
         return result
 
     def _task_result(self, env_id: str, returns: list[float], train: dict, wall_s: float) -> TaskResult:
-        cal = self.suite.calibrated(env_id)
-        norm = stats.normalize(np.array(returns), cal.r_random, cal.r_ref)
-        steps, curves = _checked_curves(train, len(returns))
-        if curves:
-            auc = stats.normalize(np.array(curves), cal.r_random, cal.r_ref).mean(axis=1)
-        else:  # no usable curve: the final score stands in for the area
-            auc = norm
-        lo, hi = stats.mean_ci(norm, reps=self.config.bootstrap_reps) if len(norm) > 1 else (norm[0], norm[0])
-        return TaskResult(
-            env_id=env_id, returns=[float(r) for r in returns], normalized=[float(x) for x in norm],
-            mean_return=float(np.mean(returns)), normalized_mean=float(norm.mean()), ci=[lo, hi],
-            curve_steps=steps, curves=curves, auc_per_seed=[float(a) for a in auc], auc=float(np.mean(auc)),
-            train_wall_s=wall_s,
-        )
+        return task_result(env_id, returns, self.suite.calibrated(env_id), train, wall_s, self.config.bootstrap_reps)
 
     def _run_tasks(self, program: Program, tasks: tuple[Task, ...], seeds: list[int], stage: str,
                    usage: Usage) -> dict:

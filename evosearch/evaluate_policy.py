@@ -21,7 +21,7 @@ import torch
 from evosearch import sandbox, stats
 from evosearch.envs.backend import make_env
 from evosearch.envs.suites import Suite, Task, load_suite
-from evosearch.evaluate import CascadeConfig, EvalResult, TaskResult
+from evosearch.evaluate import CascadeConfig, EvalResult, task_result
 from evosearch.program import Program, static_check
 from evosearch.referee import (
     ActionSpace,
@@ -34,7 +34,7 @@ from evosearch.referee import (
     policy_env_id,
 )
 from evosearch.sandbox import Limits, run_job
-from evosearch.train.score import first_episode_returns
+from evosearch.train.score import first_episode_returns, uniform_random_actions
 
 POLICY_SUITE = "policies"
 ENV_SEED = 30_000_001  # every candidate meets the same initial states (common random numbers)
@@ -58,14 +58,10 @@ def probe_observations(env_id: str, backend: str, count: int = 256) -> np.ndarra
     """Observations from random play on ``env_id``, the same every time: the fingerprint's probe."""
     env = make_env(env_id, 16, seed=PROBE_SEED, backend=backend)
     generator = torch.Generator().manual_seed(PROBE_SEED)
-    obs, seen = env.reset(), []
+    env.reset()
+    seen: list[np.ndarray] = []
     while sum(len(o) for o in seen) < count:
-        if env.spec.discrete:
-            actions = torch.randint(0, env.spec.act_dim, (16,), generator=generator)
-        else:
-            u = torch.rand(16, env.spec.act_dim, generator=generator)
-            actions = env.action_low + (env.action_high - env.action_low) * u
-        obs = env.step(actions).obs
+        obs = env.step(uniform_random_actions(env, generator)).obs
         seen.append(obs.numpy().copy())
     env.close()
     return np.concatenate(seen)[:count]
@@ -195,14 +191,11 @@ class PolicyEvaluator:
         else:
             self._judge(result, job, record)
         if result.outcome == "ok":
-            cal = self.suite.calibrated(task.env_id)
-            norm = stats.normalize(record.returns, cal.r_random, cal.r_ref)
-            lo, hi = stats.mean_ci(norm, reps=self.config.bootstrap_reps) if len(norm) > 1 else (norm[0], norm[0])
-            result.tasks = {task.env_id: TaskResult(
-                env_id=task.env_id, returns=[float(r) for r in record.returns], normalized=[float(x) for x in norm],
-                mean_return=float(np.mean(record.returns)), normalized_mean=float(norm.mean()), ci=[lo, hi],
-                curve_steps=[], curves=[], auc_per_seed=[float(x) for x in norm], auc=float(norm.mean()),
-                train_wall_s=job.wall_s, backend=session.env.backend, device="cpu")}
+            task_record = task_result(task.env_id, [float(r) for r in record.returns],
+                                      self.suite.calibrated(task.env_id), {}, job.wall_s, self.config.bootstrap_reps)
+            task_record.backend, task_record.device = session.env.backend, "cpu"
+            result.tasks = {task.env_id: task_record}
+            norm = np.array(task_record.normalized)
             matrix = norm.reshape(-1, 1)
             result.score = result.iqm = stats.iqm(matrix)
             result.auc = float(norm.mean())

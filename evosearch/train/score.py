@@ -79,17 +79,19 @@ def score_weights(
     return returns.reshape(seeds, episodes).mean(1)
 
 
+def uniform_random_actions(env: TensorEnv, generator: torch.Generator) -> torch.Tensor:
+    """One uniformly random action per environment (within the bounds for continuous actions)."""
+    if env.spec.discrete:
+        return torch.randint(0, env.spec.act_dim, (env.num_envs,), generator=generator)
+    low, high = env.action_low, env.action_high
+    return low + (high - low) * torch.rand(env.num_envs, env.spec.act_dim, generator=generator)
+
+
 def random_returns(env_id: str, episodes: int, seed: int, *, backend: str = "auto") -> np.ndarray:
     """Returns of the uniform random policy, the 0 of the normalised score."""
     env = make_env(env_id, episodes, seed=20_000_003 + seed, backend=backend)
     generator = torch.Generator().manual_seed(seed)
 
-    def choose(obs: torch.Tensor) -> torch.Tensor:
-        if env.spec.discrete:
-            return torch.randint(0, env.spec.act_dim, (episodes,), generator=generator)
-        low, high = env.action_low, env.action_high
-        return low + (high - low) * torch.rand(episodes, env.spec.act_dim, generator=generator)
-
-    returns = first_episode_returns(env, choose)
+    returns = first_episode_returns(env, lambda obs: uniform_random_actions(env, generator))
     env.close()
     return returns
