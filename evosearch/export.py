@@ -1,4 +1,4 @@
-"""Export archived programs as standalone Python modules (DESIGN §9).
+"""Export archived programs as standalone Python modules.
 
 A user who found a good rule wants it in their own training code, without evosearch. An
 export is therefore one file that imports nothing but torch (and whatever the rule itself
@@ -10,17 +10,24 @@ GAE: ``compute_loss(...)`` and ``compute_advantages(...)``.
 The rule's ``loss`` (and ``advantages``, if it has one) stay module-level functions, so the
 exported file loads through ``evosearch.train.rule.load_rule`` unchanged and re-probing it
 gives the archived fingerprint: what was scored is what is shipped.
+
+A policy export works the same way around ``act(obs)``, adding ``act_one(observation)`` for a
+plain gymnasium loop. The text the export adds (entry points, usage) lives in package data files
+under ``evosearch/export_templates/``; this module only fills them in.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime
+import functools
 import json
 import math
 import pprint
 import re
 import sqlite3
+import string
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -244,184 +251,59 @@ def _header(prov: dict[str, Any], description: str, usage: str) -> str:
     return _docstring_safe("\n".join(parts)).rstrip(" ") + "\n"
 
 
-RULE_USAGE = '''
-Use in CleanRL's ppo.py
------------------------
-Put this file beside ppo.py (say as ``my_rule.py``). The rule replaces CleanRL's GAE and its
-loss; optimiser, gradient clipping and learning-rate annealing stay as they are (the rule was
-selected under exactly those: Adam 2.5e-4 annealed, grad-norm 0.5, 4 envs x 128 steps,
-4 epochs x 4 minibatches, 64-unit tanh MLPs)::
-
-    import my_rule
-
-    # after the rollout, instead of CleanRL's GAE loop:
-    with torch.no_grad():
-        next_value = agent.get_value(next_obs).reshape(-1)
-        # CleanRL's dones[t] marks obs[t] as the first of a new episode; the rule wants
-        # "the episode ended with step t", which is the flag one step later:
-        ended = torch.cat([dones[1:], next_done.reshape(1, -1)])
-        advantages = my_rule.compute_advantages(rewards, values, ended, next_value,
-                                                gamma=args.gamma, lam=args.gae_lambda)
-        returns = advantages + values
-
-    # in the minibatch loop, instead of the pg_loss / v_loss / entropy_loss lines:
-    _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions.long()[mb_inds])
-    loss = my_rule.compute_loss(
-        logp=newlogprob, old_logp=b_logprobs[mb_inds],
-        advantages=b_advantages[mb_inds],   # raw GAE: do not normalise, the rule decides
-        returns=b_returns[mb_inds], values=newvalue.view(-1), old_values=b_values[mb_inds],
-        entropy=entropy, progress=(iteration - 1) / args.num_iterations)
-    optimizer.zero_grad()
-    loss.backward()
-    nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-    optimizer.step()
-
-The evosearch harness also bootstrapped time-limit truncations through the reward
-(``rewards[t] += gamma * V(final obs)`` where an episode was truncated, not terminated);
-CleanRL treats truncation as termination, which is the usual, slightly biased choice.
-'''
-
-POLICY_USAGE = '''
-Use
----
-``act(obs)`` maps a batch of observations ``[n, obs_dim]`` of ``ENV_ID`` to a batch of
-actions; ``act_one(observation)`` does it for the single observation of a plain gymnasium env::
-
-    import gymnasium as gym
-    import policy_{program_id} as policy
-
-    env = gym.make(policy.ENV_ID)
-    observation, _ = env.reset(seed=0)
-    episode_return, done = 0.0, False
-    while not done:
-        observation, reward, terminated, truncated, _ = env.step(policy.act_one(observation))
-        episode_return += reward
-        done = terminated or truncated
-
-Only numpy is needed.
-'''
-
-POLICY_ENTRY_POINT = '''
-
-# -- Entry point for a plain gymnasium loop (added by `evosearch export`; the policy above is unchanged) --
-
-PROVENANCE = {provenance}
+#: Where the text the export adds around a program lives: package data beside this module, with
+#: :class:`string.Template` placeholders (``$provenance``), since the templates are Python code full of braces.
+TEMPLATE_DIR = "export_templates"
 
 
-def act_one(observation):
-    """The action for one observation of a single (not vectorised) environment.
-
-    ``act`` answers batches; this wraps one observation as a batch of one and unwraps the
-    answer: an int for a discrete action (``act`` returned a batch of whole numbers), else a
-    float32 array for a continuous one.
-    """
-    import numpy
-
-    actions = numpy.asarray(act(numpy.asarray(observation, dtype=numpy.float32)[None]))
-    if actions.ndim == 1 and (actions.dtype.kind in "iu" or ENV_ID in DISCRETE_ENVS):
-        return int(actions[0])
-    return numpy.asarray(actions[0], dtype=numpy.float32).reshape(-1)
+@functools.cache
+def template_text(name: str) -> str:
+    """The packaged export template ``evosearch/export_templates/<name>``, as it is on disk."""
+    return resources.files("evosearch").joinpath(TEMPLATE_DIR, name).read_text(encoding="utf-8")
 
 
-DISCRETE_ENVS = {discrete_envs}
-'''
+def template(name: str) -> string.Template:
+    return string.Template(template_text(name))
+
 
 #: Environments whose actions are discrete, so ``act_one`` returns an int even for a float answer.
 DISCRETE_ENVS = frozenset({"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3"})
 
-RULE_ENTRY_POINTS = '''
 
-# -- Entry points for a training script (added by `evosearch export`; the rule above is unchanged) --
-
-PROVENANCE = {provenance}
-
-
-class RuleBatch:
-    """The minibatch a rule's ``loss(b)`` reads: 1-d tensors over samples and a 0-d ``progress``."""
-
-    __slots__ = ("logp", "old_logp", "adv", "ret", "value", "old_value", "entropy", "progress")
-
-    def __init__(self, logp, old_logp, adv, ret, value, old_value, entropy, progress) -> None:
-        self.logp, self.old_logp, self.adv, self.ret = logp, old_logp, adv, ret
-        self.value, self.old_value, self.entropy, self.progress = value, old_value, entropy, progress
-
-    def __getitem__(self, name: str) -> torch.Tensor:
-        return getattr(self, name)
-
-
-def compute_loss(*, logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
-                 values: torch.Tensor, old_values: torch.Tensor, entropy: torch.Tensor,
-                 progress: "float | torch.Tensor" = 0.0) -> torch.Tensor:
-    """The rule's loss on one minibatch, a 0-d tensor to minimise (call ``.backward()`` on it).
-
-    logp        log-probability of the taken actions under the current policy (with gradient)
-    old_logp    their log-probability when the rollout was collected
-    advantages  advantages from ``compute_advantages``, NOT normalised: a rule that wants
-                normalised advantages normalises them itself, as it did during the search
-    returns     advantages + old values (the value targets)
-    values      current value estimates (with gradient)
-    old_values  value estimates when the rollout was collected
-    entropy     policy entropy at each sample (with gradient)
-    progress    fraction of training done, 0 at the first update and towards 1 at the last
-                (some rules anneal with it)
-
-    Every tensor is flattened to 1-d, so ``newvalue`` of shape ``[M, 1]`` is fine.
-    """
-    logp = logp.reshape(-1)
-    batch = RuleBatch(logp, old_logp.reshape(-1), advantages.reshape(-1), returns.reshape(-1), values.reshape(-1),
-                      old_values.reshape(-1), entropy.reshape(-1),
-                      torch.as_tensor(progress, dtype=logp.dtype, device=logp.device).reshape(()))
-    out = loss(batch)
-    if not isinstance(out, torch.Tensor) or out.dim() != 0:
-        raise ValueError(f"the rule's loss returned {{type(out).__name__}} {{getattr(out, 'shape', '')}}, "
-                         "expected a 0-d tensor")
-    return out
+def _rule_parts(bound: dict[str, str], prov: dict[str, Any]) -> tuple[str, str, str, list[str]]:
+    """``(imports, entry points, usage, __all__)`` for a rule, or ExportError when its names forbid them."""
+    if bound.get("loss") != "other":
+        raise ExportError("the program defines no `loss(b)`: nothing to export")
+    clash = sorted(n for n in EXPORT_NAMES if n in bound)
+    if bound.get("torch") == "other":
+        clash.append("torch")
+    if clash:
+        raise ExportError(f"the program binds {', '.join(clash)}, which the exported module needs for its "
+                          "entry points; rename them in the program first")
+    has_adv = bound.get("advantages") == "other"
+    adv_doc = ("Advantages by the rule's own ``advantages(...)`` estimator (it replaces GAE)." if has_adv else
+               "Advantages for the rule: plain GAE, since the rule defines no estimator of its own.")
+    adv_body = template_text("adv_from_rule.py.txt" if has_adv else "adv_from_gae.py.txt").strip("\n")
+    entry = template("rule_entry.py.txt").substitute(
+        provenance=_literal({**prov, "advantages": "rule" if has_adv else "gae"}), adv_doc=adv_doc, adv_body=adv_body)
+    exports = ["loss", *(["advantages"] if has_adv else []), "compute_loss", "compute_advantages", "gae", "PROVENANCE"]
+    imports = "import torch  # the only dependency of the entry points below\n\n"
+    return imports, entry, template("rule_usage.txt").substitute(), exports
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
-        gamma: float = 0.99, lam: float = 0.95) -> torch.Tensor:
-    """Generalised advantage estimation over ``[T, N]`` rollouts (Schulman et al. 2016).
-
-    ``dones[t]`` is 1 where the episode ended with step ``t``: step ``t`` then does not
-    bootstrap from ``values[t + 1]``, which belongs to the next episode. ``last_value`` is the
-    value of the observation after the last step, ``[N]``.
-    """
-    steps = rewards.shape[0]
-    advantages = torch.zeros_like(rewards)
-    last = torch.zeros_like(last_value)
-    for t in reversed(range(steps)):
-        next_value = last_value if t == steps - 1 else values[t + 1]
-        not_done = 1.0 - dones[t]
-        delta = rewards[t] + gamma * next_value * not_done - values[t]
-        last = delta + gamma * lam * not_done * last
-        advantages[t] = last
-    return advantages
-
-
-def compute_advantages(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
-                       gamma: float = 0.99, lam: float = 0.95) -> torch.Tensor:
-    """{adv_doc}
-
-    rewards, values, dones are ``[T, N]`` (steps x environments); ``dones[t]`` is 1 where the
-    episode ended with step ``t`` (terminated or truncated); ``last_value`` is ``V`` of the
-    observation after the last step, ``[N]`` (``[1, N]`` is accepted). Returns ``[T, N]``,
-    detached. Add ``values`` to get the value targets (``returns``).
-    """
-    dones = dones.to(rewards.dtype)
-    last_value = last_value.reshape(rewards.shape[1:]).to(rewards.dtype)
-    with torch.no_grad():
-{adv_body}
-'''
-
-ADV_FROM_RULE = '''\
-        adv = advantages(rewards, values, dones, last_value, gamma, lam)
-    if not isinstance(adv, torch.Tensor) or adv.shape != rewards.shape:
-        raise ValueError(f"the rule's advantages returned {getattr(adv, 'shape', type(adv).__name__)}, "
-                         f"expected shape {tuple(rewards.shape)}")
-    return adv.detach().to(rewards.dtype)'''
-
-ADV_FROM_GAE = '''\
-        return gae(rewards, values, dones, last_value, gamma, lam)'''
+def _policy_parts(bound: dict[str, str], prov: dict[str, Any]) -> tuple[str, str, str, list[str]]:
+    """``(imports, entry point, usage, __all__)`` for a policy, or ExportError when its names forbid them."""
+    if bound.get("act") != "other":
+        raise ExportError("the program defines no `act(obs)`: nothing to export")
+    clash = sorted(n for n in ("PROVENANCE", "act_one", "DISCRETE_ENVS") if n in bound)
+    if clash:
+        raise ExportError(f"the program binds {', '.join(clash)}, which the exported module needs; rename first")
+    if "ENV_ID" not in bound:
+        raise ExportError("the policy declares no ENV_ID: a gymnasium loop would not know its environment")
+    entry = template("policy_entry.py.txt").substitute(provenance=_literal(prov),
+                                                       discrete_envs=repr(sorted(DISCRETE_ENVS)))
+    usage = template("policy_usage.txt").substitute(program_id=str(prov.get("program_id")))
+    return "", entry, usage, ["act", "act_one", "ENV_ID", "PROVENANCE"]
 
 
 def render_module(source: str, prov: dict[str, Any]) -> str:
@@ -429,45 +311,17 @@ def render_module(source: str, prov: dict[str, Any]) -> str:
 
     The program's code goes in verbatim after its docstring (EVOLVE-BLOCK markers kept, so a
     reader sees which part was evolved); the entry points come after it and only read its
-    ``loss`` and ``advantages``. The result is compiled before it is returned.
+    ``loss`` and ``advantages`` (a rule) or ``act`` and ``ENV_ID`` (a policy). The result is
+    compiled before it is returned.
     """
     description, code = _split_source(source)
-    tree = ast.parse(code)
-    bound = _bound_names(tree)
-    kind = prov.get("kind") or "rule"
-    if kind == "rule":
-        if bound.get("loss") != "other":
-            raise ExportError("the program defines no `loss(b)`: nothing to export")
-        clash = sorted(n for n in EXPORT_NAMES if n in bound)
-        if bound.get("torch") == "other":
-            clash.append("torch")
-        if clash:
-            raise ExportError(f"the program binds {', '.join(clash)}, which the exported module needs for its "
-                              "entry points; rename them in the program first")
-        has_adv = bound.get("advantages") == "other"
-        adv_doc = ("Advantages by the rule's own ``advantages(...)`` estimator (it replaces GAE)." if has_adv else
-                   "Advantages for the rule: plain GAE, since the rule defines no estimator of its own.")
-        entry = RULE_ENTRY_POINTS.format(
-            provenance=_literal({**prov, "advantages": "rule" if has_adv else "gae"}),
-            adv_doc=adv_doc, adv_body=ADV_FROM_RULE if has_adv else ADV_FROM_GAE)
-        usage = RULE_USAGE
-        exports = ["loss", "compute_loss", "compute_advantages", "gae", "PROVENANCE"]
-        if has_adv:
-            exports.insert(1, "advantages")
+    bound = _bound_names(ast.parse(code))
+    if (prov.get("kind") or "rule") == "rule":
+        imports, entry, usage, exports = _rule_parts(bound, prov)
     else:
-        if bound.get("act") != "other":
-            raise ExportError("the program defines no `act(obs)`: nothing to export")
-        clash = sorted(n for n in ("PROVENANCE", "act_one", "DISCRETE_ENVS") if n in bound)
-        if clash:
-            raise ExportError(f"the program binds {', '.join(clash)}, which the exported module needs; rename first")
-        if "ENV_ID" not in bound:
-            raise ExportError("the policy declares no ENV_ID: a gymnasium loop would not know its environment")
-        entry = POLICY_ENTRY_POINT.format(provenance=_literal(prov), discrete_envs=repr(sorted(DISCRETE_ENVS)))
-        usage, exports = POLICY_USAGE.replace("{program_id}", str(prov.get("program_id"))), \
-            ["act", "act_one", "ENV_ID", "PROVENANCE"]
-    imports = ("import torch  # the only dependency of the entry points below\n\n" if kind == "rule" else "")
+        imports, entry, usage, exports = _policy_parts(bound, prov)
     text = ('"""' + _header(prov, description, usage) + '"""\n\n' + imports
-            + code.rstrip("\n") + "\n" + entry.rstrip("\n") + "\n\n\n"
+            + code.rstrip("\n") + "\n\n\n" + entry.strip("\n") + "\n\n\n"
             + f"__all__ = {exports!r}\n")
     try:
         compile(text, f"<export of program {prov.get('program_id')}>", "exec")
