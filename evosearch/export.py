@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evosearch import __version__
+from evosearch.envs.spaces import known_env_ids, spaces
 
 if TYPE_CHECKING:
     from evosearch.archive.store import Archive
@@ -266,8 +267,9 @@ def template(name: str) -> string.Template:
     return string.Template(template_text(name))
 
 
-#: Environments whose actions are discrete, so ``act_one`` returns an int even for a float answer.
-DISCRETE_ENVS = frozenset({"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3"})
+#: Environments whose actions are discrete, so ``act_one`` returns an int even for a float answer; an
+#: exported policy embeds them as a literal list (it must not need evosearch to run).
+DISCRETE_ENVS = frozenset(env_id for env_id in known_env_ids() if spaces(env_id).discrete)
 
 
 def _rule_parts(bound: dict[str, str], prov: dict[str, Any]) -> tuple[str, str, str, list[str]]:

@@ -24,8 +24,12 @@ import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from evosearch.envs.spaces import EnvSpaces
 
 LENGTH = struct.Struct("<I")
 SOCKET_NAME = "referee.sock"
@@ -48,21 +52,31 @@ class PolicyGone(PolicyError):
 
 @dataclass(frozen=True)
 class ActionSpace:
-    """What a valid batch of actions is, as the environment (not the policy) defines it."""
+    """Transitional, until the policy evaluator takes ``spaces(env_id)`` (then delete this class).
+
+    The old description of a valid action batch, built by the evaluator from its env; it answers
+    the names :func:`check_actions` reads from an :class:`~evosearch.envs.spaces.EnvSpaces`.
+    """
 
     discrete: bool
     n: int  # number of discrete actions, or the length of a continuous action
     low: np.ndarray | None = None
     high: np.ndarray | None = None
 
+    act_dim = property(lambda self: self.n)
+    action_low = property(lambda self: self.low)
+    action_high = property(lambda self: self.high)
 
-def check_actions(actions: np.ndarray, n_envs: int, space: ActionSpace) -> np.ndarray:
+
+def check_actions(actions: np.ndarray, n_envs: int, space: EnvSpaces) -> np.ndarray:
     """``actions`` as the environment wants them, or a PolicyError saying what is wrong.
 
-    Discrete: ``[n_envs]`` (or ``[n_envs, 1]``) whole numbers in ``[0, n)``. Continuous:
-    ``[n_envs, n]`` (or ``[n_envs]`` when ``n == 1``) finite numbers, clipped to the bounds as
-    gymnasium's own wrappers would.
+    ``space`` is the environment's (:func:`evosearch.envs.spaces.spaces`), never the policy's
+    say. Discrete: ``[n_envs]`` (or ``[n_envs, 1]``) whole numbers in ``[0, act_dim)``.
+    Continuous: ``[n_envs, act_dim]`` (or ``[n_envs]`` when ``act_dim == 1``) finite numbers,
+    clipped to the bounds as gymnasium's own wrappers would.
     """
+    n = space.act_dim
     if actions.dtype == bool or actions.dtype.kind not in "iuf":
         raise PolicyError(f"act(obs) returned dtype {actions.dtype}; expected numbers")
     if space.discrete:
@@ -73,18 +87,18 @@ def check_actions(actions: np.ndarray, n_envs: int, space: ActionSpace) -> np.nd
                               f"expected ({n_envs},): one discrete action per environment")
         if not np.isfinite(actions).all() or (actions != np.round(actions)).any():
             raise PolicyError("act(obs) returned non-integer discrete actions")
-        if (actions < 0).any() or (actions >= space.n).any():
-            bad = actions[(actions < 0) | (actions >= space.n)][0]
-            raise PolicyError(f"act(obs) returned action {bad!r}; valid actions are 0..{space.n - 1}")
+        if (actions < 0).any() or (actions >= n).any():
+            bad = actions[(actions < 0) | (actions >= n)][0]
+            raise PolicyError(f"act(obs) returned action {bad!r}; valid actions are 0..{n - 1}")
         return actions.astype(np.int32)
-    if space.n == 1 and actions.shape == (n_envs,):
+    if n == 1 and actions.shape == (n_envs,):
         actions = actions[:, None]
-    if actions.shape != (n_envs, space.n):
+    if actions.shape != (n_envs, n):
         raise PolicyError(f"act(obs) returned shape {actions.shape} for {n_envs} observations; "
-                          f"expected ({n_envs}, {space.n})")
+                          f"expected ({n_envs}, {n})")
     if not np.isfinite(actions).all():
         raise PolicyError("act(obs) returned NaN or infinite actions")
-    return np.clip(actions.astype(np.float32), space.low, space.high)
+    return np.clip(actions.astype(np.float32), space.action_low, space.action_high)
 
 
 class Listener:

@@ -14,11 +14,13 @@ import string
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT
 
 from evosearch import export
+from evosearch.envs.spaces import known_env_ids, spaces
 from evosearch.train.rule import gae
 
 TEMPLATES = ROOT / "evosearch" / export.TEMPLATE_DIR
@@ -88,3 +90,10 @@ def test_the_exported_gae_is_the_harness_gae(tmp_path, rule):
                     torch.testing.assert_close(exported.compute_advantages(rewards, values, dones, last_value,
                                                                            gamma=gamma, lam=lam), want)
 
+
+def test_an_exported_policy_knows_the_discrete_envs_of_the_spaces_table(tmp_path):
+    exported = export_to(tmp_path, ROOT / "programs" / "policies" / "cartpole.py", "policy")
+    discrete = sorted(env_id for env_id in known_env_ids() if spaces(env_id).discrete)
+    assert exported.DISCRETE_ENVS == discrete and "Pendulum-v1" not in discrete
+    action = exported.act_one(np.zeros(4, dtype=np.float32))
+    assert isinstance(action, int)

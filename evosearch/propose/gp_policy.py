@@ -9,7 +9,8 @@ tree reads at least one feature and always returns one value per row. Division i
 ``np.errstate(all="ignore")`` and maps NaN to a harmless value, so a random tree is judged on how
 it plays, never on a crash.
 
-The genome has one tree per output, which the action space fixes:
+The genome has one tree per output, which the action space fixes (the environment's
+:class:`~evosearch.envs.spaces.EnvSpaces`, from :func:`evosearch.envs.spaces.spaces`):
 
 * discrete with 2 actions: one tree; the action is ``tree > 0``;
 * discrete with k > 2 actions: k trees, one score per action; the action is the argmax;
@@ -30,14 +31,13 @@ import json
 import math
 import random
 import re
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 from deap import gp
 
+from evosearch.envs.spaces import ENV_ID_PATTERN, EnvSpaces, UnknownEnvError, spaces
 from evosearch.program import join_block, split_block
 from evosearch.propose.base import Operator, Parent, Proposal, ProposalError, checked_child
 from evosearch.propose.gp import generate_typed, seeded_from
@@ -60,87 +60,30 @@ class Feat:
 # ------------------------------------------------------------------------ environments
 
 
-@dataclass(frozen=True)
-class EnvSpec:
-    """What GP needs of an environment: the observation length and the action space."""
-
-    obs_dim: int
-    discrete: bool
-    n: int  # number of discrete actions, or the length of the continuous action vector
-    low: tuple[float, ...] = ()  # continuous bounds, one per dimension
-    high: tuple[float, ...] = ()
-
-    @property
-    def n_trees(self) -> int:
-        return 1 if self.discrete and self.n == 2 else self.n
+def n_trees(spec: EnvSpaces) -> int:
+    """Trees in a genome for this action space: one for two actions, else one per action or dimension."""
+    return 1 if spec.discrete and spec.act_dim == 2 else spec.act_dim
 
 
-#: The policy suite's environments, so no envpool is needed for them (LunarLander-v3 is not in
-#: every envpool release). Other environment ids are looked up in envpool.
-KNOWN_ENVS: dict[str, EnvSpec] = {
-    "CartPole-v1": EnvSpec(obs_dim=4, discrete=True, n=2),
-    "Acrobot-v1": EnvSpec(obs_dim=6, discrete=True, n=3),
-    "MountainCar-v0": EnvSpec(obs_dim=2, discrete=True, n=3),
-    "LunarLander-v3": EnvSpec(obs_dim=8, discrete=True, n=4),
-    "Pendulum-v1": EnvSpec(obs_dim=3, discrete=False, n=1, low=(-2.0,), high=(2.0,)),
-}
+def env_spec(env_id: str) -> EnvSpaces:
+    """The spaces of ``env_id`` (:func:`evosearch.envs.spaces.spaces`), if GP over its features can play it.
 
-_ENV_ID = re.compile(r"[A-Za-z][\w.:/\-]*")
-_LOOKUPS: dict[str, EnvSpec | str] = {}  # envpool answers, failures (as their message) included
-
-
-def _spec_from_spaces(obs_space: object, act_space: object) -> EnvSpec:
-    obs_dim = int(np.prod(obs_space.shape))  # the evaluator flattens observations
-    if hasattr(act_space, "n"):
-        return EnvSpec(obs_dim=obs_dim, discrete=True, n=int(act_space.n))
-    low = np.broadcast_to(np.asarray(act_space.low, dtype=np.float64), act_space.shape).ravel()
-    high = np.broadcast_to(np.asarray(act_space.high, dtype=np.float64), act_space.shape).ravel()
-    return EnvSpec(obs_dim=obs_dim, discrete=False, n=int(low.size),
-                   low=tuple(float(v) for v in low), high=tuple(float(v) for v in high))
-
-
-def _envpool_spec(env_id: str) -> EnvSpec:
-    import envpool  # imported late: only environments outside KNOWN_ENVS need it
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            spec = envpool.make_spec(env_id)
-            obs_space = getattr(spec, "gymnasium_observation_space", None) or spec.observation_space
-            act_space = getattr(spec, "gymnasium_action_space", None) or spec.action_space
-        except Exception:  # older envpool: build one env and ask it
-            env = envpool.make(env_id, env_type="gymnasium", num_envs=1)
-            obs_space, act_space = env.observation_space, env.action_space
-            env.close()
-    return _spec_from_spaces(obs_space, act_space)
-
-
-def env_spec(env_id: str) -> EnvSpec:
-    """The spec of ``env_id``: from :data:`KNOWN_ENVS`, else from envpool (cached, failures too).
-
-    Raises ProposalError when the spec cannot be had or does not suit GP over features.
+    Raises ProposalError when the spaces cannot be had or do not suit GP over single features
+    (a dict observation, or more than :data:`MAX_FEATURES` values).
     """
-    if env_id in KNOWN_ENVS:
-        return KNOWN_ENVS[env_id]
-    if not _ENV_ID.fullmatch(env_id):
-        raise ProposalError(f"{env_id!r} is not an environment id")
-    if env_id not in _LOOKUPS:
-        try:
-            spec = _envpool_spec(env_id)
-            if spec.obs_dim > MAX_FEATURES:
-                raise ValueError(f"its observation has {spec.obs_dim} values; GP over single features "
-                                 f"takes at most {MAX_FEATURES}")
-            if spec.n < 1 or (spec.discrete and spec.n < 2):
-                raise ValueError(f"its action space has {spec.n} {'actions' if spec.discrete else 'dimensions'}")
-            _LOOKUPS[env_id] = spec
-        except Exception as err:  # any failure is a reason the operator cannot apply
-            _LOOKUPS[env_id] = (f"GP policies cannot play {env_id!r}: its spaces could not be read from "
-                                f"envpool or do not suit GP ({type(err).__name__}: {err}); known without "
-                                f"envpool: {', '.join(sorted(KNOWN_ENVS))}")
-    found = _LOOKUPS[env_id]
-    if isinstance(found, str):
-        raise ProposalError(found)
-    return found
+    try:
+        spec = spaces(env_id)
+    except UnknownEnvError as err:
+        raise ProposalError(f"GP policies cannot play {env_id!r}: {err}") from None
+    if spec.obs_fields:
+        raise ProposalError(f"GP policies cannot play {env_id!r}: its observation is a dict "
+                            f"({', '.join(spec.obs_fields)}); GP over single features needs a vector")
+    if spec.obs_dim > MAX_FEATURES:
+        raise ProposalError(f"GP policies cannot play {env_id!r}: its observation has {spec.obs_dim} values; "
+                            f"GP over single features takes at most {MAX_FEATURES}")
+    if spec.discrete and spec.act_dim < 2:
+        raise ProposalError(f"GP policies cannot play {env_id!r}: it has a single action")
+    return spec
 
 
 def _playable(env_id: str | None) -> bool:
@@ -255,8 +198,8 @@ def parse_genome(genome: str) -> tuple[str, list[gp.PrimitiveTree]]:
         raise ValueError('not a GP policy genome: expected {"env_id": str, "trees": [str, ...]}')
     env_id, texts = data["env_id"], data["trees"]
     spec = env_spec(env_id)
-    if len(texts) != spec.n_trees:
-        raise ValueError(f"{env_id} needs {spec.n_trees} tree(s), the genome has {len(texts)}")
+    if len(texts) != n_trees(spec):
+        raise ValueError(f"{env_id} needs {n_trees(spec)} tree(s), the genome has {len(texts)}")
     return env_id, [parse_tree(text, spec.obs_dim) for text in texts]
 
 
@@ -431,15 +374,15 @@ def _bound(value: float, default: float) -> float:
     return value if math.isfinite(value) else default
 
 
-def _header(env_id: str, spec: EnvSpec) -> str:
-    if spec.discrete and spec.n == 2:
+def _header(env_id: str, spec: EnvSpaces) -> str:
+    if spec.discrete and spec.act_dim == 2:
         how = ("One expression over the observation features obs[:, i] decides: action 1 where it is\n"
                "positive, action 0 elsewhere.")
     elif spec.discrete:
         how = (f"One expression over the observation features obs[:, i] per action scores each of the\n"
-               f"{spec.n} actions; the highest score is taken.")
+               f"{spec.act_dim} actions; the highest score is taken.")
     else:
-        how = (f"One expression over the observation features obs[:, i] per action dimension ({spec.n})\n"
+        how = (f"One expression over the observation features obs[:, i] per action dimension ({spec.act_dim})\n"
                f"gives the action, clipped to the action bounds.")
     return (
         f'"""{env_id}: a policy evolved by genetic programming over observation features.\n\n'
@@ -463,18 +406,18 @@ _SAFE_DIV = f'''def safe_div(a, b):
 
 def render(env_id: str, trees: list[gp.PrimitiveTree]) -> str:
     """The whole policy program for a genome: docstring, ``import numpy``, ``ENV_ID``, EVOLVE-BLOCK with ``act``."""
-    if not _ENV_ID.fullmatch(env_id):
+    if not ENV_ID_PATTERN.fullmatch(env_id):  # it is written into the program's source
         raise ProposalError(f"{env_id!r} is not an environment id")
     spec = env_spec(env_id)
-    if len(trees) != spec.n_trees:
-        raise ProposalError(f"{env_id} needs {spec.n_trees} tree(s), got {len(trees)}")
+    if len(trees) != n_trees(spec):
+        raise ProposalError(f"{env_id} needs {n_trees(spec)} tree(s), got {len(trees)}")
     exprs = [expression(t) for t in trees]
-    if spec.discrete and spec.n == 2:
+    if spec.discrete and spec.act_dim == 2:
         names = ["score"]
     elif spec.discrete:
-        names = [f"score{i}" for i in range(spec.n)]
+        names = [f"score{i}" for i in range(spec.act_dim)]
     else:
-        names = [f"action{i}" for i in range(spec.n)]
+        names = [f"action{i}" for i in range(spec.act_dim)]
     body = [
         "def act(obs):",
         "    # Float64, and no warnings: a product of large features may overflow, or 0 * inf give NaN.",
@@ -482,7 +425,7 @@ def render(env_id: str, trees: list[gp.PrimitiveTree]) -> str:
         '    with np.errstate(all="ignore"):',
         *(f"        {name} = {expr}" for name, expr in zip(names, exprs, strict=True)),
     ]
-    if spec.discrete and spec.n == 2:
+    if spec.discrete and spec.act_dim == 2:
         body.append("    return (score > 0).astype(np.int64)  # NaN counts as not positive")
     elif spec.discrete:
         body += [
@@ -556,7 +499,7 @@ class GpPolicyNew:
             raise ProposalError("gp.new needs a policy parent with an ENV_ID to know the environment")
         spec = env_spec(env_id)
         with seeded_from(rng):
-            trees = [random_tree(spec.obs_dim) for _ in range(spec.n_trees)]
+            trees = [random_tree(spec.obs_dim) for _ in range(n_trees(spec))]
         note = f"random genome for {env_id}: {len(trees)} tree(s), {_nodes(trees)} nodes"
         return _proposal(env_id, trees, self.name, parents[:1], note, base=None)
 

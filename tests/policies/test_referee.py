@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+from evosearch.envs.spaces import EnvSpaces, spaces
 from evosearch.evaluate import CascadeConfig
 from evosearch.evaluate_policy import PolicyEvaluator
 from evosearch.program import Program, program_kind
-from evosearch.referee import ActionSpace, PolicyError, check_actions, policy_env_id
+from evosearch.referee import PolicyError, check_actions, policy_env_id
 
 SUITE = str(ROOT / "tests" / "data" / "policy_tiny.yaml")
 POLICIES = ROOT / "programs" / "policies"
@@ -93,16 +94,23 @@ def test_kind_and_env_are_read_without_running_the_program():
     assert program_kind((ROOT / "programs" / "rules" / "a2c.py").read_text()) == "rule"
 
 
-def test_actions_are_checked_against_the_space():
-    discrete = ActionSpace(discrete=True, n=3)
+def test_actions_are_checked_against_the_environments_spaces():
+    discrete = spaces("Acrobot-v1")  # 3 actions
     assert check_actions(np.array([[0], [2]]), 2, discrete).tolist() == [0, 2]
     assert check_actions(np.array([1.0, 2.0]), 2, discrete).dtype == np.int32
-    box = ActionSpace(discrete=False, n=1, low=np.array([-2.0]), high=np.array([2.0]))
-    assert check_actions(np.array([5.0, -0.5]), 2, box).ravel().tolist() == [2.0, -0.5]
+    with pytest.raises(PolicyError, match="valid actions are 0..2"):
+        check_actions(np.array([0, 3]), 2, discrete)
+    box = spaces("Pendulum-v1")  # one torque in [-2, 2]
+    clipped = check_actions(np.array([5.0, -0.5]), 2, box)
+    assert clipped.dtype == np.float32 and clipped.tolist() == [[2.0], [-0.5]]
     with pytest.raises(PolicyError, match="NaN"):
         check_actions(np.array([np.inf, 0.0]), 2, box)
     with pytest.raises(PolicyError, match="bool"):
         check_actions(np.array([True, False]), 2, discrete)
+    wide = EnvSpaces("Reacher-ish", obs_dim=4, discrete=False, act_dim=2, low=(-1.0, -np.inf), high=(1.0, np.inf))
+    assert check_actions(np.array([[3.0, 1e9], [-3.0, -1e9]]), 2, wide).tolist() == [[1.0, 1e9], [-1.0, -1e9]]
+    with pytest.raises(PolicyError, match=r"expected \(2, 2\)"):
+        check_actions(np.array([0.0, 1.0]), 2, wide)
 
 
 def test_every_baseline_policy_passes_the_static_check():

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from evosearch.envs import spaces as spaces_module
+from evosearch.envs.spaces import EnvSpaces
 from evosearch.program import outside_block_unchanged, split_block, static_check
 from evosearch.propose import gp_policy as g
 from evosearch.propose.base import Parent, ProposalError
@@ -42,13 +44,13 @@ def batches(obs_dim: int) -> list[np.ndarray]:
             np.full((7, obs_dim), -1e6), 1e6 * signs, rng.normal(size=(7, obs_dim)) * 1e-8]
 
 
-def check_actions(actions: object, spec: g.EnvSpec) -> None:
+def check_actions(actions: object, spec: EnvSpaces) -> None:
     assert isinstance(actions, np.ndarray)
     if spec.discrete:
         assert actions.shape == (7,) and actions.dtype == np.int64
-        assert ((actions >= 0) & (actions < spec.n)).all()
+        assert ((actions >= 0) & (actions < spec.act_dim)).all()
     else:
-        assert actions.shape == (7, spec.n) and actions.dtype == np.float32
+        assert actions.shape == (7, spec.act_dim) and actions.dtype == np.float32
         assert np.isfinite(actions).all()
         assert (actions >= np.array(spec.low)).all() and (actions <= np.array(spec.high)).all()
 
@@ -64,7 +66,7 @@ def test_random_genomes_render_valid_policies_that_answer_any_batch(env_id):
         assert f'ENV_ID = "{env_id}"  # the environment this policy plays' in child.source
         heads.add(split_block(child.source)[0])
         genome_env, trees = g.parse_genome(child.genome)
-        assert genome_env == env_id and len(trees) == spec.n_trees
+        assert genome_env == env_id and len(trees) == g.n_trees(spec)
         assert all(g.usable(t) for t in trees)
         act = load_act(child.source)
         for obs in batches(spec.obs_dim):
@@ -206,18 +208,22 @@ def test_operator_names():
 
 
 def test_other_envs_come_from_envpool_or_fail_clearly(monkeypatch):
-    monkeypatch.setattr(g, "_LOOKUPS", {})
+    monkeypatch.setattr(spaces_module, "_LOOKED_UP", {})
     box = SimpleNamespace(shape=(2,), low=np.array([-1.0, -np.inf]), high=np.array([1.0, np.inf]))
-    spaces = {"Reacher2-v0": (SimpleNamespace(shape=(3, 2)), box)}
+    found = {"Reacher2-v0": (SimpleNamespace(shape=(3, 2)), box),
+             "Pixels-v0": (SimpleNamespace(shape=(84, 84, 3)), SimpleNamespace(n=4)),
+             "Grid-v0": (SimpleNamespace(spaces={"image": SimpleNamespace(shape=(3, 3)),
+                                                 "dir": SimpleNamespace(shape=())}), SimpleNamespace(n=3))}
 
     def fake(env_id):
-        if env_id not in spaces:
+        if env_id not in found:
             raise RuntimeError(f"no env {env_id}")
-        return g._spec_from_spaces(*spaces[env_id])
+        return spaces_module.from_gym_spaces(env_id, *found[env_id])
 
-    monkeypatch.setattr(g, "_envpool_spec", fake)
+    monkeypatch.setattr(spaces_module, "_read_envpool", fake)
     spec = g.env_spec("Reacher2-v0")
-    assert spec == g.EnvSpec(obs_dim=6, discrete=False, n=2, low=(-1.0, -np.inf), high=(1.0, np.inf))
+    assert spec == EnvSpaces("Reacher2-v0", obs_dim=6, discrete=False, act_dim=2, low=(-1.0, -np.inf),
+                             high=(1.0, np.inf))
     child = g.GpPolicyNew().propose([env_parent("Reacher2-v0")], random.Random(0))
     assert static_check(child.source, "policy") == []
     act = load_act(child.source)
@@ -229,3 +235,8 @@ def test_other_envs_come_from_envpool_or_fail_clearly(monkeypatch):
     assert not g.GpPolicyNew().applies([env_parent("NoSuchEnv-v0")])
     with pytest.raises(ProposalError, match="NoSuchEnv-v0.*no env"):
         g.GpPolicyNew().propose([env_parent("NoSuchEnv-v0")], random.Random(0))
+    with pytest.raises(ProposalError, match="21168 values; GP over single features takes at most 512"):
+        g.env_spec("Pixels-v0")
+    with pytest.raises(ProposalError, match=r"observation is a dict \(dir, image\)"):
+        g.env_spec("Grid-v0")
+    assert not g.GpPolicyNew().applies([env_parent("MiniGrid-Empty-5x5-v0")])  # in the table, but a dict
