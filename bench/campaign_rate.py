@@ -41,9 +41,9 @@ from _common import no_nan  # noqa: E402
 from eval_throughput import in_parallel  # noqa: E402
 
 from evosearch.config import load_config  # noqa: E402
-from evosearch.envs.calibrate import machine_description  # noqa: E402
+from evosearch.machine import machine_description  # noqa: E402
 from evosearch.envs.suites import load_suite  # noqa: E402
-from evosearch.evaluate import CascadeConfig, Evaluator  # noqa: E402
+from evosearch.evaluate import CascadeConfig, RuleEvaluator  # noqa: E402
 from evosearch.program import Program  # noqa: E402
 
 BASELINES = ("ppo_clip", "a2c", "reinforce", "dpo")
@@ -62,7 +62,7 @@ def agent_steps_per_candidate(suite_name: str) -> int:
 
 def full_evaluations(suite: str, rounds: int, parallel: int) -> dict:
     """Evaluate every baseline ``rounds`` times, ``parallel`` at once; returns rate and outcomes."""
-    evaluator = Evaluator(CascadeConfig(suite=suite, workers=1, task_timeout_s=600))
+    evaluator = RuleEvaluator(CascadeConfig(suite=suite, workers=1, task_timeout_s=600))
     programs = [Program.from_file(ROOT / "programs" / "rules" / f"{name}.py") for name in BASELINES] * rounds
     evaluator.evaluate(programs[0])  # untimed: starts the warm workers (torch import) once
     start = time.perf_counter()

@@ -169,7 +169,7 @@ def make_row(config: str, results: list[dict]) -> Row:
 
 def machine() -> dict:
     """What the figures were measured on; the load average shows whether others shared the CPU."""
-    from evosearch.envs.calibrate import cpu_model
+    from evosearch.machine import cpu_model
 
     return {
         "cpu": cpu_model(),

@@ -60,7 +60,8 @@ if str(ROOT) not in sys.path:  # works without PYTHONPATH and from any working d
 from _common import no_nan  # noqa: E402
 
 import evosearch.sandbox as sandbox  # noqa: E402
-from evosearch.envs.calibrate import cpu_model  # noqa: E402
+from evosearch.evaluate.jobs import ProbeJob  # noqa: E402
+from evosearch.machine import cpu_model  # noqa: E402
 from evosearch.sandbox import Limits, run_job  # noqa: E402
 
 RULE_PATH = ROOT / "programs" / "rules" / "a2c.py"
@@ -81,7 +82,7 @@ FRESH_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREA
 FRESH_SCRIPT = f"""\
 import time; t_first = time.monotonic()
 import sys
-from evosearch.sandbox import jobs  # noqa: F401 - what the job needs: torch, EnvPool, the harness
+from evosearch.evaluate import jobs  # noqa: F401 - what the job needs: torch, EnvPool, the harness
 t_imported = time.monotonic()
 print("{MARK}_FRESH", t_first, t_imported, flush=True)
 from evosearch.train.rule import load_rule
@@ -91,7 +92,7 @@ sys.stdout.flush()
 FORK_SCRIPT = """\
 import json, os, resource, sys, time
 os.environ["OMP_NUM_THREADS"] = "1"
-from evosearch.sandbox import jobs  # noqa: F401 - the warm worker's imports
+from evosearch.evaluate import jobs  # noqa: F401 - the warm worker's imports
 reps = int(sys.argv[1])
 r, w = os.pipe()
 rows = []
@@ -246,7 +247,7 @@ def warm_job(source: str, hooks: Hooks) -> dict[str, Any]:
     """One job through the sandbox: latency and the timestamps around it."""
     hooks.events.clear()
     t_submit = time.monotonic()
-    outcome = run_job("probe", {"source": source}, Limits(wall_s=60))
+    outcome = run_job(ProbeJob(source=source), Limits(wall_s=60))
     t_returned = time.monotonic()
     if outcome.status != "ok":
         raise RuntimeError(f"the probe job failed: {outcome.status} {outcome.error}\n{outcome.output_tail[-2000:]}")

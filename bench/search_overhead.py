@@ -382,18 +382,19 @@ def run_campaign(config: CampaignConfig, evals: int, seed: int) -> dict:
 
 def smoke_job_s(reps: int) -> dict:
     """Wall seconds of one real smoke-stage job (probe of a2c.py): a warm-up, then the median of ``reps``."""
+    from evosearch.evaluate.jobs import ProbeJob
     from evosearch.sandbox import Limits, run_job
 
     source = (RULES / "a2c.py").read_text(encoding="utf-8")
     t0 = time.perf_counter()
-    first = run_job("probe", {"source": source}, Limits(wall_s=60))
+    first = run_job(ProbeJob(source=source), Limits(wall_s=60))
     warmup = time.perf_counter() - t0
     if first.status != "ok":
         raise RuntimeError(f"the probe job failed: {first.status} {first.error}")
     walls = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        job = run_job("probe", {"source": source}, Limits(wall_s=60))
+        job = run_job(ProbeJob(source=source), Limits(wall_s=60))
         walls.append(time.perf_counter() - t0)
         if job.status != "ok":
             raise RuntimeError(f"the probe job failed: {job.status} {job.error}")
@@ -701,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
     args = parser.parse_args(argv)
 
-    from evosearch.envs.calibrate import machine_description
+    from evosearch.machine import machine_description
 
     started = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan

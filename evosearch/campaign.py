@@ -22,27 +22,25 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from evosearch import kinds
 from evosearch.archive.descriptors import Axis, Grid
 from evosearch.archive.selection import as_parent, select_inspirations, select_parent
 from evosearch.archive.store import Archive, CellEntry, dumps
 from evosearch.campaign_llm import LlmDriver
 from evosearch.config import CampaignConfig, ConfigError, resolved_suite
-from evosearch.evaluate import CascadeConfig, EvalResult, Evaluator
+from evosearch.evaluate import CascadeConfig, EvalResult, Evaluator, SkipIf
 from evosearch.program import Program
 from evosearch.propose.bandit import Bandit
-from evosearch.propose.base import Parent, Proposal, ProposalError
-from evosearch.propose.llm import LlmRequest, LlmResult
+from evosearch.propose.base import DeferredOperator, Operator, Parent, Proposal, ProposalError
 from evosearch.propose.registry import build_operators
 
 log = logging.getLogger("evosearch.campaign")
-
-#: What ``_propose`` returns when only LLMs could propose and all are busy or resting: wait, do not stop.
-WAIT = object()
 
 #: Config sections that decide what a score means; a resumed campaign must keep them.
 FIXED_SECTIONS = ("kind", "evaluation", "archive")
@@ -51,7 +49,18 @@ MAX_DUPLICATE_STREAK = 200
 
 
 class EvaluatorLike(Protocol):
-    def evaluate(self, program: Program, skip_if=None) -> EvalResult: ...
+    def evaluate(self, program: Program, skip_if: SkipIf | None = None) -> EvalResult: ...
+
+
+@dataclass
+class Pending:
+    """A proposal being made: by which operator, from which parents, for which island."""
+
+    name: str
+    parents: list[Parent]
+    island: int
+    future: Future
+    work: Callable[[], Proposal] | None = None  # a deferred operator's work, handed back to it when settled
 
 
 @dataclass
@@ -100,17 +109,13 @@ def _grid(config: CampaignConfig) -> Grid:
     return Grid(tuple(Axis(d.name, d.min, d.max, d.bins) for d in config.archive.descriptors))
 
 
-def default_evaluator(config: CampaignConfig) -> EvaluatorLike:
+def default_evaluator(config: CampaignConfig) -> Evaluator:
     ev = config.evaluation
     cascade = CascadeConfig(
         suite=resolved_suite(config), seeds=ev.seeds, hurdle=ev.hurdle, hurdle_threshold=ev.hurdle_threshold,
         fitness=ev.fitness, smoke_timeout_s=ev.smoke_timeout_s, task_timeout_s=ev.task_timeout_s,
         memory_mb=ev.memory_mb, workers=ev.workers, sandbox=ev.sandbox, device=ev.device)
-    if config.kind == "policy":
-        from evosearch.evaluate_policy import PolicyEvaluator
-
-        return PolicyEvaluator(cascade)
-    return Evaluator(cascade)
+    return kinds.get(config.kind).evaluator(cascade)
 
 
 class Campaign:
@@ -122,7 +127,8 @@ class Campaign:
         self.db_path = Path(db_path) if db_path else config.db_path()
         self.archive = Archive(self.db_path)
         self.grid = _grid(config)
-        self.operators = build_operators(config.operators.enabled, config.operators.gp_seed_genomes, config.kind)
+        self.operators: dict[str, Operator | DeferredOperator] = dict(
+            build_operators(config.operators.enabled, config.operators.gp_seed_genomes, config.kind))
         self.evaluator = evaluator
         self.campaign_id, self.state = self._open()
         self.rng = random.Random()
@@ -130,10 +136,11 @@ class Campaign:
         self._known_fingerprints = self.archive.fingerprints(self.campaign_id)
         self._running_fingerprints: dict[str, int] = {}
         self._fingerprint_lock = threading.Lock()
-        self.llm = (LlmDriver(config, self.archive, self.campaign_id, self.state, self._fingerprint_known)
-                    if config.llm.models else None)
-        arms = tuple(self.operators) + (self.llm.arms() if self.llm else ())
-        self.bandit = Bandit.from_state(arms, config.operators.bandit, self.state.get("bandit"))
+        self.llm = (LlmDriver(config, self.archive, self.campaign_id, self.state, self._fingerprint_known,
+                              self._fingerprint) if config.llm.models else None)
+        if self.llm is not None:
+            self.operators.update(self.llm.operators())
+        self.bandit = Bandit.from_state(tuple(self.operators), config.operators.bandit, self.state.get("bandit"))
         self.bandit.weights = self.llm.weights() if self.llm else {}
         self._stop = ""
         self._interrupts = 0
@@ -183,7 +190,7 @@ class Campaign:
         if max_evals is not None and self.state["evaluations"] >= max_evals:
             raise BudgetReached(f"campaign {self.config.name!r} already has {self.state['evaluations']} evaluations "
                                 f"(budget {max_evals}); raise --max-evals to continue it")
-        evaluator = self.evaluator or default_evaluator(self.config)
+        evaluator = self.evaluator = self.evaluator or default_evaluator(self.config)
         start = time.monotonic()
         self._run_start = (start, self.state["evaluations"])
         deadline = start + minutes * 60 if minutes else math.inf
@@ -204,14 +211,15 @@ class Campaign:
         done_this_run = 0
         self._duplicate_streak = 0  # duplicates do not count as evaluations: a search that only makes them never ends
         in_flight: dict[Future, sqlite3.Row] = {}  # evaluations
-        proposing: dict[Future, tuple[LlmRequest, int]] = {}  # LLM proposals, with their island
+        proposing: dict[Future, Pending] = {}  # deferred operators' proposals (a model thinking)
         previous_handler = self._install_interrupt_handler()
         pool = ThreadPoolExecutor(self.config.parallel, thread_name_prefix="evaluate")
-        llm_pool = ThreadPoolExecutor(self.config.llm.max_in_flight, thread_name_prefix="llm")
+        self._proposer_pool = llm_pool = ThreadPoolExecutor(self.config.llm.max_in_flight,
+                                                            thread_name_prefix="propose")
         try:
             while True:
-                # Fill the evaluation slots. LLM proposals run beside them, not in them, so the CPU
-                # keeps evaluating while a model thinks; their children queue for the next free slot.
+                # Fill the evaluation slots. Deferred proposals (a model thinking) run beside them, not in
+                # them, so the CPU keeps evaluating meanwhile; their children queue for the next free slot.
                 waiting = False
                 while not self._stop and len(in_flight) < self.config.parallel:
                     if self._duplicate_streak >= MAX_DUPLICATE_STREAK:
@@ -225,14 +233,14 @@ class Campaign:
                         self._stop = self._stop or "time budget reached"
                         break
                     made = queue.popleft() if queue else self._propose()
-                    if made is WAIT:
-                        waiting = True  # only models that are busy or resting could propose now
-                        break
                     if made is None:
-                        self._stop = "no operator could propose a new program"
+                        if self._may_come_back():
+                            waiting = True  # only operators that are busy or resting could propose now
+                        else:
+                            self._stop = "no operator could propose a new program"
                         break
-                    if isinstance(made, tuple):  # an LLM request: answered in the background
-                        proposing[llm_pool.submit(self.llm.propose, made[0])] = made
+                    if isinstance(made, Pending):  # a deferred operator at work: its child comes later
+                        proposing[made.future] = made
                     else:
                         in_flight[pool.submit(self._evaluate, evaluator, made)] = made
                 if not in_flight and not proposing:
@@ -243,7 +251,7 @@ class Campaign:
                 finished, _ = wait([*in_flight, *proposing], timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in finished:
                     if future in proposing:
-                        row = self._take_llm(*proposing.pop(future), future)
+                        row = self._take(proposing.pop(future))
                         if row is not None:
                             queue.appendleft(row)  # stored as pending: the next free slot (or a resume) runs it
                         continue
@@ -302,51 +310,89 @@ class Campaign:
 
     # -- proposing -------------------------------------------------------------------------------
 
-    def _propose(self) -> sqlite3.Row | tuple[LlmRequest, int] | object | None:
-        """A new program stored as pending, or an LLM request to send; WAIT when only a busy or resting
-        model could propose; None when nothing can."""
+    def _propose(self) -> sqlite3.Row | Pending | None:
+        """A new program stored as pending, or a deferred operator's proposal under way; None when no
+        operator can propose now (:meth:`_may_come_back` says whether one may later)."""
         cfg = self.config
         island = self.state["next_island"]
         self.state["next_island"] = (island + 1) % cfg.archive.islands
-        unaffordable: set[str] = set()
+        declined: set[str] = set()  # deferred operators that declined this round (their budget is reserved)
         for _ in range(cfg.operators.max_attempts):
             parent = select_parent(self.archive, self.campaign_id, island, self.rng, cfg.selection)
             if parent is None:
                 parent = self._fallback_parent()
             mates = select_inspirations(self.archive, self.campaign_id, island, parent, self.rng,
                                         max(1, cfg.selection.inspirations))
-            options = {name: self._parents_for(op.arity, parent, mates) for name, op in self.operators.items()}
+            options = {name: self._parents_for(op.arity, parent, mates) for name, op in self.operators.items()
+                       if name not in declined}
             allowed = [n for n, ps in options.items() if ps is not None and self.operators[n].applies(ps)]
-            if self.llm is not None and parent is not None:
-                allowed += [a for a in self.llm.available() if a not in unaffordable]
             if not allowed:
-                return WAIT if self.llm is not None and self.llm.may_come_back() else None
+                return None
             name = self.bandit.choose(self.rng, allowed)
-            if name.startswith("llm:"):
-                request = self.llm.request(name[4:], parent, [m for m in mates if m.program_id != parent.program_id],
-                                           self.rng)
-                if request is not None:
-                    return request, island
-                unaffordable.add(name)  # until calls in flight release their reserved budget
+            pending = self._start(name, options[name], mates, island)
+            if pending is None:
+                declined.add(name)
                 continue
-            try:
-                proposal = self.operators[name].propose(options[name], self.rng)
-            except Exception as err:  # noqa: BLE001 - ProposalError, or a bug in an operator: never fatal
-                self.state["proposal_errors"][name] = self.state["proposal_errors"].get(name, 0) + 1
-                self.bandit.update(name, 0.0)
-                if isinstance(err, ProposalError):
-                    log.info("proposal by %s failed: %s", name, err)
-                else:
-                    log.exception("operator %s crashed on parent %s", name, parent and parent.program_id)
-                continue
-            sha = Program(proposal.source).sha
-            if self.archive.has_source(self.campaign_id, sha):
-                self.state["same_source"] += 1
-                self.bandit.update(name, 0.0)
-                continue
-            return self._store_proposal(proposal, options[name], island, sha)
+            if not pending.future.done():
+                return pending
+            row = self._take(pending)
+            if row is not None:
+                return row
         log.warning("no new program after %d attempts on island %d", cfg.operators.max_attempts, island)
         return None
+
+    def _start(self, name: str, parents: list[Parent], mates: list[Parent], island: int) -> Pending | None:
+        """Ask operator ``name`` for a child: at once, or (a deferred operator) in a proposer thread.
+
+        None when a deferred operator declines now.
+        """
+        op = self.operators[name]
+        if isinstance(op, DeferredOperator):
+            work = op.prepare(parents, mates, self.rng)
+            if work is None:
+                return None
+            return Pending(name, parents, island, self._proposer_pool.submit(work), work)
+        future: Future = Future()
+        try:
+            future.set_result(op.propose(parents, self.rng))
+        except Exception as err:  # noqa: BLE001 - ProposalError, or a bug in an operator: never fatal
+            future.set_exception(err)
+        return Pending(name, parents, island, future)
+
+    def _may_come_back(self) -> bool:
+        """Whether an operator that cannot propose now may later (a model busy or resting)."""
+        return any(isinstance(op, DeferredOperator) and op.may_come_back() for op in self.operators.values())
+
+    def _take(self, pending: Pending) -> sqlite3.Row | None:
+        """Store a finished proposal's child as pending and return its row; or record why there is none."""
+        name, op = pending.name, self.operators[pending.name]
+        try:
+            outcome: Proposal | ProposalError = pending.future.result()
+        except ProposalError as err:
+            outcome = err
+        except Exception as err:  # noqa: BLE001 - a bug in an operator must not end the campaign
+            log.error("operator %s crashed on parent %s", name, pending.parents and pending.parents[0].program_id,
+                      exc_info=err)
+            outcome = ProposalError(f"{name} crashed: {type(err).__name__}: {err}")
+        if pending.work is not None:
+            op.settle(pending.work, outcome)  # accounting (a model's cost), on this thread
+        if isinstance(outcome, ProposalError):
+            if outcome.blame:
+                self.state["proposal_errors"][name] = self.state["proposal_errors"].get(name, 0) + 1
+                self.bandit.update(name, 0.0)
+            log.info("proposal by %s failed: %s", name, outcome)
+            if outcome.records:
+                self.archive.add_llm_calls(self.campaign_id, outcome.records, self._state())
+            return None
+        sha = Program(outcome.source).sha
+        if self.archive.has_source(self.campaign_id, sha):
+            self.state["same_source"] += 1
+            self.bandit.update(name, 0.0)
+            if outcome.records:
+                outcome.records[-1].update(status="duplicate", error="an identical program was stored meanwhile")
+                self.archive.add_llm_calls(self.campaign_id, outcome.records, self._state())
+            return None
+        return self._store_proposal(outcome, pending.parents, pending.island, sha)
 
     def _fallback_parent(self) -> Parent | None:
         """With an empty grid (every seed failed), mutate a seed program."""
@@ -366,39 +412,17 @@ class Campaign:
         others = [m for m in mates if m.program_id != parent.program_id and m.source != parent.source]
         return [parent, *others[: arity - 1]] if len(others) >= arity - 1 else None
 
-    def _store_proposal(self, proposal: Proposal, parents: list[Parent], island: int, sha: str,
-                        model: str | None = None, llm_calls: list[dict] | None = None) -> sqlite3.Row:
+    def _store_proposal(self, proposal: Proposal, parents: list[Parent], island: int, sha: str) -> sqlite3.Row:
         generation = 1 + max((self._generation(p.program_id) for p in parents), default=-1)
         self.state["proposals"] += 1
         program_id = self.archive.add_pending(self.campaign_id, {
             "kind": self.config.kind, "source": proposal.source, "sha": sha,
             "parent_id": parents[0].program_id if parents else None,
             "parent_ids": [p.program_id for p in parents if p.program_id is not None],
-            "operator": proposal.operator, "model": model, "island": island, "generation": generation,
+            "operator": proposal.operator, "model": proposal.model, "island": island, "generation": generation,
             "genome": proposal.genome, "note": proposal.note[:500],
-        }, state=self._state(), llm_calls=llm_calls)
+        }, state=self._state(), llm_calls=proposal.records or None)
         return self.archive.program(program_id)
-
-    def _take_llm(self, request: LlmRequest, island: int, future: Future) -> sqlite3.Row | None:
-        """Store a finished LLM proposal (its calls, and its child as pending); return the child's row."""
-        try:
-            result: LlmResult = future.result()
-        except Exception as err:  # noqa: BLE001 - a bug in the proposer must not end the campaign
-            log.exception("the LLM proposer crashed")
-            result = LlmResult(request=request, proposal=None, reason=f"proposer crashed: {err}")
-        calls = self.llm.take(request, result)
-        name = f"llm:{request.model.label}"
-        proposal = result.proposal
-        if proposal is not None and self.archive.has_source(self.campaign_id, Program(proposal.source).sha):
-            calls[-1]["status"], calls[-1]["error"] = "duplicate", "an identical program was stored meanwhile"
-            proposal = None
-        if proposal is None:
-            if result.endpoint_error is None:  # the model answered, but nothing usable: that is its score
-                self.bandit.update(name, 0.0)
-            self.archive.add_llm_calls(self.campaign_id, calls, self._state())
-            return None
-        return self._store_proposal(proposal, [request.parent], island, Program(proposal.source).sha,
-                                    model=request.model.label, llm_calls=calls)
 
     def _generation(self, program_id: int | None) -> int:
         row = self.archive.program(program_id) if program_id is not None else None
@@ -449,7 +473,7 @@ class Campaign:
         else:
             self.state["evaluations"] += 1
         winning = self.archive.winning_cells(self.campaign_id, cells, result.score) if result.ok else []
-        arm = f"llm:{row['model']}" if row["operator"] == "llm" else row["operator"]
+        arm = f"{row['operator']}:{row['model']}" if row["model"] else row["operator"]  # a model is its own arm
         if arm in self.bandit.arms:  # the bandit learns in the same transaction as the result
             self.bandit.update(arm, self._reward(row, result, bool(winning)))
         entered = self.archive.record(self.campaign_id, program_id, result, descriptors=descriptors, cells=cells,
@@ -469,6 +493,13 @@ class Campaign:
         if result.ok and result.score is not None and parent is not None and parent["score"] is not None:
             gain = min(1.0, max(0.0, (result.score - parent["score"]) / 0.25))
         return 0.5 * float(entered) + 0.5 * gain
+
+    def _fingerprint(self, source: str) -> str | None:
+        """A candidate's behavioural fingerprint, before it is stored (its kind's probe, in the sandbox)."""
+        evaluator = self.evaluator or default_evaluator(self.config)
+        self.evaluator = evaluator
+        fingerprint = getattr(evaluator, "fingerprint", None)
+        return fingerprint(Program(source, kind=self.config.kind, name="candidate.py")) if fingerprint else None
 
     def _fingerprint_known(self, fingerprint: str) -> bool:
         with self._fingerprint_lock:

@@ -1,10 +1,13 @@
-"""The campaign's side of the LLM proposer: which models may be asked, what they are told, what it costs.
+"""Language models as operators of a campaign: which may be asked, what they are told, what it costs.
 
-The main thread uses this to (1) offer the bandit only models that are up, under their
-in-flight limit and affordable, (2) build a request from the archive (parent, its feedback,
-inspirations), reserving the proposal's worst-case cost so the cost cap holds even with
-calls in flight, and (3) take a finished proposal back: store every call with its cost, rest
-a model whose endpoint failed, and hand over the child program.
+Each configured model is one :class:`LlmOperator` (bandit arm ``llm:<label>``), asked like
+every operator; being slow, it is a :class:`~evosearch.propose.base.DeferredOperator`, so its
+conversation runs beside the evaluations. They share an :class:`LlmDriver` that (1) lets a
+model be asked only while it is up, under the in-flight limit and affordable, (2) builds a
+request from the archive (parent, its feedback, inspirations), reserving the proposal's
+worst-case cost so the cost cap holds even with calls in flight, and (3) takes a finished
+proposal back: accounts its cost, rests a model whose endpoint failed, and hands over the
+calls to store.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 import numpy as np
@@ -21,11 +25,10 @@ import numpy as np
 from evosearch.archive.store import Archive
 from evosearch.config import CampaignConfig, LLMModelConfig, config_dir, llm_template_dir, resolved_suite
 from evosearch.envs.suites import load_suite
-from evosearch.propose.base import Parent
+from evosearch.propose.base import DeferredOperator, Parent, Proposal, ProposalError
 from evosearch.propose.llm import LlmProposer, LlmRequest, LlmResult, worst_case_cost
 from evosearch.propose.llm_client import LLMError
 from evosearch.propose.prompts import Feedback
-from evosearch.sandbox import Limits, run_job
 
 log = logging.getLogger("evosearch.campaign")
 
@@ -33,21 +36,37 @@ log = logging.getLogger("evosearch.campaign")
 PERMANENT = ("auth", "bad_request")
 
 
-def arm(label: str) -> str:
-    return f"llm:{label}"
+class LlmWork:
+    """One proposal's conversation: run in a proposer thread, then settled on the campaign's thread."""
+
+    def __init__(self, proposer: LlmProposer, request: LlmRequest) -> None:
+        self.proposer, self.request = proposer, request
+        self.result: LlmResult | None = None
+
+    def __call__(self) -> Proposal:
+        try:
+            self.result = self.proposer.propose(self.request)
+        except Exception as err:  # a bug in the proposer: its reservation must still be released
+            self.result = LlmResult(request=self.request, proposal=None, reason=f"proposer crashed: {err}")
+            raise
+        if self.result.proposal is None:
+            raise ProposalError(self.result.reason, blame=self.result.endpoint_error is None)
+        return self.result.proposal
 
 
 class LlmDriver:
+    """What the models of one campaign share: availability, the cost cap, and the archive's feedback."""
+
     def __init__(self, config: CampaignConfig, archive: Archive, campaign_id: int, state: dict,
-                 fingerprint_known) -> None:
+                 fingerprint_known: Callable[[str], bool], fingerprint: Callable[[str], str | None]) -> None:
         self.config = config.llm
         self.kind = config.kind
         self.archive, self.campaign_id, self.state = archive, campaign_id, state
         self.proposer = LlmProposer(config.llm, llm_template_dir(config.llm, config_dir(config)))
         self.models = {m.label: m for m in config.llm.models}
-        self.smoke = Limits(wall_s=config.evaluation.smoke_timeout_s, memory_mb=config.evaluation.memory_mb)
         self.suite = load_suite(resolved_suite(config))
         self.fingerprint_known = fingerprint_known
+        self.fingerprint = fingerprint
         self.down: dict[str, tuple[float, str]] = {}  # label -> (until, reason)
         self.reserved = 0.0
         self.capped = False
@@ -56,19 +75,20 @@ class LlmDriver:
         state.setdefault("llm_conversations", 0)
         state.setdefault("llm_failures", 0)
 
-    # -- what may be asked -----------------------------------------------------------------------
-
-    def arms(self) -> tuple[str, ...]:
-        return tuple(arm(label) for label in self.models)
+    def operators(self) -> dict[str, LlmOperator]:
+        """One operator per model, by arm name."""
+        ops = [LlmOperator(self, label) for label in self.models]
+        return {op.name: op for op in ops}
 
     def weights(self) -> dict[str, float]:
-        return {arm(m.label): m.weight for m in self.models.values()}
+        return {LlmOperator.arm(m.label): m.weight for m in self.models.values()}
 
-    def available(self) -> list[str]:
+    # -- what may be asked -----------------------------------------------------------------------
+
+    def available(self, label: str) -> bool:
         if self.capped or self.in_flight >= self.config.max_in_flight:
-            return []
-        now = time.monotonic()
-        return [arm(label) for label in self.models if self.down.get(label, (0.0, ""))[0] <= now]
+            return False
+        return self.down.get(label, (0.0, ""))[0] <= time.monotonic()
 
     def may_come_back(self) -> bool:
         """Whether a model that cannot be asked now may be later (a call in flight, a finite rest)."""
@@ -85,7 +105,7 @@ class LlmDriver:
             model=model, kind=self.kind, parent=parent, feedback=self.feedback(parent.program_id),
             inspirations=[(m, self.feedback(m.program_id)) for m in mates], seed=rng.getrandbits(32),
             source_known=self._source_known, fingerprint_known=self.fingerprint_known,
-            fingerprint=self._fingerprint)
+            fingerprint=self.fingerprint)
         cap = self.config.cost_cap
         reserve = worst_case_cost(model, self.proposer.messages(request), self.config.max_attempts)
         if cap is not None and self.state["llm_cost"] + self.reserved + reserve > cap:
@@ -98,10 +118,6 @@ class LlmDriver:
         self.reserved += reserve
         self.in_flight += 1
         return request
-
-    def propose(self, request: LlmRequest) -> LlmResult:
-        """Runs in a worker thread."""
-        return self.proposer.propose(request)
 
     # -- taking the answer back ------------------------------------------------------------------
 
@@ -142,22 +158,8 @@ class LlmDriver:
                 status[label] = "ok"
         return status
 
-    # -- helpers that run in worker threads --------------------------------------------------------
-
     def _source_known(self, sha: str) -> bool:
-        # A fresh connection: the main thread's one cannot be shared across threads.
-        import sqlite3
-
-        conn = sqlite3.connect(str(self.archive.path), timeout=30.0)
-        try:
-            return conn.execute("SELECT 1 FROM programs WHERE campaign_id = ? AND sha = ?",
-                                (self.campaign_id, sha)).fetchone() is not None
-        finally:
-            conn.close()
-
-    def _fingerprint(self, source: str) -> str | None:
-        job = run_job("probe", {"source": source, "filename": "llm_candidate.py"}, self.smoke)
-        return job.result.get("fingerprint") if job.status == "ok" else None
+        return self.archive.source_known(self.campaign_id, sha)  # thread-safe: its own short-lived connection
 
     # -- feedback from the archive ---------------------------------------------------------------
 
@@ -188,3 +190,38 @@ class LlmDriver:
             mean = np.mean(np.array(runs, dtype=float), axis=0)
             curves[task] = [float(x) for x in (mean - cal.r_random) / (cal.r_ref - cal.r_random)]
         return curves
+
+
+class LlmOperator(DeferredOperator):
+    """One model as an operator: its child is an edit of the parent, informed by inspirations and feedback."""
+
+    arity = 1
+
+    def __init__(self, driver: LlmDriver, label: str) -> None:
+        self.driver, self.label = driver, label
+        self.name = self.arm(label)
+
+    @staticmethod
+    def arm(label: str) -> str:
+        return f"llm:{label}"
+
+    def applies(self, parents: list[Parent]) -> bool:
+        return len(parents) == 1 and self.driver.available(self.label)
+
+    def prepare(self, parents: list[Parent], inspirations: list[Parent], rng: random.Random) -> LlmWork | None:
+        parent = parents[0]
+        mates = [m for m in inspirations if m.program_id != parent.program_id]
+        request = self.driver.request(self.label, parent, mates, rng)
+        return LlmWork(self.driver.proposer, request) if request is not None else None
+
+    def settle(self, work: LlmWork, outcome: Proposal | ProposalError) -> None:
+        result = work.result or LlmResult(request=work.request, proposal=None, reason=str(outcome))
+        records = self.driver.take(work.request, result)
+        if isinstance(outcome, Proposal):
+            outcome.model, outcome.records = self.label, records
+        else:
+            outcome.records = records
+
+    def may_come_back(self) -> bool:
+        return self.driver.may_come_back()
+

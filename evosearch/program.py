@@ -30,7 +30,7 @@ MAX_SOURCE_BYTES = 64_000
 
 @dataclass(frozen=True)
 class Program:
-    """Source of one candidate, of kind ``rule`` or ``policy``."""
+    """Source of one candidate and the name of its kind (:mod:`evosearch.kinds`)."""
 
     source: str
     kind: str = "rule"
@@ -98,15 +98,6 @@ def outside_block_unchanged(parent: str, child: str) -> bool:
     return (p_head, p_tail) == (c_head, c_tail)
 
 
-def program_kind(source: str) -> str:
-    """``policy`` for a program that defines ``act`` and no ``loss``, else ``rule``."""
-    try:
-        names = {n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
-    except SyntaxError:
-        return "rule"
-    return "policy" if "act" in names and "loss" not in names else "rule"
-
-
 def static_check(source: str, kind: str = "rule") -> list[StaticIssue]:
     """Return the reasons to reject ``source``; an empty list means it may be run."""
     if len(source.encode()) > MAX_SOURCE_BYTES:
@@ -136,12 +127,6 @@ def static_check(source: str, kind: str = "rule") -> list[StaticIssue]:
             issues.append(StaticIssue(f"attribute {node.attr!r} reaches the system or files: not allowed", line))
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             issues.append(StaticIssue("global/nonlocal statements are not allowed", line))
-    if kind == "rule":
-        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-        if "loss" not in names:
-            issues.append(StaticIssue("a rule must define a top-level function `loss(b)`"))
-    elif kind == "policy":
-        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-        if "act" not in names:
-            issues.append(StaticIssue("a policy must define a top-level function `act(obs)`"))
-    return issues
+    from evosearch import kinds  # the kinds build on this module: imported when first needed
+
+    return issues + kinds.get(kind).entry_issues(tree)

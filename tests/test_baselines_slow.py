@@ -3,13 +3,13 @@
 import pytest
 from conftest import RULES
 
-from evosearch.evaluate import CascadeConfig, Evaluator
+from evosearch.evaluate import CascadeConfig, RuleEvaluator
 from evosearch.program import Program
 
 
 @pytest.mark.slow
 def test_ppo_clip_scores_near_reference_and_is_told_apart_from_reinforce():
-    evaluator = Evaluator(CascadeConfig(suite="classic-quick"))
+    evaluator = RuleEvaluator(CascadeConfig(suite="classic-quick"))
     ppo = evaluator.evaluate(Program.from_file(RULES / "ppo_clip.py"))
     reinforce = evaluator.evaluate(Program.from_file(RULES / "reinforce.py"))
     assert ppo.ok and reinforce.ok, (ppo.error, reinforce.error)

@@ -5,7 +5,7 @@ import time
 import pytest
 from conftest import TINY_SUITE, rule_source
 
-from evosearch.evaluate import CascadeConfig, Evaluator
+from evosearch.evaluate import CascadeConfig, RuleEvaluator
 from evosearch.program import Program
 
 FAST = CascadeConfig(suite=TINY_SUITE, smoke_timeout_s=5, task_timeout_s=60, workers=1, bootstrap_reps=200)
@@ -13,7 +13,7 @@ FAST = CascadeConfig(suite=TINY_SUITE, smoke_timeout_s=5, task_timeout_s=60, wor
 
 def evaluate(source: str, **overrides):
     cfg = CascadeConfig(**{**FAST.__dict__, **overrides})
-    return Evaluator(cfg).evaluate(Program(source, name="candidate.py"))
+    return RuleEvaluator(cfg).evaluate(Program(source, name="candidate.py"))
 
 
 def test_ppo_clip_passes_every_stage(no_leftovers):
@@ -91,7 +91,7 @@ def test_auc_fitness_is_the_iqm_of_per_seed_areas():
 
 
 def test_forged_learning_curves_cannot_crash_the_evaluator():
-    evaluator = Evaluator(CascadeConfig(**{**FAST.__dict__}))
+    evaluator = RuleEvaluator(CascadeConfig(**{**FAST.__dict__}))
     forged = {"curve_steps": "lots", "curves": [["a", None]]}
     task = evaluator._task_result("CartPole-v1", [100.0, 200.0], forged, 1.0)
     assert task.curves == [] and task.auc_per_seed == task.normalized

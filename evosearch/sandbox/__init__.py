@@ -3,8 +3,9 @@
 See :mod:`evosearch.sandbox.modes` for the layers and ``evosearch doctor`` for what is in force.
 """
 
+from evosearch.sandbox.job import Job
 from evosearch.sandbox.modes import Mode, SandboxUnavailable
 from evosearch.sandbox.runner import JobOutcome, Limits, configure, current_mode, ensure, run_job, shutdown
 
-__all__ = ["JobOutcome", "Limits", "Mode", "SandboxUnavailable", "configure", "current_mode", "ensure", "run_job",
-           "shutdown"]
+__all__ = ["Job", "JobOutcome", "Limits", "Mode", "SandboxUnavailable", "configure", "current_mode", "ensure",
+           "run_job", "shutdown"]

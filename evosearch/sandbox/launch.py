@@ -112,11 +112,13 @@ def inside(mode: Mode, worker_dir: str, path: str) -> str:
     return SANDBOX_ROOT + path[len(worker_dir.rstrip("/")):]
 
 
-def worker_command(mode: Mode, worker_dir: str, job_uid: int, procs_files: list[str]) -> tuple[list[str], dict]:
-    """(argv, env) that start one worker; it joins the cgroups in ``procs_files`` before Python runs."""
+def worker_command(mode: Mode, worker_dir: str, job_uid: int, procs_files: list[str],
+                   catalogue: str) -> tuple[list[str], dict]:
+    """(argv, env) that start one worker for ``catalogue``'s jobs; it joins the cgroups in ``procs_files``
+    before Python runs."""
     env = worker_env(home=SANDBOX_ROOT if mode.name == "bubblewrap" else worker_dir)
     python = [sys.executable, "-m", "evosearch.sandbox.worker", "--mode", mode.name, "--uid", str(job_uid),
-              "--tmpfs-mb", str(TMPFS_MB)] + (["--seccomp"] if mode.seccomp else [])
+              "--tmpfs-mb", str(TMPFS_MB), "--catalogue", catalogue] + (["--seccomp"] if mode.seccomp else [])
     if mode.name == "bubblewrap" and drops_uid():
         python.append("--drop-uid")
     argv = (_bwrap_args(mode, worker_dir, env) if mode.name == "bubblewrap" else []) + python

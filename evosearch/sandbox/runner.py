@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 from evosearch.sandbox import cgroups, launch, modes
+from evosearch.sandbox.job import Job
 
 RESULT_FILE = "result.json"
 OUTPUT_FILE = "output.log"
@@ -39,7 +40,8 @@ WORKER_PREFIX = "evosearch_worker-"  # a worker's scratch root and cgroup: evose
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 PIDS_PER_SLOT = 256  # processes and threads of a worker and its job together (EnvPool and torch start threads)
 
-_pool: queue.SimpleQueue | None = None
+_pools: dict[str, queue.SimpleQueue] = {}  # warm workers by job catalogue
+_started = False
 _pool_lock = threading.Lock()
 _worker_numbers = itertools.count(1)
 _busy: set[Worker] = set()  # workers running a job now, for shutdown()
@@ -88,8 +90,9 @@ class Worker:
     died or stopped answering is killed with everything in it and never reused.
     """
 
-    def __init__(self, mode: modes.Mode) -> None:
+    def __init__(self, mode: modes.Mode, catalogue: str) -> None:
         self.mode = mode
+        self.catalogue = catalogue
         self.job_pid: int | None = None  # the job's pid in the host's namespace (not under bubblewrap)
         self.jobs_done = 0
         self._buffer = b""
@@ -104,7 +107,7 @@ class Worker:
                 self.group = None  # a cgroup we could not create: the other layers still hold
         self.job_uid = _job_uid()
         argv, env = launch.worker_command(mode, self.root, self.job_uid,
-                                          self.group.procs_files if self.group else [])
+                                          self.group.procs_files if self.group else [], catalogue)
         # The worker's own errors (and bubblewrap's) go to a log beside its jobs, for the message below.
         self.log_path = os.path.join(self.root, "worker.log")
         log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -328,20 +331,21 @@ def sweep_stale() -> int:
     return removed
 
 
-def _acquire() -> Worker:
-    global _pool
+def _acquire(catalogue: str) -> Worker:
+    global _started
     mode = modes.current()
     with _pool_lock:
-        if _pool is None:
-            _pool = queue.SimpleQueue()
+        if not _started:
+            _started = True
             sweep_stale()
             atexit.register(shutdown)
+        pool = _pools.setdefault(catalogue, queue.SimpleQueue())
     worker = None
     while worker is None:
         try:
-            candidate = _pool.get_nowait()
+            candidate = pool.get_nowait()
         except queue.Empty:
-            worker = Worker(mode)
+            worker = Worker(mode, catalogue)
             break
         if candidate.alive() and candidate.mode is mode:
             worker = candidate
@@ -356,8 +360,9 @@ def _release(worker: Worker) -> None:
     with _pool_lock:
         _busy.discard(worker)
         worker.job_pid = None
-    if worker.alive() and _pool is not None and worker.jobs_done < _recycle_after:
-        _pool.put(worker)
+    pool = _pools.get(worker.catalogue)
+    if worker.alive() and pool is not None and worker.jobs_done < _recycle_after:
+        pool.put(worker)
     else:  # dead, or due for a fresh start: a long-lived process accumulates whatever state it has
         worker.close()
 
@@ -417,9 +422,9 @@ class Session(Protocol):
         """Talk to the started job; True asks for it to be killed now."""
 
 
-def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
+def run_job(job: Job, limits: Limits, *, keep_scratch: bool = False,
             inputs: dict[str, str] | None = None, session: Session | None = None) -> JobOutcome:
-    """Run ``job`` (a name in ``evosearch.sandbox.jobs``) with ``payload`` under ``limits``.
+    """Run ``job`` (a handler of its catalogue, with its payload) under ``limits``.
 
     ``inputs`` maps file names to host paths copied into the job's scratch directory first (the
     job sees them in its working directory): how a scoring job gets the weights a training job
@@ -427,10 +432,10 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
     ``keep_scratch`` (the caller then owns it). Safe to call from several threads: each call
     takes its own warm worker.
     """
-    worker = _acquire()
-    scratch = worker.new_scratch(job)
-    request = {"id": secrets.token_hex(16), "job": job, "payload": payload, "scratch": worker.inside(scratch),
-               "limits": limits.for_worker(), "wall_s": limits.wall_s}
+    worker = _acquire(job.catalogue)
+    scratch = worker.new_scratch(job.name)
+    request = {"id": secrets.token_hex(16), "job": job.name, "payload": job.payload(),
+               "scratch": worker.inside(scratch), "limits": limits.for_worker(), "wall_s": limits.wall_s}
     start = time.monotonic()
     try:
         for name, source in (inputs or {}).items():
@@ -450,7 +455,7 @@ def run_job(job: str, payload: dict, limits: Limits, keep_scratch: bool = False,
         data = _read_json(Path(scratch) / RESULT_FILE)
         tail = _tail(Path(scratch) / OUTPUT_FILE)
         if keep_scratch:  # out of the worker's root, which goes when the worker does
-            kept = tempfile.mkdtemp(prefix=f"evosearch-{job}-{os.getpid()}-", dir=scratch_root())
+            kept = tempfile.mkdtemp(prefix=f"evosearch-{job.name}-{os.getpid()}-", dir=scratch_root())
             os.rename(scratch, kept)  # onto the empty directory: replaces it, atomically
             scratch = kept
         else:
@@ -521,8 +526,11 @@ def shutdown() -> None:
         busy = list(_busy)
     for worker in busy:
         worker.close()  # its job's process group first
-    while _pool is not None:
-        try:
-            _pool.get_nowait().close()
-        except queue.Empty:
-            break
+    with _pool_lock:
+        pools = list(_pools.values())
+    for pool in pools:
+        while True:
+            try:
+                pool.get_nowait().close()
+            except queue.Empty:
+                break

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import importlib
 import json
 import os
 import resource
@@ -58,9 +59,11 @@ def _start_child(request: dict, options: argparse.Namespace, worker_pid: int, se
         traceback.print_exc()
         os._exit(71)
     try:
-        from evosearch.sandbox import jobs
+        from evosearch.sandbox import jobrun
 
-        jobs.run(request["job"], request["payload"], request["scratch"])
+        jobs = sys.modules[options.catalogue].JOBS
+        jobrun.run(lambda payload, scratch: jobs[request["job"]](payload, scratch), request["payload"],
+                   request["scratch"])
     finally:
         os._exit(70)
 
@@ -220,6 +223,8 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tmpfs-mb", type=int, default=64)
     parser.add_argument("--seccomp", action="store_true")
     parser.add_argument("--drop-uid", action="store_true", help="bubblewrap mode on a root host: jobs switch to --uid")
+    parser.add_argument("--catalogue", required=True,
+                        help="the module whose JOBS this worker runs; imported before any fork")
     return parser.parse_args(argv)
 
 
@@ -229,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     # Non-dumpable: /proc/<worker>/fd and /proc/<worker>/mem need CAP_SYS_PTRACE, which no job has.
     _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    from evosearch.sandbox import jobs  # noqa: F401  - the warm import: torch, envpool, harness
+    importlib.import_module(options.catalogue)  # the warm import (torch, envs, harness), once for every job
 
     if options.seccomp:
         from evosearch.sandbox import seccomp_filter  # noqa: F401  - loads libseccomp before any fork

@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY_SUITE, rule_source
 from deap import gp as deap_gp
 
-from evosearch.evaluate import CascadeConfig, Evaluator
+from evosearch.evaluate import CascadeConfig, RuleEvaluator
 from evosearch.program import Program, split_block, static_check
 from evosearch.propose import gp
 from evosearch.propose.base import Parent, ProposalError
@@ -166,7 +166,7 @@ def test_a_gp_program_trains_end_to_end(no_leftovers):
     genome = gp.SEED_GENOMES["a2c"].replace("0.01", "0.02")  # the A2C seed with a stronger entropy bonus
     source = gp.render(gp.parse(genome))
     config = CascadeConfig(suite=TINY_SUITE, smoke_timeout_s=30, task_timeout_s=120, workers=1, bootstrap_reps=200)
-    result = Evaluator(config).evaluate(Program(source, name="gp.py"))
+    result = RuleEvaluator(config).evaluate(Program(source, name="gp.py"))
     assert result.outcome == "ok" and result.stage == "full", result.error
     assert result.score is not None and result.fingerprint
 

@@ -39,8 +39,9 @@ import pytest
 from conftest import ROOT, TINY_SUITE, job_processes, rule_source
 
 from evosearch import sandbox
-from evosearch.evaluate import CascadeConfig, EvalResult, Evaluator
+from evosearch.evaluate import CascadeConfig, EvalResult, RuleEvaluator
 from evosearch.program import Program, static_check
+from evosearch.evaluate.jobs import ProbeJob
 from evosearch.sandbox import Limits, run_job
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -228,9 +229,9 @@ HARNESS_BYTES = HARNESS.read_bytes()
 HARNESS_SHA = hashlib.sha256(HARNESS_BYTES).hexdigest()
 
 
-def evaluator(static: bool, memory_mb: int | None = None) -> Evaluator:
+def evaluator(static: bool, memory_mb: int | None = None) -> RuleEvaluator:
     memory = {"memory_mb": memory_mb} if memory_mb else {}
-    return Evaluator(CascadeConfig(suite=TINY_SUITE, hurdle=False, smoke_timeout_s=SMOKE_TIMEOUT_S, task_timeout_s=30,
+    return RuleEvaluator(CascadeConfig(suite=TINY_SUITE, hurdle=False, smoke_timeout_s=SMOKE_TIMEOUT_S, task_timeout_s=30,
                                    workers=1, static_check=static, **memory))
 
 
@@ -331,7 +332,7 @@ def secret():
 @pytest.fixture(scope="module")
 def reference(secret) -> str:
     """The fingerprint of A2C's probe, taken before any hostile program ran."""
-    probe = run_job("probe", {"source": rule_source("a2c")}, Limits(wall_s=30))
+    probe = run_job(ProbeJob(source=rule_source("a2c")), Limits(wall_s=30))
     assert probe.status == "ok", probe.error
     return probe.result["fingerprint"]
 
@@ -414,7 +415,7 @@ def run_program(name: str, static: bool, reference: str, secret: str) -> list[st
         if hashlib.sha256(HARNESS.read_bytes()).hexdigest() != HARNESS_SHA:
             problems.append(f"{HARNESS} was modified")
 
-        probe = run_job("probe", {"source": rule_source("a2c")}, Limits(wall_s=30))
+        probe = run_job(ProbeJob(source=rule_source("a2c")), Limits(wall_s=30))
         if probe.status != "ok" or probe.result.get("fingerprint") != reference:
             problems.append(f"the next honest job failed or lied: {probe.status} {probe.error} {probe.result}")
     return problems

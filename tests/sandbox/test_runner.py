@@ -7,7 +7,9 @@ import pytest
 from conftest import rule_source
 
 from evosearch import sandbox
+from evosearch.evaluate.jobs import ProbeJob
 from evosearch.sandbox import Limits, modes, run_job, runner
+from evosearch.sandbox.selfcheck import SelfCheck
 from evosearch.sandbox.runner import Worker
 
 
@@ -20,7 +22,7 @@ def _request(worker: Worker) -> dict:
 def test_two_replies_arriving_in_one_read_are_both_seen():
     # A fast job's "started" and "finished" lines often reach the pipe together (the host
     # thread was busy); the second must be read from our buffer, not waited for.
-    worker = Worker(sandbox.current_mode())
+    worker = Worker(sandbox.current_mode(), SelfCheck.catalogue)
     try:
         request = _request(worker)
         worker.process.stdin.write((json.dumps(request) + "\n").encode())
@@ -36,7 +38,7 @@ def test_two_replies_arriving_in_one_read_are_both_seen():
 
 
 def test_a_reply_with_another_id_retires_the_worker(monkeypatch):
-    worker = Worker(sandbox.current_mode())
+    worker = Worker(sandbox.current_mode(), SelfCheck.catalogue)
     real_read = worker._read
 
     def forged(timeout):  # as if something else had written a line into the reply pipe
@@ -52,15 +54,15 @@ def test_workers_are_replaced_after_the_configured_number_of_jobs(monkeypatch):
     started = []
     real_init = runner.Worker.__init__
 
-    def counting(self, mode):
-        real_init(self, mode)
+    def counting(self, mode, catalogue):
+        real_init(self, mode, catalogue)
         started.append(self.process.pid)
 
     monkeypatch.setattr(runner.Worker, "__init__", counting)
     sandbox.configure(None, recycle_after=2)
     try:
         for _ in range(5):
-            assert run_job("selfcheck", {}, Limits(wall_s=30)).status == "ok"
+            assert run_job(SelfCheck(), Limits(wall_s=30)).status == "ok"
         assert len(started) == 3  # jobs 1-2, 3-4, then 5
     finally:
         sandbox.configure(None, recycle_after=200)
@@ -99,10 +101,10 @@ def test_the_cgroup_memory_cap_holds_and_its_kill_is_a_memory_limit(monkeypatch)
     from evosearch.sandbox import cgroups
 
     monkeypatch.setattr(cgroups, "WORKER_OVERHEAD_MB", -1000)  # cap = 2200 - 1000 MiB, worker included
-    job = run_job("probe", {"source": HOG + rule_source("a2c")}, Limits(wall_s=60, memory_mb=2200))
+    job = run_job(ProbeJob(source=HOG + rule_source("a2c")), Limits(wall_s=60, memory_mb=2200))
     assert job.status == "killed" and job.error["type"] == "MemoryError", job.error
     assert "cgroup" in job.error["message"]
-    assert run_job("selfcheck", {}, Limits(wall_s=30)).status == "ok"  # the worker lives on
+    assert run_job(ProbeJob(source=rule_source("a2c")), Limits(wall_s=30)).status == "ok"  # the worker lives on
 
 
 class _Session:
@@ -125,13 +127,13 @@ HANGING_RULE = "import torch\n\n\ndef loss(b):\n    while True:\n        pass\n"
 
 def test_a_session_can_cancel_its_running_job_at_once():
     start = time.monotonic()
-    job = run_job("probe", {"source": HANGING_RULE}, Limits(wall_s=60), session=_Session("cancel"))
+    job = run_job(ProbeJob(source=HANGING_RULE), Limits(wall_s=60), session=_Session("cancel"))
     assert job.status == "cancelled"
     assert time.monotonic() - start < 30  # not the 60 s wall-clock limit
 
 
 def test_a_failing_session_stops_its_job_and_leaves_the_worker_usable():
     with pytest.raises(RuntimeError, match="host side broke"):
-        run_job("probe", {"source": HANGING_RULE}, Limits(wall_s=60), session=_Session("fail"))
-    probe = run_job("probe", {"source": rule_source("a2c")}, Limits(wall_s=60))
+        run_job(ProbeJob(source=HANGING_RULE), Limits(wall_s=60), session=_Session("fail"))
+    probe = run_job(ProbeJob(source=rule_source("a2c")), Limits(wall_s=60))
     assert probe.status == "ok", probe.error

@@ -17,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import TINY_SUITE, crash_script, job_processes, rule_source
 
-from evosearch.evaluate import CascadeConfig, Evaluator
+from evosearch.evaluate import CascadeConfig, RuleEvaluator
 from evosearch.program import Program
+from evosearch.evaluate.jobs import ProbeJob
 from evosearch.sandbox import Limits, run_job
 from evosearch.sandbox.runner import shutdown
 
@@ -43,7 +44,7 @@ def one_warm_worker():
 
 
 def probe_a2c():
-    return run_job("probe", {"source": rule_source("a2c"), "filename": "a2c.py"}, LIMITS)
+    return run_job(ProbeJob(source=rule_source("a2c"), filename="a2c.py"), LIMITS)
 
 
 def running_job(timeout: float = 60.0, in_code: bool = False) -> tuple[int, int]:
@@ -90,7 +91,7 @@ def assert_gone(processes: dict[int, int], within_s: float = 5.0) -> None:
 
 
 def test_a_worker_killed_from_outside_is_a_sandbox_failure_and_the_next_evaluation_runs(no_leftovers):
-    evaluator = Evaluator(CascadeConfig(suite=TINY_SUITE, smoke_timeout_s=30, task_timeout_s=60, workers=1,
+    evaluator = RuleEvaluator(CascadeConfig(suite=TINY_SUITE, smoke_timeout_s=30, task_timeout_s=60, workers=1,
                                         bootstrap_reps=200))
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(evaluator.evaluate, Program(SPINS, name="spins.py"))
@@ -111,7 +112,7 @@ def test_a_worker_killed_from_outside_is_a_sandbox_failure_and_the_next_evaluati
 
 def test_run_job_reports_a_lost_worker_and_starts_a_fresh_one(no_leftovers):
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(run_job, "probe", {"source": SLEEPS, "filename": "sleeps.py"}, LIMITS)
+        future = pool.submit(run_job, ProbeJob(source=SLEEPS, filename="sleeps.py"), LIMITS)
         worker, job = running_job()
         killed = sandbox_of(worker)
         os.kill(worker, signal.SIGKILL)
@@ -128,7 +129,7 @@ def test_run_job_reports_a_lost_worker_and_starts_a_fresh_one(no_leftovers):
 
 def test_a_job_killed_from_outside_is_killed_and_its_worker_serves_the_next_job(no_leftovers):
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(run_job, "probe", {"source": SLEEPS, "filename": "sleeps.py"}, LIMITS)
+        future = pool.submit(run_job, ProbeJob(source=SLEEPS, filename="sleeps.py"), LIMITS)
         worker, job = running_job(in_code=True)
         os.kill(job, signal.SIGKILL)
         outcome = future.result(timeout=60)
@@ -142,7 +143,7 @@ def test_a_job_killed_from_outside_is_killed_and_its_worker_serves_the_next_job(
 
 
 def test_evaluation_of_a_job_killed_from_outside_is_killed(no_leftovers):
-    evaluator = Evaluator(CascadeConfig(suite=TINY_SUITE, smoke_timeout_s=30, task_timeout_s=60, workers=1,
+    evaluator = RuleEvaluator(CascadeConfig(suite=TINY_SUITE, smoke_timeout_s=30, task_timeout_s=60, workers=1,
                                         bootstrap_reps=200))
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(evaluator.evaluate, Program(SPINS, name="spins.py"))
@@ -156,7 +157,7 @@ def test_evaluation_of_a_job_killed_from_outside_is_killed(no_leftovers):
 
 def test_a_worker_outlives_the_thread_that_started_it(no_leftovers):
     # bwrap --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that started bwrap
-    # ends: a worker first needed by a short-lived thread (Evaluator._run_tasks makes a pool per
+    # ends: a worker first needed by a short-lived thread (RuleEvaluator._run_tasks makes a pool per
     # evaluation) died with it, mid-job if another thread had taken it from the pool meanwhile.
     shutdown()  # no warm worker: the thread below starts one
     with ThreadPoolExecutor(1) as pool:

@@ -41,9 +41,9 @@ def test_a_rollout_step_never_waits_on_the_device():
 
 
 def test_the_evaluator_trains_sandboxed_jobs_on_the_gpu():
-    from evosearch.evaluate import CascadeConfig, Evaluator
+    from evosearch.evaluate import CascadeConfig, RuleEvaluator
     from evosearch.program import Program
 
-    evaluator = Evaluator(CascadeConfig(suite=TINY_SUITE, device="cuda", workers=1))
+    evaluator = RuleEvaluator(CascadeConfig(suite=TINY_SUITE, device="cuda", workers=1))
     result = evaluator.evaluate(Program(source=rule_source("ppo_clip"), name="ppo_clip.py"))
     assert result.outcome == "ok", result.error

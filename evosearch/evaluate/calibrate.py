@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +18,9 @@ import numpy as np
 from evosearch import stats
 from evosearch.envs.backend import resolve_backend
 from evosearch.envs.suites import Suite, Task, calibration_path
-from evosearch.evaluate import train_and_score
+from evosearch.evaluate.jobs import RandomJob
+from evosearch.evaluate.rules import train_and_score
+from evosearch.machine import machine_description
 from evosearch.program import Program
 from evosearch.sandbox import Limits, run_job
 
@@ -27,26 +28,8 @@ PPO_CLIP = Path(__file__).resolve().parents[2] / "programs" / "rules" / "ppo_cli
 RANDOM_EPISODES = 200
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_description() -> str:
-    import torch
-
-    return f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, torch {torch.__version__}"
-
-
 def _measure(program: Program, task: Task, suite: Suite, limits: Limits, log: Callable[[str], None]) -> dict:
-    random_job = run_job("random", {"env_id": task.env_id, "episodes": RANDOM_EPISODES, "seed": 0,
-                                    "backend": task.backend}, limits)
+    random_job = run_job(RandomJob(env_id=task.env_id, episodes=RANDOM_EPISODES, backend=task.backend), limits)
     if random_job.status != "ok":
         raise RuntimeError(f"random play on {task.env_id} failed: {random_job.error}")
     r_random = float(np.mean(random_job.result["returns"]))

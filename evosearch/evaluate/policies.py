@@ -1,8 +1,8 @@
 """Evaluating policy programs: static check, then the referee plays the policy's episodes.
 
-A policy (``act(obs) -> actions``, DESIGN §3) is scored with no training: the evaluator owns
+A policy (``act(obs) -> actions``) is scored with no training: the evaluator owns
 the environment and the return accounting and asks the sandboxed candidate for actions over a
-socket (``evosearch.referee``), so a policy can neither touch the environment nor its score.
+socket (:mod:`evosearch.evaluate.referee`), so a policy can neither touch the environment nor its score.
 Scores are normalised per task as for rules, against random play and against the PPO-clip
 network trained by this harness, with ``seeds x eval_episodes`` episodes, and summarised by
 the IQM over seeds with a bootstrap CI. The result record is the rule evaluator's.
@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from evosearch import sandbox, stats
+from evosearch import sandbox
 from evosearch.envs.backend import make_env
 from evosearch.envs.suites import Suite, Task, load_suite
-from evosearch.evaluate import CascadeConfig, EvalResult, task_result
-from evosearch.program import Program, static_check
-from evosearch.referee import (
+from evosearch.evaluate.cascade import CascadeConfig, SkipIf
+from evosearch.evaluate.jobs import PolicyJob
+from evosearch.evaluate.referee import (
     ActionSpace,
     Channel,
     Listener,
@@ -31,12 +30,14 @@ from evosearch.referee import (
     PolicyGone,
     PolicyTimeout,
     check_actions,
-    policy_env_id,
 )
-from evosearch.sandbox import Limits, run_job
+from evosearch.evaluate.result import EvalResult, summarise, task_result
+from evosearch.kinds.policy import KIND
+from evosearch.program import Program, static_check
+from evosearch.sandbox import JobOutcome, Limits, run_job
 from evosearch.train.score import first_episode_returns, uniform_random_actions
 
-POLICY_SUITE = "policies"
+POLICY_SUITE = KIND.default_suite
 ENV_SEED = 30_000_001  # every candidate meets the same initial states (common random numbers)
 PROBE_SEED = 40_000_003
 CONNECT_TIMEOUT_S = 30.0
@@ -80,7 +81,7 @@ class RefereeSession:
     seeds: int
     episodes: int
     act_timeout_s: float
-    skip_if: Callable[[str], bool] | None = None  # asked with the fingerprint: True ends the play there
+    skip_if: SkipIf | None = None  # asked with the fingerprint: True ends the play there
     record: PlayRecord = field(default_factory=PlayRecord)
 
     def __post_init__(self) -> None:
@@ -151,6 +152,7 @@ class PolicyEvaluator:
         for task in self.suite.tasks:
             self.suite.calibrated(task.env_id)
         self.sandbox = sandbox.ensure(self.config.sandbox)
+        KIND.check_device(self.config.device)  # DeviceError now: a policy is played on the CPU
 
     def task_for(self, env_id: str | None) -> Task:
         for task in self.suite.tasks:
@@ -162,13 +164,13 @@ class PolicyEvaluator:
                              f"has {names})")
         raise ValueError(f"suite {self.suite.name!r} has no task {env_id} (it has {names})")
 
-    def evaluate(self, program: Program, skip_if: Callable[[str], bool] | None = None) -> EvalResult:
+    def evaluate(self, program: Program, skip_if: SkipIf | None = None) -> EvalResult:
         """Evaluate ``program`` and return its record; never raises for a bad program."""
         start = time.monotonic()
         result = EvalResult(outcome="ok", stage="static", suite=self.suite.name, fitness="iqm",
                             sandbox=self.sandbox.summary())
         issues = static_check(program.source, "policy") if self.config.static_check else []
-        env_id = policy_env_id(program.source)
+        env_id = KIND.env_id(program.source)
         try:
             task = self.task_for(env_id)
         except ValueError as err:
@@ -178,11 +180,7 @@ class PolicyEvaluator:
             result.wall_s = time.monotonic() - start
             return result
         result.stage = "full"
-        session = RefereeSession(task, self.seeds, self.suite.eval_episodes, act_timeout_s=self.config.smoke_timeout_s,
-                                 skip_if=skip_if)
-        limits = Limits(wall_s=self.config.task_timeout_s, memory_mb=self.config.memory_mb)
-        job = run_job("policy", {"source": program.source, "filename": program.name, "obs_dim": session.obs_dim},
-                      limits, session=session)
+        job, session = self._play(program, task, skip_if)
         result.cpu_s, result.peak_rss_mb = job.cpu_s, job.peak_rss_mb
         record = session.record
         result.fingerprint = record.fingerprint
@@ -195,17 +193,34 @@ class PolicyEvaluator:
                                       self.suite.calibrated(task.env_id), {}, job.wall_s, self.config.bootstrap_reps)
             task_record.backend, task_record.device = session.env.backend, "cpu"
             result.tasks = {task.env_id: task_record}
-            norm = np.array(task_record.normalized)
-            matrix = norm.reshape(-1, 1)
-            result.score = result.iqm = stats.iqm(matrix)
-            result.auc = float(norm.mean())
-            result.ci = list(stats.stratified_bootstrap_ci(matrix, reps=self.config.bootstrap_reps))
+            summarise(result, "iqm", self.config.bootstrap_reps)
             result.behaviour = {"action_smoothness": record.smoothness}
         result.wall_s = time.monotonic() - start
         return result
 
+    def _play(self, program: Program, task: Task, skip_if: SkipIf | None) -> tuple[JobOutcome, RefereeSession]:
+        """Run the policy's job with a referee session playing ``task``; ``skip_if`` may end it after the probe."""
+        session = RefereeSession(task, self.seeds, self.suite.eval_episodes, act_timeout_s=self.config.smoke_timeout_s,
+                                 skip_if=skip_if)
+        limits = Limits(wall_s=self.config.task_timeout_s, memory_mb=self.config.memory_mb)
+        job = run_job(PolicyJob(source=program.source, obs_dim=session.obs_dim, filename=program.name), limits,
+                      session=session)
+        return job, session
+
+    def fingerprint(self, program: Program) -> str | None:
+        """The policy's behavioural fingerprint (its actions on the probe batch) without playing its episodes.
+
+        None when it has none to give: it names no task of the suite, or fails before answering.
+        """
+        try:
+            task = self.task_for(KIND.env_id(program.source))
+        except ValueError:
+            return None
+        _, session = self._play(program, task, skip_if=lambda fingerprint: True)
+        return session.record.fingerprint
+
     @staticmethod
-    def _judge(result: EvalResult, job, record: PlayRecord) -> None:  # noqa: ANN001 - JobOutcome
+    def _judge(result: EvalResult, job: JobOutcome, record: PlayRecord) -> None:
         """The outcome from what the referee saw and how the job ended; the job's own error wins."""
         tail = ((job.error or {}).get("traceback", "") + "\n" + job.output_tail).strip()[-4000:]
         if job.status == "error":  # act raised, or the module failed to load
