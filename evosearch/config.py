@@ -125,7 +125,7 @@ class CampaignConfig:
 
     name: str
     seeds: tuple[str, ...]  # seed programs; paths relative to the config file
-    kind: Literal["rule", "policy"] = "rule"
+    kind: str = "rule"  # a program kind of evosearch.kinds: rule or policy
     db: str | None = None  # default: archive/NAME.db under the current directory
     parallel: int = field(default_factory=lambda: os.cpu_count() or 1)
     rng_seed: int = 0
@@ -256,6 +256,10 @@ def _validate(config: CampaignConfig) -> None:
         if value is None or value <= 0:
             raise ConfigError(f"{key}: must be greater than 0, got {value!r}")
 
+    from evosearch import kinds
+
+    if config.kind not in kinds.names():
+        raise ConfigError(f"kind: {config.kind!r} is not one of {', '.join(map(repr, kinds.names()))}")
     if not config.name or any(c in config.name for c in "/\\\0"):
         raise ConfigError(f"name: {config.name!r} is not a usable campaign name")
     if not config.seeds:
@@ -282,6 +286,10 @@ def _validate(config: CampaignConfig) -> None:
         raise ConfigError(f"evaluation.memory_mb: {ev.memory_mb} is below the ~700 MiB that torch alone needs")
     if not DEVICE_PATTERN.match(ev.device):
         raise ConfigError(f"evaluation.device: {ev.device!r} is not one of auto, cpu, cuda, cuda:N")
+    try:
+        kinds.get(config.kind).check_device(ev.device)
+    except ValueError as err:
+        raise ConfigError(f"evaluation.device: {err}") from None
     ar = config.archive
     positive("archive.islands", ar.islands, allow_none=False)
     positive("archive.migration_interval", ar.migration_interval, allow_none=False)

@@ -19,6 +19,7 @@ import math
 import random
 from typing import Any
 
+from evosearch import kinds
 from evosearch.program import evolve_block
 from evosearch.propose.ast_crossover import Piece, crossover_pieces
 from evosearch.propose.ast_sites import (
@@ -175,7 +176,7 @@ class WrapClamp(AstOperator):
 
     def edit(self, parsed: Parsed, site: ast.expr, rng: random.Random) -> tuple[list[Edit], str]:
         bound = f"{rng.choice(CLAMP_BOUNDS):g}"
-        method = "clamp" if parsed.kind == "rule" else "clip"
+        method = kinds.get(parsed.kind).clamp_call
         start, end = parsed.span(site)
         text = parsed.text(site)
         note = f"line {site.lineno}: clamp `{short(text)}` to [-{bound}, {bound}]"

@@ -14,18 +14,13 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from evosearch import kinds
 from evosearch.program import BANNED_NAMES, join_block, split_block
 from evosearch.propose.base import ProposalError
 
 CAPS = re.compile(r"^[A-Z][A-Z0-9_]*$")
 BUILTIN_NAMES = frozenset(dir(builtins)) - BANNED_NAMES
 
-#: What the contract (DESIGN §3) says about the positional parameters of the entry points:
-#: "batch" has tensor fields (``b.logp``), "tensor" is a tensor or array itself.
-CONTRACT_ARGS: dict[str, dict[str, tuple[str, ...]]] = {
-    "rule": {"loss": ("batch",), "advantages": ("tensor",) * 4},
-    "policy": {"act": ("tensor",)},
-}
 BATCH_FIELDS = frozenset({"logp", "old_logp", "adv", "ret", "value", "old_value", "entropy", "progress"})
 
 #: Modules a call's receiver may name, by what ``import`` bound it to.
@@ -271,7 +266,7 @@ class TensorScope:
 
     def __init__(self, parsed: Parsed, func: ast.FunctionDef) -> None:
         self.parsed = parsed
-        roles = CONTRACT_ARGS.get(parsed.kind, {}).get(func.name, ())
+        roles = kinds.get(parsed.kind).contract_args.get(func.name, ())
         params = [a.arg for a in func.args.posonlyargs + func.args.args]
         own = [n for n in ast.walk(func) if n is not func and parsed.function_of(n) is func]
         simple = [n for n in own if isinstance(n, ast.Assign) and all(isinstance(t, ast.Name) for t in n.targets)]

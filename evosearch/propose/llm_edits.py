@@ -16,11 +16,9 @@ import re
 import textwrap
 from dataclasses import dataclass
 
+from evosearch import kinds
 from evosearch.program import ALLOWED_IMPORTS, BLOCK_END, BLOCK_START, split_block
 from evosearch.propose.base import ProposalError, checked_child
-
-#: The function a complete program of each kind must define (used to pick the right code block).
-ENTRY_POINTS = {"rule": "loss", "policy": "act"}
 
 _SEARCH_RE = re.compile(
     r"^[ \t]*<{5,9}[ \t]*SEARCH[^\n]*\n(.*?)^[ \t]*={5,9}[ \t]*\n(.*?)^[ \t]*>{5,9}[ \t]*REPLACE\b[^\n]*$",
@@ -263,7 +261,7 @@ def _shown(line: str) -> str:
 
 def _rewrite_block(head: str, text: str, kind: str) -> tuple[str, list[str]]:
     """The new block content from a full rewrite; the parent's text outside the block is the caller's."""
-    entry = ENTRY_POINTS.get(kind, "loss")
+    entry = kinds.get(kind).entry_point  # what a complete program defines: picks the right code block
     code = _pick_code(text, entry)
     code = textwrap.dedent(code)
     lines = _lines(code)

@@ -19,9 +19,10 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evosearch import kinds
 from evosearch.program import ALLOWED_IMPORTS, BLOCK_START, split_block
 from evosearch.propose.base import Parent
-from evosearch.propose.llm_edits import ENTRY_POINTS, head_imports
+from evosearch.propose.llm_edits import head_imports
 
 #: Where the packaged templates live.
 PACKAGED_DIR = Path(__file__).with_name("prompts")
@@ -59,7 +60,6 @@ TEMPLATE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 #: Plain lists, one item per line ('#' starts a comment line): the "ideas to try" per kind.
 LIST_FILES = ("ideas_rule.txt", "ideas_policy.txt")
 
-KINDS = ("rule", "policy")
 EDIT_FORMATS = ("diff", "rewrite")
 ERROR_CHARS, ERROR_LINES = 2500, 40  # how much of a traceback the model sees (its tail)
 OUTPUT_CHARS, OUTPUT_LINES = 1500, 25  # how much of the job's output the model sees (its tail)
@@ -213,13 +213,11 @@ def build_messages(
     format; the user message is the parent with its evaluation, up to ``max_inspirations``
     other programs, a few ideas, and the instruction. Same ``rng`` state, same messages.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown program kind {kind!r} (expected one of {', '.join(KINDS)})")
+    entry = kinds.get(kind).entry_point  # a ValueError names the known kinds
     if edit_format not in EDIT_FORMATS:
         raise ValueError(f"unknown edit format {edit_format!r} (expected one of {', '.join(EDIT_FORMATS)})")
     t = load_templates(template_dir)
     allowed = ", ".join(sorted(ALLOWED_IMPORTS))
-    entry = ENTRY_POINTS[kind]
 
     system = t.pick("system.txt", rng).substitute(
         contract=t.pick(f"contract_{kind}.txt", rng).substitute(allowed_imports=allowed),
@@ -333,7 +331,7 @@ def _fence(text: str) -> str:
 
 
 def _feedback_details(feedback: Feedback, kind: str) -> str:
-    reference = "PPO-clip" if kind == "rule" else "the reference"
+    reference = kinds.get(kind).reference
     lines = [f"Outcome: {feedback.outcome}" + (f" (stage: {feedback.stage})" if feedback.stage else "")]
     if feedback.score is not None:
         lines.append(f"Score: {_score_text(feedback.score, feedback.ci)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from evosearch import kinds
 from evosearch.propose.base import Operator
 
 OPERATOR_NAMES: tuple[str, ...] = (
@@ -14,22 +15,16 @@ def build_operators(names: tuple[str, ...] | list[str], gp_seed_genomes: tuple[s
                     kind: str = "rule") -> dict[str, Operator]:
     """The enabled operators by name, in the order given (imports DEAP only if a GP one is enabled).
 
-    The GP operators depend on the kind: loss expressions for rules, expressions over
-    observation features for policies (``evosearch.propose.gp_policy``); the AST ones serve both.
+    The GP operators are the kind's (loss expressions for rules, expressions over observation
+    features for policies); the AST ones serve every kind.
     """
     available: dict[str, Operator] = {}
     if any(n.startswith("ast.") for n in names):
         from evosearch.propose.ast_ops import ast_operators
 
         available.update({op.name: op for op in ast_operators()})
-    if any(n.startswith("gp.") for n in names) and kind == "policy":
-        from evosearch.propose.gp_policy import gp_policy_operators
-
-        available.update({op.name: op for op in gp_policy_operators()})
-    elif any(n.startswith("gp.") for n in names):
-        from evosearch.propose.gp import gp_operators
-
-        available.update({op.name: op for op in gp_operators(gp_seed_genomes)})
+    if any(n.startswith("gp.") for n in names):
+        available.update({op.name: op for op in kinds.get(kind).gp_operators(tuple(gp_seed_genomes))})
     missing = [n for n in names if n not in available]
     if missing:
         raise ValueError(f"unknown operators: {', '.join(missing)}")
