@@ -1,6 +1,7 @@
 """Policy campaigns: the same loop, archive and export serve programs that act instead of learn."""
 
 import importlib.util
+import sqlite3
 from pathlib import Path
 
 import gymnasium as gym
@@ -154,3 +155,28 @@ def test_a_search_that_only_remakes_what_it_has_stops_with_a_reason(tmp_path, mo
     campaign.close()
     assert summary.evaluations == 1 and "all behaved like evaluated programs" in summary.stop_reason
     assert summary.outcomes.get("duplicate", 0) >= 10
+
+
+def test_an_llm_written_policy_that_behaves_like_its_parent_is_caught_at_the_probe(tmp_path, monkeypatch):
+    """Scaling the weak seed's only gain changes its source, not its actions: the LLM proposer's
+    fingerprint check (the policy's actions on the probe batch, not a rule's probe) must see the
+    twin before it is stored, and send the model back a duplicate error."""
+    from fake_openai import FakeOpenAI
+
+    import evosearch.campaign as campaign_module
+
+    monkeypatch.setattr(campaign_module, "MAX_DUPLICATE_STREAK", 4)
+    answer = ("Push harder.\n```python\n<<<<<<< SEARCH\nK_ANGLE = 1.0  # pole angle (rad)\n=======\n"
+              "K_ANGLE = 3.0  # pole angle (rad)\n>>>>>>> REPLACE\n```\n")
+    with FakeOpenAI([answer]) as server:
+        llm = {"models": [{"model": "scripted", "base_url": server.base_url, "weight": 1000.0, "timeout_s": 5.0,
+                           "max_retries": 0}], "max_attempts": 1, "max_in_flight": 1}
+        config = policy_config("llm-twin", POLICIES / "seeds" / "cartpole_weak.py", parallel=1, llm=llm,
+                               operators={"enabled": ["ast.constant"]}, budget={"max_evals": 3, "minutes": 2})
+        campaign = campaign_module.Campaign(config, db_path=tmp_path / "t.db")
+        campaign.run()
+        campaign.close()
+    conn = sqlite3.connect(tmp_path / "t.db")
+    calls = conn.execute("SELECT status, error FROM llm_calls").fetchall()
+    assert calls and {status for status, _ in calls} == {"duplicate"}, calls
+    assert Archive(tmp_path / "t.db").list_programs(operator="llm") == []  # no twin was stored, let alone trained
