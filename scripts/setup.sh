@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-# The strong sandbox mode runs candidates inside bubblewrap (DESIGN §5). Install it where we may;
+# The strong sandbox mode runs candidates inside bubblewrap (docs/security.md). Install it where we may;
 # elsewhere `evosearch doctor` says what is missing and how to get it.
 if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get install -y -qq bubblewrap libseccomp2 >/dev/null 2>&1 \

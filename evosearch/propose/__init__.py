@@ -1,4 +1,4 @@
-"""Proposers: where candidate programs come from (DESIGN §7)."""
+"""Proposers: where candidate programs come from (docs/architecture.md)."""
 
 from evosearch.propose.base import Operator, Parent, Proposal, ProposalError
 

@@ -1,4 +1,4 @@
-"""AST mutation operators (DESIGN §7): small edits of any program, confined to its EVOLVE-BLOCK.
+"""AST mutation operators: small edits of any program, confined to its EVOLVE-BLOCK.
 
 Each operator finds the sites it could edit, tries a few of them in an order drawn from the
 rng it is given (so the same parents and rng state give the same child), and splices only the
@@ -297,5 +297,5 @@ class Crossover(AstOperator):
 
 
 def ast_operators() -> list[Operator]:
-    """One instance of each AST operator, in the order of DESIGN §7."""
+    """One instance of each AST operator, in the order the docs list them (docs/campaign.md)."""
     return [PerturbConstant(), SwapOperator(), WrapClamp(), DropTerm(), DuplicateTerm(), Crossover()]

@@ -1,4 +1,4 @@
-"""Typed genetic programming over loss expressions (DESIGN §7), with DEAP.
+"""Typed genetic programming over loss expressions, with DEAP.
 
 A rule's loss is a strongly typed expression tree over three types: per-sample tensors
 (:class:`Vec`, the batch fields and derived features such as ``ratio``), 0-d tensors

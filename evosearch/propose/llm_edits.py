@@ -5,7 +5,7 @@ rewrite in a fenced code block. Either way only the parent's EVOLVE-BLOCK may ch
 outside it is kept byte for byte, whatever the model wrote there. Every failure is an
 :class:`EditError` whose message is sent back to the model verbatim, so each message says what
 went wrong *and* what to send instead; an edit that does not apply is never silently skipped
-(DESIGN §7).
+(docs/llm.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Which sandbox this machine can give, decided once at start and said out loud.
 
-Modes, strongest first (DESIGN §5):
+Modes, strongest first (docs/security.md has the threat model):
 
 - ``bubblewrap``: each warm worker runs inside ``bwrap --unshare-all --cap-drop ALL`` with a
   read-only root, private ``/tmp`` and ``/dev/shm``, home directories hidden and a cleared

@@ -1,4 +1,4 @@
-"""The job's system-call filter (DESIGN §5, layer 3).
+"""The job's system-call filter (the sandbox's third layer; docs/security.md).
 
 Why a filter on top of namespaces: it is what holds in every mode, bubblewrap or not, root or
 not, and it closes the doors a training job never needs: new processes (fork, exec), sockets
