@@ -16,7 +16,7 @@ import re
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from evosearch.archive.descriptors import Axis, Grid
+from evosearch.archive.descriptors import Axis, Grid, grid_from_config
 from evosearch.program import evolve_block
 
 if TYPE_CHECKING:
@@ -53,8 +53,14 @@ def pick_campaign(archive: Archive, name: str | None = None) -> sqlite3.Row:
 
 def grid_of(config: dict) -> Grid:
     """The grid a campaign's stored config describes (the same one its run used to place programs)."""
-    return Grid(tuple(Axis(d["name"], float(d["min"]), float(d["max"]), int(d["bins"]))
-                      for d in config["archive"]["descriptors"]))
+    return grid_from_config(config["archive"]["descriptors"])
+
+
+def _campaign_row(archive: Archive, campaign_id: int) -> sqlite3.Row:
+    row = archive.campaign_by_id(campaign_id)
+    if row is None:
+        raise BrowseError(f"no campaign with id {campaign_id} in {archive.path}")
+    return row
 
 
 def _num(value: float) -> str:
@@ -140,10 +146,6 @@ def diff(archive: Archive, program_id: int, other: int | None = None, *, context
 
 # -- lineage -----------------------------------------------------------------------------------------
 
-_NODE_COLUMNS = ("id, campaign_id, parent_id, parent_ids, operator, model, island, generation, status, outcome, "
-                 "score, note")
-
-
 def _node(row: sqlite3.Row, parent_score: float | None) -> dict[str, Any]:
     parents = json.loads(row["parent_ids"] or "[]")
     score = row["score"]
@@ -152,10 +154,6 @@ def _node(row: sqlite3.Row, parent_score: float | None) -> dict[str, Any]:
             "operator": row["operator"], "model": row["model"], "island": row["island"],
             "generation": row["generation"], "outcome": row["outcome"] or row["status"], "score": score,
             "delta": delta, "note": row["note"] or "", "focus": False, "children": []}
-
-
-def _node_row(archive: Archive, program_id: int) -> sqlite3.Row | None:
-    return archive.conn.execute(f"SELECT {_NODE_COLUMNS} FROM programs WHERE id = ?", (program_id,)).fetchone()
 
 
 def lineage(archive: Archive, program_id: int, *, descendants: bool = False, max_depth: int = MAX_DEPTH,
@@ -167,21 +165,9 @@ def lineage(archive: Archive, program_id: int, *, descendants: bool = False, max
     the program, and at a program seen before (a cycle only a damaged archive can hold);
     ``truncated`` says whether anything was left out.
     """
-    focus_row = _node_row(archive, program_id)
-    if focus_row is None:
+    chain, truncated = archive.ancestors(program_id, max_depth)  # root first
+    if not chain:
         raise BrowseError(f"no program {program_id} in {archive.path}")
-    chain = [focus_row]
-    seen = {int(focus_row["id"])}
-    truncated = False
-    while chain[-1]["parent_id"] is not None:
-        parent_id = int(chain[-1]["parent_id"])
-        parent = _node_row(archive, parent_id) if parent_id not in seen else None
-        if parent is None or len(chain) - 1 >= max_depth:
-            truncated = True  # a cycle, a dangling id, or too deep: show what was reached
-            break
-        seen.add(parent_id)
-        chain.append(parent)
-    chain.reverse()
     nodes = []
     for i, row in enumerate(chain):
         node = _node(row, chain[i - 1]["score"] if i > 0 and chain[i - 1]["id"] == row["parent_id"] else None)
@@ -190,30 +176,17 @@ def lineage(archive: Archive, program_id: int, *, descendants: bool = False, max
         nodes.append(node)
     focus = nodes[-1]
     focus["focus"] = True
-    below, cut = 0, False
-    level, depth = ([focus] if descendants else []), 0
-    while level and not cut:
-        next_level = []
-        for node in level:
-            children = archive.conn.execute(f"SELECT {_NODE_COLUMNS} FROM programs WHERE parent_id = ? ORDER BY id",
-                                            (node["id"],)).fetchall()
-            children = [r for r in children if int(r["id"]) not in seen]
-            if children and depth >= max_depth:
-                cut = True
-                break
-            for row in children:
-                if below >= max_nodes:
-                    cut = True
-                    break
-                seen.add(int(row["id"]))
-                child = _node(row, node["score"])
-                node["children"].append(child)
-                next_level.append(child)
-                below += 1
-            if cut:
-                break
-        level, depth = next_level, depth + 1
-    truncated = truncated or cut
+    below = 0
+    if descendants:
+        rows, cut = archive.descendants(program_id, max_depth=max_depth, max_nodes=max_nodes,
+                                        skip=[int(r["id"]) for r in chain])
+        by_id = {focus["id"]: focus}
+        for row in rows:  # breadth first: a row's parent is the focus or an earlier row
+            parent = by_id[int(row["parent_id"])]
+            child = _node(row, parent["score"])
+            parent["children"].append(child)
+            by_id[child["id"]] = child
+        below, truncated = len(rows), truncated or cut
     return {"id": program_id, "ancestors": len(chain) - 1, "descendants": below, "truncated": truncated,
             "tree": nodes[0]}
 
@@ -276,9 +249,7 @@ def entered_programs(archive: Archive, campaign_id: int, config: dict) -> set[in
     """
     grid = grid_of(config)
     islands = int(config["archive"]["islands"])
-    rows = archive.conn.execute(
-        "SELECT id, island, outcome, score, descriptors FROM programs WHERE campaign_id = ? AND status = 'done' "
-        "ORDER BY eval_seq, id", (campaign_id,)).fetchall()
+    rows = archive.results_in_order(campaign_id)
     migrations = [(int(e["evaluations"]), json.loads(e["data"] or "{}").get("moved", {}))
                   for e in archive.events(campaign_id, "migration")]
     cell_of: dict[int, int] = {}
@@ -327,17 +298,14 @@ def operator_stats(archive: Archive, campaign_id: int, config: dict | None = Non
     ``improved`` children that scored above their first parent. ``proposal_errors`` are
     attempts that produced no program; ``bandit_reward`` the bandit's mean reward for the arm.
     """
-    campaign = archive.conn.execute("SELECT config, state FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
-    config = config if config is not None else json.loads(campaign["config"])
-    state = state if state is not None else json.loads(campaign["state"])
+    if config is None or state is None:
+        campaign = _campaign_row(archive, campaign_id)
+        config = config if config is not None else json.loads(campaign["config"])
+        state = state if state is not None else json.loads(campaign["state"])
     entered = entered_programs(archive, campaign_id, config)
-    elites = {int(r[0]) for r in archive.conn.execute("SELECT DISTINCT program_id FROM cells WHERE campaign_id = ?",
-                                                      (campaign_id,))}
+    elites = archive.elite_ids(campaign_id)
     stats: dict[str, dict[str, Any]] = {}
-    rows = archive.conn.execute(
-        "SELECT p.id, p.operator, p.model, p.status, p.outcome, p.score, pp.score AS parent_score FROM programs p "
-        "LEFT JOIN programs pp ON pp.id = p.parent_id WHERE p.campaign_id = ? ORDER BY p.id", (campaign_id,))
-    for r in rows:
+    for r in archive.program_outcomes(campaign_id):
         arm = _arm(r["operator"], r["model"])
         s = stats.setdefault(arm, {"operator": arm, "programs": 0, "pending": 0, "evaluated": 0, "ok": 0,
                                    "duplicates": 0, "failed": 0, "entered": 0 if entered is not None else None,
@@ -386,20 +354,12 @@ def operator_stats(archive: Archive, campaign_id: int, config: dict | None = Non
 
 def llm_usage(archive: Archive, campaign_id: int) -> list[dict[str, Any]]:
     """LLM calls per model: how many, how many gave a program, tokens and cost in USD."""
-    rows = archive.conn.execute(
-        "SELECT model, COUNT(*) AS calls, SUM(status = 'ok') AS ok, SUM(program_id IS NOT NULL) AS programs, "
-        "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, SUM(cost) AS cost "
-        "FROM llm_calls WHERE campaign_id = ? GROUP BY model ORDER BY model", (campaign_id,))
-    return [{"model": r["model"], "calls": int(r["calls"]), "ok": int(r["ok"] or 0),
-             "programs": int(r["programs"] or 0), "prompt_tokens": int(r["prompt_tokens"] or 0),
-             "completion_tokens": int(r["completion_tokens"] or 0),
-             "cost": float(r["cost"] or 0.0)} for r in rows]
+    return archive.llm_usage(campaign_id)
 
 
 def stats(archive: Archive, campaign_id: int) -> dict[str, Any]:
     """Everything ``archive stats`` shows: progress over time, per-operator results, LLM spend."""
-    c = archive.conn.execute("SELECT name, status, config, state FROM campaigns WHERE id = ?",
-                             (campaign_id,)).fetchone()
+    c = _campaign_row(archive, campaign_id)
     config, state = json.loads(c["config"]), json.loads(c["state"])
     return {"campaign": c["name"], "status": c["status"], "events": progress(archive, campaign_id),
             "operators": operator_stats(archive, campaign_id, config, state),
@@ -415,7 +375,7 @@ def heatmap(archive: Archive, campaign_id: int, island: int | None = None) -> di
     Cells carry their full coordinates (one per axis); :func:`project` folds grids of three or
     more axes onto two for display.
     """
-    c = archive.conn.execute("SELECT name, config FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+    c = _campaign_row(archive, campaign_id)
     config = json.loads(c["config"])
     grid = grid_of(config)
     islands = int(config["archive"]["islands"])

@@ -22,7 +22,6 @@ import ast
 import datetime
 import functools
 import json
-import math
 import pprint
 import re
 import sqlite3
@@ -31,8 +30,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evosearch import __version__
+from evosearch import __version__, fmt
 from evosearch.envs.spaces import known_env_ids, spaces
+from evosearch.fmt import finite
 
 if TYPE_CHECKING:
     from evosearch.archive.store import Archive
@@ -52,30 +52,19 @@ def _json(text: str | None) -> Any:
     return json.loads(text) if text else None
 
 
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
 def lineage(archive: Archive, program_id: int) -> list[dict[str, Any]]:
     """The chain of first parents from the root down to ``program_id``, each with its operator and score.
 
     Crossover children have more parents (``parent_ids``); the chain follows ``parent_id``,
     the parent that was edited, and lists the others as ``mates``.
     """
-    chain: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    current: int | None = program_id
-    while current is not None and current not in seen:  # the guard only matters for a corrupted archive
-        seen.add(current)
-        row = archive.program(current)
-        if row is None:
-            break
+    chain = []
+    for row in archive.ancestors(program_id).rows:  # stops early only in a corrupted archive
         parents = _json(row["parent_ids"]) or []
         chain.append({"id": int(row["id"]), "operator": row["operator"], "outcome": row["outcome"],
-                      "score": _finite(row["score"]), "note": row["note"] or "",
+                      "score": finite(row["score"]), "note": row["note"] or "",
                       "mates": [int(p) for p in parents if p != row["parent_id"]]})
-        current = row["parent_id"]
-    return chain[::-1]
+    return chain
 
 
 def provenance(archive: Archive, program_id: int) -> dict[str, Any]:
@@ -83,8 +72,7 @@ def provenance(archive: Archive, program_id: int) -> dict[str, Any]:
     row = archive.program(program_id)
     if row is None:
         raise ExportError(f"no program {program_id} in {archive.path}")
-    campaign = archive.conn.execute("SELECT name, config FROM campaigns WHERE id = ?",
-                                    (row["campaign_id"],)).fetchone()
+    campaign = archive.campaign_by_id(row["campaign_id"])
     config = _json(campaign["config"]) or {}
     metrics = _json(row["metrics"]) or {}
     seeds: dict[str, int] = {}
@@ -92,9 +80,9 @@ def provenance(archive: Archive, program_id: int) -> dict[str, Any]:
         seeds[e["task"]] = seeds.get(e["task"], 0) + 1
 
     def tasks(section: str) -> list[dict[str, Any]]:
-        return [{"task": name, "mean_return": _finite(t.get("mean_return")),
-                 "normalized": _finite(t.get("normalized_mean")),
-                 "ci": [_finite(c) for c in (t.get("ci") or [None, None])], "seeds": seeds.get(name, 0)}
+        return [{"task": name, "mean_return": finite(t.get("mean_return")),
+                 "normalized": finite(t.get("normalized_mean")),
+                 "ci": [finite(c) for c in (t.get("ci") or [None, None])], "seeds": seeds.get(name, 0)}
                 for name, t in (metrics.get(section) or {}).items()]
 
     return {
@@ -111,11 +99,11 @@ def provenance(archive: Archive, program_id: int) -> dict[str, Any]:
         "outcome": row["outcome"],
         "stage": row["stage"],
         "error": row["error"] or "",
-        "score": _finite(row["score"]),
-        "ci": [_finite(row["ci_low"]), _finite(row["ci_high"])],
+        "score": finite(row["score"]),
+        "ci": [finite(row["ci_low"]), finite(row["ci_high"])],
         "suite": metrics.get("suite"),
         "fitness": metrics.get("fitness") or (config.get("evaluation") or {}).get("fitness"),
-        "hurdle_score": _finite(metrics.get("hurdle_score")),
+        "hurdle_score": finite(metrics.get("hurdle_score")),
         "tasks": tasks("tasks"),
         "held_out": tasks("held_out"),
         "fingerprint": row["fingerprint"],
@@ -142,12 +130,9 @@ def _docstring_safe(text: str) -> str:
     return text + "\n" if text.endswith('"') else text
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _ci(ci: list[float | None]) -> str:
-    return "-" if not ci or None in ci else f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+    """A stored ``[low, high]`` as :func:`evosearch.fmt.ci` writes it; ``-`` if it is not a pair."""
+    return fmt.ci(*ci) if ci and len(ci) == 2 else fmt.MISSING
 
 
 def _literal(data: dict[str, Any]) -> str:
@@ -205,7 +190,7 @@ def _header(prov: dict[str, Any], description: str, usage: str) -> str:
     what = ("IQM of normalised returns over tasks x seeds" if fitness == "iqm"
             else "IQM of normalised areas under the learning curves over tasks x seeds")
     parts = [f"{'Policy' if p['kind'] == 'policy' else 'Rule'} program {p['program_id']} of evosearch campaign "
-             f"{p['campaign']!r} (score {_fmt(p['score'])}, 95% CI {_ci(p['ci'])}), as a standalone module.", ""]
+             f"{p['campaign']!r} (score {fmt.score(p['score'])}, 95% CI {_ci(p['ci'])}), as a standalone module.", ""]
     parts += [
         "Provenance",
         "----------",
@@ -220,7 +205,7 @@ def _header(prov: dict[str, Any], description: str, usage: str) -> str:
     if p["error"] and p["outcome"] != "ok":
         parts.append(f"error:        {' '.join(p['error'].split())[:300]}")
     parts += [
-        f"score:        {_fmt(p['score'])}, 95% CI {_ci(p['ci'])} ({what}; stratified bootstrap)",
+        f"score:        {fmt.score(p['score'])}, 95% CI {_ci(p['ci'])} ({what}; stratified bootstrap)",
         f"suite:        {p['suite'] or '-'}, fitness {fitness}",
         f"fingerprint:  {p['fingerprint'] or '-'}",
         f"evaluated:    {p['evaluated'] or '-'}",
@@ -234,15 +219,15 @@ def _header(prov: dict[str, Any], description: str, usage: str) -> str:
     if rows:
         width = max(len(name) for name, _ in rows)
         for name, t in rows:
-            parts.append(f"    {name:<{width}}  mean return {_fmt(t['mean_return'], 1):>8}  normalised "
-                         f"{_fmt(t['normalized']):>7} {_ci(t['ci'])}  {t['seeds']} seeds")
+            parts.append(f"    {name:<{width}}  mean return {fmt.score(t['mean_return'], 1):>8}  normalised "
+                         f"{fmt.score(t['normalized']):>7} {_ci(t['ci'])}  {t['seeds']} seeds")
     else:
         parts.append("    (no per-task scores: the program was not trained)")
     parts += ["", "Lineage (root first: id, operator, score, what changed):", ""]
     for step in p["lineage"]:
         mates = f" (with {', '.join(map(str, step['mates']))})" if step["mates"] else ""
         note = " ".join(step["note"].split())
-        parts.append(f"    {step['id']:>6}  {step['operator']}{mates}  {_fmt(step['score'])}"
+        parts.append(f"    {step['id']:>6}  {step['operator']}{mates}  {fmt.score(step['score'])}"
                      + (f"  {note[:100]}" if note else ""))
     parts += ["", "Evaluation config:", ""]
     parts += ["    " + line for line in json.dumps(p["evaluation_config"], indent=2).splitlines()]
@@ -394,7 +379,7 @@ def export_best(archive: Archive, n: int, out_dir: str | Path, campaign: str | N
         path.write_text(export_program(archive, int(row["id"])), encoding="utf-8")
         written.append(path)
         lines.append(f"| {rank} | [{path.name}]({path.name}) | {row['id']} | {_md(row['campaign'])} | "
-                     f"{_fmt(row['score'])} | {_ci([row['ci_low'], row['ci_high']])} | {_md(row['operator'])} | "
+                     f"{fmt.score(row['score'])} | {_ci([row['ci_low'], row['ci_high']])} | {_md(row['operator'])} | "
                      f"{row['generation']} | {_md(row['note'] or '')} |")
     index = out / "index.md"
     index.write_text("\n".join(lines) + "\n", encoding="utf-8")

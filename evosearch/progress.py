@@ -13,22 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from evosearch.campaign import Progress
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def _score(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+from evosearch.fmt import clock, score
 
 
 def summary_line(p: Progress) -> str:
     budget = f"/{p.max_evals}" if p.max_evals else ""
     failures = ", ".join(f"{k} {v}" for k, v in sorted(p.outcomes.items()) if k != "ok")
-    return (f"[{_clock(p.elapsed_s)}] evals {p.evaluations}{budget} (+{p.in_flight} running)  "
-            f"{p.evals_per_hour:.0f}/h  best {_score(p.best)}  QD {p.qd_score:.2f}  "
+    return (f"[{clock(p.elapsed_s)}] evals {p.evaluations}{budget} (+{p.in_flight} running)  "
+            f"{p.evals_per_hour:.0f}/h  best {score(p.best)}  QD {score(p.qd_score, 2)}  "
             f"coverage {100 * p.coverage:.0f}% ({p.cells} cells)  ok {p.outcomes.get('ok', 0)}"
             + (f"  | {failures}" if failures else "") + (f"  | proposal errors {p.proposal_errors}"
                                                          if p.proposal_errors else "")
@@ -71,14 +63,14 @@ class ProgressView:
         table.add_column()
         total = p.max_evals or max(p.evaluations, 1)
         bar = ProgressBar(total=total, completed=min(p.evaluations, total), width=40)
-        when = _clock(p.elapsed_s) + (f" of {_clock(p.minutes * 60)}" if p.minutes else "")
+        when = clock(p.elapsed_s) + (f" of {clock(p.minutes * 60)}" if p.minutes else "")
         table.add_row("campaign", f"{p.name}   {when}")
         count = Table.grid(padding=(0, 1))
         count.add_row(bar, Text(f"{p.evaluations}" + (f"/{p.max_evals}" if p.max_evals else "")
                                 + f"  ({p.in_flight} running, {p.evals_per_hour:.0f}/h)"))
         table.add_row("evaluations", count)
-        table.add_row("best", _score(p.best))
-        table.add_row("QD score", f"{p.qd_score:.3f}")
+        table.add_row("best", score(p.best))
+        table.add_row("QD score", score(p.qd_score))
         table.add_row("coverage", f"{100 * p.coverage:.1f}%  ({p.cells} cells)")
         outcomes = "  ".join(f"{k} {v}" for k, v in sorted(p.outcomes.items(), key=lambda kv: -kv[1]))
         table.add_row("outcomes", outcomes or "-")

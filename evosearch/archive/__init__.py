@@ -1,6 +1,11 @@
-"""The quality-diversity archive: SQLite store, MAP-Elites grid, islands, selection (DESIGN §6)."""
+"""The quality-diversity archive: SQLite store, MAP-Elites grid, islands, selection.
 
-from evosearch.archive.descriptors import DESCRIPTORS, Axis, Grid
+Every SQL statement of evosearch lives in this package: the store's writes and a campaign's
+reads in ``store.py``, the browsers', report's and exporter's reads in ``reads.py``.
+"""
+
+from evosearch.archive.descriptors import DESCRIPTORS, Axis, Grid, grid_from_config
+from evosearch.archive.reads import Walk
 from evosearch.archive.store import Archive, CellEntry
 
-__all__ = ["DESCRIPTORS", "Archive", "Axis", "CellEntry", "Grid"]
+__all__ = ["DESCRIPTORS", "Archive", "Axis", "CellEntry", "Grid", "Walk", "grid_from_config"]

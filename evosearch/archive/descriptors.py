@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -106,3 +106,20 @@ class Grid:
         for axis, c in zip(self.axes, coords, strict=True):
             flat = flat * axis.bins + c
         return flat
+
+
+def grid_from_config(descriptors: Iterable[Any]) -> Grid:
+    """The grid that a config's ``archive.descriptors`` describe, one axis per descriptor, in order.
+
+    Takes the parsed config's :class:`~evosearch.config.DescriptorConfig` items or the dicts of
+    a config stored as JSON (``{"name", "min", "max", "bins"}``), so a campaign and anything
+    that reads its archive later place programs in the same cells.
+    """
+    axes = []
+    for d in descriptors:
+        if isinstance(d, Mapping):
+            name, low, high, bins = d["name"], d["min"], d["max"], d["bins"]
+        else:
+            name, low, high, bins = d.name, d.min, d.max, d.bins
+        axes.append(Axis(str(name), float(low), float(high), int(bins)))
+    return Grid(tuple(axes))

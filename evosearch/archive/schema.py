@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: the tables of DESIGN §6.
+    # 1: campaigns, programs, per-seed evaluations, the grid's cells and progress events.
     """
     CREATE TABLE campaigns (
         id INTEGER PRIMARY KEY,
@@ -110,7 +110,7 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT campaign_id, outcome, COUNT(*) AS programs FROM programs
         WHERE status = 'done' GROUP BY campaign_id, outcome;
     """,
-    # 3: every LLM call, linked to the program it produced (DESIGN §6).
+    # 3: every LLM call, linked to the program it produced.
     """
     CREATE TABLE llm_calls (
         id INTEGER PRIMARY KEY,

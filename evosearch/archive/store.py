@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
+from evosearch.archive.reads import ArchiveReads
 from evosearch.archive.schema import SCHEMA_VERSION, migrate
+from evosearch.fmt import finite
 
 if TYPE_CHECKING:
     from evosearch.evaluate import EvalResult
@@ -32,22 +34,19 @@ def now() -> str:
 
 
 def dumps(value: Any) -> str:
-    """JSON with NaN and infinities turned into null: the archive never stores NaN (DESIGN §6)."""
-    return json.dumps(_finite(value), allow_nan=False, separators=(",", ":"))
+    """Compact JSON with NaN and infinities turned into null: the archive never stores NaN."""
+    return json.dumps(_without_nan(value), allow_nan=False, separators=(",", ":"))
 
 
-def _finite(value: Any) -> Any:
+def _without_nan(value: Any) -> Any:
+    """``value`` with every non-finite float inside it (dicts, lists, tuples) replaced by None."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return finite(value)
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: _without_nan(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [_without_nan(v) for v in value]
     return value
-
-
-def finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,12 @@ class CellEntry:
     coords: list[int]
 
 
-class Archive:
-    """Read and write access to one campaign database; use from one thread."""
+class Archive(ArchiveReads):
+    """Read and write access to one campaign database; use from one thread.
+
+    The writes and the reads a campaign needs are here; the reads of the browsers, the report
+    and the exporter come from :class:`~evosearch.archive.reads.ArchiveReads`.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -69,7 +72,7 @@ class Archive:
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)  # autocommit; explicit BEGINs
         conn.row_factory = sqlite3.Row
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)  # for ad-hoc queries and introspection (``db.query``, tables)
+        self.db = sqlite_utils.Database(conn)  # for introspection (tables, columns) and WAL setup
         self.db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process kills
         conn.execute("PRAGMA foreign_keys = ON")
@@ -165,7 +168,7 @@ class Archive:
                 (campaign_id, program_id if call["status"] == "ok" else None, call.get("parent_id"),
                  call["conversation"], call["model"], call["base_url"], call["attempt"], call["status"],
                  dumps(call["messages"]), call.get("response"), call.get("prompt_tokens", 0),
-                 call.get("completion_tokens", 0), call.get("cost", 0.0), finite_or_none(call.get("latency_s")),
+                 call.get("completion_tokens", 0), call.get("cost", 0.0), finite(call.get("latency_s")),
                  call.get("error", "")[:4000], now()))
 
     def llm_spend(self, campaign_id: int) -> dict[str, float]:
@@ -211,7 +214,7 @@ class Archive:
 
         Returns the cells the program entered (it replaced a worse elite or filled an empty cell).
         """
-        score = finite_or_none(result.score) if result.ok else None
+        score = finite(result.score) if result.ok else None
         ci = result.ci or [None, None]
         metrics = {
             "iqm": result.iqm, "auc": result.auc, "hurdle_score": result.hurdle_score, "suite": result.suite,
@@ -230,8 +233,8 @@ class Archive:
                    score = ?, ci_low = ?, ci_high = ?, fingerprint = ?, descriptors = ?, metrics = ?,
                    duplicate_of = ?, error = ?, output_tail = ?, wall_s = ?, cpu_s = ?, peak_rss_mb = ?
                    WHERE id = ? AND status = 'pending'""",
-                (now(), seq, result.outcome, result.stage, score, finite_or_none(ci[0]) if score is not None else None,
-                 finite_or_none(ci[1]) if score is not None else None, result.fingerprint, dumps(descriptors),
+                (now(), seq, result.outcome, result.stage, score, finite(ci[0]) if score is not None else None,
+                 finite(ci[1]) if score is not None else None, result.fingerprint, dumps(descriptors),
                  dumps(metrics), duplicate_of, result.error[:4000], result.output_tail[-4000:], result.wall_s,
                  result.cpu_s, result.peak_rss_mb, program_id)).rowcount
             if updated != 1:
@@ -244,7 +247,7 @@ class Archive:
                         conn.execute(
                             "INSERT INTO evaluations (program_id, task, seed, held_out, mean_return, normalized, auc,"
                             " curve, train_wall_s) VALUES (?,?,?,?,?,?,?,?,?)",
-                            (program_id, env_id, seed, held_out, ret, norm, finite_or_none(auc),
+                            (program_id, env_id, seed, held_out, ret, norm, finite(auc),
                              dumps(curve) if curve is not None else None, task.train_wall_s))
             if score is not None:
                 for entry in cells:
@@ -335,9 +338,9 @@ class Archive:
             conn.execute(
                 "INSERT INTO events (campaign_id, time, kind, evaluations, best, qd_score, coverage, evals_per_hour,"
                 " data) VALUES (?,?,?,?,?,?,?,?,?)",
-                (campaign_id, now(), kind, evaluations, finite_or_none(stats.get("best")),
-                 finite_or_none(stats.get("qd_score")), finite_or_none(stats.get("coverage")),
-                 finite_or_none(evals_per_hour), dumps(data or {})))
+                (campaign_id, now(), kind, evaluations, finite(stats.get("best")),
+                 finite(stats.get("qd_score")), finite(stats.get("coverage")),
+                 finite(evals_per_hour), dumps(data or {})))
 
     def last_event(self, campaign_id: int) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM events WHERE campaign_id = ? ORDER BY id DESC LIMIT 1",

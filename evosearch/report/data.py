@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import math
 from collections import defaultdict
 from typing import Any
 
+from evosearch.archive.descriptors import grid_from_config
 from evosearch.archive.store import Archive, dumps
+from evosearch.fmt import finite
 
 REPORT_FORMAT = 1  # bump when the shape of the dict changes; the page checks it
 
@@ -28,10 +29,6 @@ def _loads(text: str | None, default: Any = None) -> Any:
         return json.loads(text)
     except ValueError:
         return default
-
-
-def _finite(value: float | None) -> float | None:
-    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def _public_config(config: dict) -> dict:
@@ -47,10 +44,10 @@ def _public_config(config: dict) -> dict:
 def _grid(config: dict) -> dict:
     """The MAP-Elites axes as configured; cells are numbered row-major, the last axis fastest."""
     archive = config.get("archive") or {}
-    axes = [{"name": d["name"], "min": d["min"], "max": d["max"], "bins": int(d["bins"])}
-            for d in archive.get("descriptors") or []]
+    grid = grid_from_config(archive.get("descriptors") or [])
+    axes = [{"name": a.name, "min": a.low, "max": a.high, "bins": a.bins} for a in grid.axes]
     return {"axes": axes, "islands": int(archive.get("islands") or 1), "qd_offset": archive.get("qd_offset", 0.0),
-            "size": math.prod(a["bins"] for a in axes) if axes else 0}
+            "size": grid.size if axes else 0}
 
 
 def _program(row: Any) -> dict:
@@ -83,7 +80,7 @@ def _mean_curve(curves: list[list[float | None]]) -> tuple[list[float | None], i
     length = max((len(c) for c in curves), default=0)
     mean: list[float | None] = []
     for i in range(length):
-        values = [v for c in curves if i < len(c) and (v := _finite(c[i])) is not None]
+        values = [v for c in curves if i < len(c) and (v := finite(c[i])) is not None]
         mean.append(round(sum(values) / len(values), 4) if values else None)
     return mean, len(curves)
 
@@ -91,11 +88,7 @@ def _mean_curve(curves: list[list[float | None]]) -> tuple[list[float | None], i
 def _curves(archive: Archive, campaign_id: int, steps: dict[int, dict[str, list]]) -> dict[str, list[dict]]:
     """Program id (as a JSON key) -> per-task learning curves, the mean return over seeds."""
     per: dict[tuple[int, str, int], list] = defaultdict(list)
-    rows = archive.conn.execute(
-        "SELECT e.program_id, e.task, e.held_out, e.curve FROM evaluations e JOIN programs p ON p.id = e.program_id"
-        " WHERE p.campaign_id = ? AND e.curve IS NOT NULL ORDER BY e.program_id, e.held_out, e.task, e.seed",
-        (campaign_id,))
-    for r in rows:
+    for r in archive.learning_curves(campaign_id):
         curve = _loads(r["curve"])
         if isinstance(curve, list):
             per[(r["program_id"], r["task"], r["held_out"])].append(curve)
@@ -114,25 +107,24 @@ def _campaign(archive: Archive, row: Any) -> tuple[dict, list[dict], dict]:
     grid = _grid(config)
     cid = row["id"]
     stats = archive.qd_stats(cid, grid["size"], grid["qd_offset"] or 0.0)
-    best = archive.conn.execute("SELECT id FROM programs WHERE campaign_id = ? AND score IS NOT NULL "
-                                "ORDER BY score DESC, id LIMIT 1", (cid,)).fetchone()
     cells = [{"island": c["island"], "cell": c["cell"], "coords": _loads(c["coords"], []),
               "program_id": c["program_id"], "score": c["score"], "updated": c["updated"]}
-             for c in archive.conn.execute("SELECT * FROM cells WHERE campaign_id = ? ORDER BY island, cell", (cid,))]
+             for c in archive.cells(cid)]
     events = [{"time": e["time"], "kind": e["kind"], "evaluations": e["evaluations"], "best": e["best"],
                "qd_score": e["qd_score"], "coverage": e["coverage"], "evals_per_hour": e["evals_per_hour"],
                "data": _loads(e["data"], {})} for e in archive.events(cid)]
-    programs = [_program(p) for p in
-                archive.conn.execute("SELECT * FROM programs WHERE campaign_id = ? ORDER BY id", (cid,))]
+    rows = archive.programs_of(cid)
+    programs = [_program(p) for p in rows]
     steps: dict[int, dict[str, list]] = {}
-    for p in archive.conn.execute("SELECT id, metrics FROM programs WHERE campaign_id = ? AND metrics IS NOT NULL",
-                                  (cid,)):
+    for p in rows:
+        if p["metrics"] is None:
+            continue
         tasks = (_loads(p["metrics"], {}) or {}).get("tasks") or {}
         steps[p["id"]] = {k: t.get("curve_steps") for k, t in tasks.items()}
     campaign = {
         "id": cid, "name": row["name"], "kind": row["kind"], "status": row["status"], "created": row["created"],
         "updated": row["updated"], "config": _public_config(config), "grid": grid, "stats": stats,
-        "best_program": best["id"] if best else None, "counts": archive.counts(cid),
+        "best_program": archive.best_program_id(cid), "counts": archive.counts(cid),
         "evaluations": state.get("evaluations", 0),
         "max_evals": (state.get("budget") or config.get("budget") or {}).get("max_evals"),
         "duplicates": state.get("duplicates", 0), "llm_spend": archive.llm_spend(cid),
@@ -146,8 +138,7 @@ def build_data(archive: Archive, *, live: bool = False) -> dict:
 
     ``live`` tells the page it is served (and may poll ``data.json``); a static report is not.
     """
-    archive.conn.execute("BEGIN")  # a read transaction: one snapshot, however the campaign writes meanwhile
-    try:
+    with archive.snapshot():  # one consistent state, however the campaign writes meanwhile
         campaigns, programs, curves = [], [], {}
         for row in archive.campaigns():
             campaign, rows, per_program = _campaign(archive, row)
@@ -155,8 +146,6 @@ def build_data(archive: Archive, *, live: bool = False) -> dict:
             programs.extend(rows)
             curves.update(per_program)
         version = _version(archive)
-    finally:
-        archive.conn.execute("COMMIT")
     return {
         "format": REPORT_FORMAT, "database": archive.path.name, "live": live, "version": version,
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -165,13 +154,7 @@ def build_data(archive: Archive, *, live: bool = False) -> dict:
 
 
 def _version(archive: Archive) -> str:
-    # Every write the page can see moves one of these: a proposal (programs.id, campaigns.updated),
-    # a result or migration (campaigns.updated, cells.updated), a progress event (events.id).
-    row = archive.conn.execute(
-        "SELECT (SELECT MAX(updated) FROM campaigns), (SELECT COUNT(*) FROM campaigns), (SELECT MAX(id) FROM programs),"
-        " (SELECT MAX(eval_seq) FROM programs), (SELECT MAX(id) FROM events), (SELECT MAX(updated) FROM cells)"
-    ).fetchone()
-    return hashlib.sha1(repr(tuple(row)).encode()).hexdigest()[:16]
+    return hashlib.sha1(repr(archive.change_marks()).encode()).hexdigest()[:16]
 
 
 def data_version(archive: Archive) -> str:

@@ -36,8 +36,26 @@
     return node;
   }
 
+  // Numbers as evosearch.fmt writes them: fixed decimals, never "-0.00" (a small negative that
+  // rounds to zero is zero), and durations that keep a decimal under ten seconds ("0.2 s", not "0 s").
   function fmt(v, digits = 3) {
-    return v === null || v === undefined ? '–' : Number(v).toFixed(digits);
+    if (v === null || v === undefined || !Number.isFinite(Number(v))) return '–';
+    const text = Number(v).toFixed(digits);
+    return Number(text) === 0 ? (0).toFixed(digits) : text;
+  }
+  function signed(v, digits = 3) { // a change: "+0.200", "-0.100", and "0.000" for none
+    const text = fmt(v, digits);
+    return Number(text) > 0 ? `+${text}` : text;
+  }
+  function duration(s) {
+    if (s === null || s === undefined || !Number.isFinite(Number(s)) || s < 0) return '–';
+    if (Math.round(s * 10) / 10 < 10) return `${Number(s).toFixed(1)} s`;
+    const pad = (n) => String(n).padStart(2, '0');
+    const whole = Math.round(s);
+    if (whole < 60) return `${whole} s`;
+    if (whole < 3600) return `${Math.floor(whole / 60)} min ${pad(whole % 60)} s`;
+    const minutes = Math.round(s / 60);
+    return `${Math.floor(minutes / 60)} h ${pad(minutes % 60)} min`;
   }
   function short(v) { // axis labels: 3 significant digits, no exponent for ordinary ranges
     if (v === null || v === undefined) return '–';
@@ -410,7 +428,7 @@
       ['parents', p.parent_ids.length ? p.parent_ids.flatMap((id, i) => [i ? ', ' : '', programLink(id)]) : '–'],
       ['stage', p.stage || '–'],
       ['descriptors', Object.entries(p.descriptors).map(([k, v]) => `${k} ${short(v)}`).join(' · ') || '–'],
-      ['evaluated', p.evaluated ? `${p.evaluated.replace('T', ' ').slice(0, 19)}${p.wall_s ? ` · ${fmt(p.wall_s, 0)} s` : ''}` : 'not yet'],
+      ['evaluated', p.evaluated ? `${p.evaluated.replace('T', ' ').slice(0, 19)}${p.wall_s ? ` · ${duration(p.wall_s)}` : ''}` : 'not yet'],
     ];
     if (p.duplicate_of) meta.push(['duplicate of', programLink(p.duplicate_of)]);
     if (p.suite) meta.push(['suite', `${p.suite} (${p.fitness})`]);
@@ -433,7 +451,7 @@
       const removed = rows.filter((r) => r.op === '-').length;
       const delta = p.score !== null && parent.score !== null ? p.score - parent.score : null;
       parts.push(el('h3', {}, 'Change from parent ', programLink(parent.id), el('span', { class: 'muted' },
-        ` +${added} −${removed} lines${delta !== null ? ` · score ${delta >= 0 ? '+' : ''}${fmt(delta)}` : ''}`)),
+        ` +${added} −${removed} lines${delta !== null ? ` · score ${signed(delta)}` : ''}`)),
       added + removed ? diffTable(rows) : el('p', { class: 'muted', id: 'diff' }, 'same text as the parent'));
     } else {
       parts.push(el('h3', {}, 'Change from parent'), el('p', { class: 'muted', id: 'diff' }, p.parent_id ? `parent #${p.parent_id} is not in this archive` : 'a seed: no parent'));
@@ -451,7 +469,7 @@
       const delta = q.score !== null && parentScore !== null ? q.score - parentScore : null;
       const line = el('div', { class: `node${q.id === p.id ? ' current' : ''}` }, programLink(q.id), ' ', el('span', { class: 'op' }, q.operator),
         ' ', q.score !== null ? el('b', {}, fmt(q.score)) : outcomeBadge(q),
-        delta !== null ? el('span', { class: delta >= 0 ? 'up' : 'down' }, ` ${delta >= 0 ? '+' : ''}${fmt(delta)}`) : null,
+        delta !== null ? el('span', { class: delta >= 0 ? 'up' : 'down' }, ` ${signed(delta)}`) : null,
         q.note ? el('span', { class: 'muted' }, ` ${q.note}`) : null);
       const parents = q.parent_ids.length ? q.parent_ids : q.parent_id ? [q.parent_id] : [];
       if (seen.has(id) && parents.length) return el('li', {}, line, el('span', { class: 'muted' }, ' (ancestors shown above)'));
