@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from deap import gp
 
 from evosearch.envs.spaces import ENV_ID_PATTERN, EnvSpaces, UnknownEnvError, spaces
+from evosearch.evaluate.referee import policy_env_id
 from evosearch.program import join_block, split_block
 from evosearch.propose.base import Operator, Parent, Proposal, ProposalError, checked_child
 from evosearch.propose.gp import generate_typed, seeded_from
-from evosearch.referee import policy_env_id
 
 MAX_HEIGHT = 6  # per tree: deep enough for a PD law with a nonlinearity, shallow enough to read
 MAX_NODES = 31  # per tree (a full binary tree of height 4); the bloat limit mutations respect

@@ -10,11 +10,11 @@ import pytest
 
 from evosearch.envs import spaces as spaces_module
 from evosearch.envs.spaces import EnvSpaces
+from evosearch.evaluate.referee import policy_env_id
 from evosearch.program import outside_block_unchanged, split_block, static_check
 from evosearch.propose import gp_policy as g
 from evosearch.propose.base import Parent, ProposalError
 from evosearch.propose.gp import SEED_GENOMES
-from evosearch.referee import policy_env_id
 
 POLICIES = Path(__file__).resolve().parents[2] / "programs" / "policies"
 ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1")
