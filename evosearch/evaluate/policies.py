@@ -19,11 +19,11 @@ import torch
 
 from evosearch import sandbox
 from evosearch.envs.backend import make_env
+from evosearch.envs.spaces import spaces
 from evosearch.envs.suites import Suite, Task, load_suite
 from evosearch.evaluate.cascade import CascadeConfig, SkipIf
 from evosearch.evaluate.jobs import PolicyJob
 from evosearch.evaluate.referee import (
-    ActionSpace,
     Channel,
     Listener,
     PolicyError,
@@ -86,10 +86,7 @@ class RefereeSession:
 
     def __post_init__(self) -> None:
         self.env = make_env(self.task.env_id, self.seeds * self.episodes, seed=ENV_SEED, backend=self.task.backend)
-        spec = self.env.spec
-        low = None if self.env.action_low is None else self.env.action_low.numpy()
-        high = None if self.env.action_high is None else self.env.action_high.numpy()
-        self.space = ActionSpace(discrete=spec.discrete, n=spec.act_dim, low=low, high=high)
+        self.space = spaces(self.task.env_id)
         self.probe = probe_observations(self.task.env_id, self.env.backend)
         self.listener: Listener | None = None
 
@@ -117,7 +114,7 @@ class RefereeSession:
                 return True  # behaves like an evaluated policy: no need to play its episodes
             previous: list[np.ndarray] = []
             changes: list[float] = []
-            span = None if self.space.discrete else np.maximum(self.space.high - self.space.low, 1e-6)
+            span = None if self.space.discrete else np.maximum(self.space.action_high - self.space.action_low, 1e-6)
 
             def choose(obs: torch.Tensor) -> torch.Tensor:
                 actions = self._ask(channel, obs.numpy())

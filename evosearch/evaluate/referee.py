@@ -14,7 +14,6 @@ job knows the batch shape from its payload); actions come back as a short JSON h
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import select
@@ -23,7 +22,6 @@ import struct
 import time
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,24 +46,6 @@ class PolicyTimeout(PolicyError):
 
 class PolicyGone(PolicyError):
     """The policy's process closed the connection (it raised, exited, or was killed)."""
-
-
-@dataclass(frozen=True)
-class ActionSpace:
-    """Transitional, until the policy evaluator takes ``spaces(env_id)`` (then delete this class).
-
-    The old description of a valid action batch, built by the evaluator from its env; it answers
-    the names :func:`check_actions` reads from an :class:`~evosearch.envs.spaces.EnvSpaces`.
-    """
-
-    discrete: bool
-    n: int  # number of discrete actions, or the length of a continuous action
-    low: np.ndarray | None = None
-    high: np.ndarray | None = None
-
-    act_dim = property(lambda self: self.n)
-    action_low = property(lambda self: self.low)
-    action_high = property(lambda self: self.high)
 
 
 def check_actions(actions: np.ndarray, n_envs: int, space: EnvSpaces) -> np.ndarray:
@@ -179,20 +159,6 @@ class Channel:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def policy_env_id(source: str) -> str | None:
-    """The ``ENV_ID = "..."`` a policy program declares at top level, read without running it."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == "ENV_ID" and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)):
-            return node.value.value
-    return None
 
 
 def load_policy(source: str, filename: str = "<policy>") -> Callable[[np.ndarray], object]:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from deap import gp
 
 from evosearch.envs.spaces import ENV_ID_PATTERN, EnvSpaces, UnknownEnvError, spaces
-from evosearch.evaluate.referee import policy_env_id
+from evosearch.kinds.policy import KIND as POLICY
 from evosearch.program import join_block, split_block
 from evosearch.propose.base import Operator, Parent, Proposal, ProposalError, checked_child
 from evosearch.propose.gp import generate_typed, seeded_from
@@ -464,7 +464,7 @@ def _genome_of(parent: Parent) -> tuple[str, list[gp.PrimitiveTree]] | None:
         env_id, trees = parse_genome(parent.genome)
     except (ValueError, ProposalError):
         return None
-    return (env_id, trees) if env_id == policy_env_id(parent.source) else None
+    return (env_id, trees) if env_id == POLICY.env_id(parent.source) else None
 
 
 def _proposal(env_id: str, trees: list[gp.PrimitiveTree], operator: str, parents: list[Parent],
@@ -491,10 +491,10 @@ class GpPolicyNew:
     arity: int = 1
 
     def applies(self, parents: list[Parent]) -> bool:
-        return len(parents) >= 1 and _playable(policy_env_id(parents[0].source))
+        return len(parents) >= 1 and _playable(POLICY.env_id(parents[0].source))
 
     def propose(self, parents: list[Parent], rng: random.Random) -> Proposal:
-        env_id = policy_env_id(parents[0].source) if parents else None
+        env_id = POLICY.env_id(parents[0].source) if parents else None
         if env_id is None:
             raise ProposalError("gp.new needs a policy parent with an ENV_ID to know the environment")
         spec = env_spec(env_id)

@@ -8,8 +8,8 @@ from conftest import ROOT
 
 from evosearch.envs.spaces import EnvSpaces, spaces
 from evosearch.evaluate import CascadeConfig, PolicyEvaluator
-from evosearch.evaluate.referee import PolicyError, check_actions, policy_env_id
-from evosearch.kinds import detect
+from evosearch.evaluate.referee import PolicyError, check_actions
+from evosearch.kinds import detect, get
 from evosearch.program import Program
 
 SUITE = str(ROOT / "tests" / "data" / "policy_tiny.yaml")
@@ -97,7 +97,7 @@ def test_a_policy_for_an_env_outside_the_suite_is_rejected_with_its_tasks(evalua
 
 def test_kind_and_env_are_read_without_running_the_program():
     source = (POLICIES / "lunarlander.py").read_text()
-    assert detect(source).name == "policy" and policy_env_id(source) == "LunarLander-v3"
+    assert detect(source).name == "policy" and get("policy").env_id(source) == "LunarLander-v3"
     assert detect((ROOT / "programs" / "rules" / "a2c.py").read_text()).name == "rule"
 
 
@@ -125,4 +125,4 @@ def test_every_baseline_policy_passes_the_static_check():
 
     for path in sorted(Path(POLICIES).glob("*.py")):
         assert static_check(path.read_text(), "policy") == [], path.name
-        assert policy_env_id(path.read_text()), path.name
+        assert get("policy").env_id(path.read_text()), path.name

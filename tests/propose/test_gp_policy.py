@@ -10,7 +10,7 @@ import pytest
 
 from evosearch.envs import spaces as spaces_module
 from evosearch.envs.spaces import EnvSpaces
-from evosearch.evaluate.referee import policy_env_id
+from evosearch.kinds import get
 from evosearch.program import outside_block_unchanged, split_block, static_check
 from evosearch.propose import gp_policy as g
 from evosearch.propose.base import Parent, ProposalError
@@ -62,7 +62,7 @@ def test_random_genomes_render_valid_policies_that_answer_any_batch(env_id):
     for seed in range(20):
         child = g.GpPolicyNew().propose([env_parent(env_id)], random.Random(seed))
         assert static_check(child.source, "policy") == []
-        assert policy_env_id(child.source) == env_id
+        assert get("policy").env_id(child.source) == env_id
         assert f'ENV_ID = "{env_id}"  # the environment this policy plays' in child.source
         heads.add(split_block(child.source)[0])
         genome_env, trees = g.parse_genome(child.genome)
@@ -131,7 +131,7 @@ def test_new_works_from_a_hand_written_parent():
     assert new.applies([parent]) and not mutate.applies([parent])
     child = new.propose([parent], random.Random(0))
     assert child.operator == "gp.new" and child.parent_ids == (7,)
-    assert static_check(child.source, "policy") == [] and policy_env_id(child.source) == "CartPole-v1"
+    assert static_check(child.source, "policy") == [] and get("policy").env_id(child.source) == "CartPole-v1"
     assert child.note and "\n" not in child.note
     with pytest.raises(ProposalError):
         mutate.propose([parent], random.Random(0))
