@@ -30,16 +30,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evosearch import __version__, fmt
-from evosearch.envs.spaces import known_env_ids, spaces
+from evosearch import __version__, fmt, kinds
 from evosearch.fmt import finite
 
 if TYPE_CHECKING:
     from evosearch.archive.store import Archive
-
-#: Names the export adds at module level; a rule that binds one of them cannot be exported as is.
-EXPORT_NAMES = frozenset({"PROVENANCE", "RuleBatch", "compute_loss", "compute_advantages", "gae"})
-
 
 class ExportError(ValueError):
     """The program cannot be exported (unknown, not ok, or its source cannot be made a module)."""
@@ -135,7 +130,7 @@ def _ci(ci: list[float | None]) -> str:
     return fmt.ci(*ci) if ci and len(ci) == 2 else fmt.MISSING
 
 
-def _literal(data: dict[str, Any]) -> str:
+def literal(data: dict[str, Any]) -> str:
     """``data`` as a readable Python dict literal: one key per line, long values wrapped under their key."""
     lines = ["{"]
     for key, value in data.items():
@@ -254,45 +249,6 @@ def template(name: str) -> string.Template:
 
 #: Environments whose actions are discrete, so ``act_one`` returns an int even for a float answer; an
 #: exported policy embeds them as a literal list (it must not need evosearch to run).
-DISCRETE_ENVS = frozenset(env_id for env_id in known_env_ids() if spaces(env_id).discrete)
-
-
-def _rule_parts(bound: dict[str, str], prov: dict[str, Any]) -> tuple[str, str, str, list[str]]:
-    """``(imports, entry points, usage, __all__)`` for a rule, or ExportError when its names forbid them."""
-    if bound.get("loss") != "other":
-        raise ExportError("the program defines no `loss(b)`: nothing to export")
-    clash = sorted(n for n in EXPORT_NAMES if n in bound)
-    if bound.get("torch") == "other":
-        clash.append("torch")
-    if clash:
-        raise ExportError(f"the program binds {', '.join(clash)}, which the exported module needs for its "
-                          "entry points; rename them in the program first")
-    has_adv = bound.get("advantages") == "other"
-    adv_doc = ("Advantages by the rule's own ``advantages(...)`` estimator (it replaces GAE)." if has_adv else
-               "Advantages for the rule: plain GAE, since the rule defines no estimator of its own.")
-    adv_body = template_text("adv_from_rule.py.txt" if has_adv else "adv_from_gae.py.txt").strip("\n")
-    entry = template("rule_entry.py.txt").substitute(
-        provenance=_literal({**prov, "advantages": "rule" if has_adv else "gae"}), adv_doc=adv_doc, adv_body=adv_body)
-    exports = ["loss", *(["advantages"] if has_adv else []), "compute_loss", "compute_advantages", "gae", "PROVENANCE"]
-    imports = "import torch  # the only dependency of the entry points below\n\n"
-    return imports, entry, template("rule_usage.txt").substitute(), exports
-
-
-def _policy_parts(bound: dict[str, str], prov: dict[str, Any]) -> tuple[str, str, str, list[str]]:
-    """``(imports, entry point, usage, __all__)`` for a policy, or ExportError when its names forbid them."""
-    if bound.get("act") != "other":
-        raise ExportError("the program defines no `act(obs)`: nothing to export")
-    clash = sorted(n for n in ("PROVENANCE", "act_one", "DISCRETE_ENVS") if n in bound)
-    if clash:
-        raise ExportError(f"the program binds {', '.join(clash)}, which the exported module needs; rename first")
-    if "ENV_ID" not in bound:
-        raise ExportError("the policy declares no ENV_ID: a gymnasium loop would not know its environment")
-    entry = template("policy_entry.py.txt").substitute(provenance=_literal(prov),
-                                                       discrete_envs=repr(sorted(DISCRETE_ENVS)))
-    usage = template("policy_usage.txt").substitute(program_id=str(prov.get("program_id")))
-    return "", entry, usage, ["act", "act_one", "ENV_ID", "PROVENANCE"]
-
-
 def render_module(source: str, prov: dict[str, Any]) -> str:
     """The standalone module for a program's ``source`` with the provenance ``prov`` (see :func:`provenance`).
 
@@ -303,13 +259,14 @@ def render_module(source: str, prov: dict[str, Any]) -> str:
     """
     description, code = _split_source(source)
     bound = _bound_names(ast.parse(code))
-    if (prov.get("kind") or "rule") == "rule":
-        imports, entry, usage, exports = _rule_parts(bound, prov)
-    else:
-        imports, entry, usage, exports = _policy_parts(bound, prov)
-    text = ('"""' + _header(prov, description, usage) + '"""\n\n' + imports
-            + code.rstrip("\n") + "\n\n\n" + entry.strip("\n") + "\n\n\n"
-            + f"__all__ = {exports!r}\n")
+    try:
+        kind = kinds.get(prov.get("kind") or kinds.DEFAULT)
+    except ValueError as err:
+        raise ExportError(str(err)) from None
+    parts = kind.export_parts(bound, prov)
+    text = ('"""' + _header(prov, description, parts.usage) + '"""\n\n' + parts.imports
+            + code.rstrip("\n") + "\n\n\n" + parts.entry.strip("\n") + "\n\n\n"
+            + f"__all__ = {parts.exports!r}\n")
     try:
         compile(text, f"<export of program {prov.get('program_id')}>", "exec")
     except SyntaxError as err:  # a bug here, not the user's: say so plainly

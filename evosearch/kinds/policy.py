@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from evosearch.kinds.base import Kind
+from evosearch.kinds.base import ExportParts, Kind
 
 if TYPE_CHECKING:
     from evosearch.envs.suites import Suite
@@ -50,6 +50,23 @@ class PolicyKind(Kind):
         from evosearch.propose.gp_policy import gp_policy_operators
 
         return gp_policy_operators()
+
+    def export_parts(self, bound: dict[str, str], prov: dict[str, Any]) -> ExportParts:
+        """``act`` with ``act_one`` for a plain gymnasium loop (one observation, one action)."""
+        from evosearch.envs.spaces import known_env_ids, spaces
+        from evosearch.export import ExportError, literal, template
+
+        if bound.get("act") != "other":
+            raise ExportError("the program defines no `act(obs)`: nothing to export")
+        clash = sorted(n for n in ("PROVENANCE", "act_one", "DISCRETE_ENVS") if n in bound)
+        if clash:
+            raise ExportError(f"the program binds {', '.join(clash)}, which the exported module needs; rename first")
+        if "ENV_ID" not in bound:
+            raise ExportError("the policy declares no ENV_ID: a gymnasium loop would not know its environment")
+        discrete = sorted(env_id for env_id in known_env_ids() if spaces(env_id).discrete)
+        entry = template("policy_entry.py.txt").substitute(provenance=literal(prov), discrete_envs=repr(discrete))
+        usage = template("policy_usage.txt").substitute(program_id=str(prov.get("program_id")))
+        return ExportParts(entry=entry, usage=usage, exports=["act", "act_one", "ENV_ID", "PROVENANCE"])
 
 
 KIND = PolicyKind(

@@ -7,9 +7,9 @@ a CPU or a GPU; fingerprinted by the parameter update it makes on a fixed probe 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from evosearch.kinds.base import Kind
+from evosearch.kinds.base import ExportParts, Kind
 
 if TYPE_CHECKING:
     from evosearch.envs.suites import Suite
@@ -28,6 +28,34 @@ class RuleKind(Kind):
         from evosearch.propose.gp import gp_operators
 
         return gp_operators(seed_genomes)
+
+    def export_parts(self, bound: dict[str, str], prov: dict[str, Any]) -> ExportParts:
+        """``loss`` with ``compute_loss``, ``compute_advantages`` (the rule's own estimator, else GAE) and ``gae``."""
+        from evosearch.export import ExportError, literal, template, template_text
+
+        if bound.get("loss") != "other":
+            raise ExportError("the program defines no `loss(b)`: nothing to export")
+        clash = sorted(n for n in EXPORT_NAMES if n in bound)
+        if bound.get("torch") == "other":
+            clash.append("torch")
+        if clash:
+            raise ExportError(f"the program binds {', '.join(clash)}, which the exported module needs for its "
+                              "entry points; rename them in the program first")
+        has_adv = bound.get("advantages") == "other"
+        adv_doc = ("Advantages by the rule's own ``advantages(...)`` estimator (it replaces GAE)." if has_adv else
+                   "Advantages for the rule: plain GAE, since the rule defines no estimator of its own.")
+        adv_body = template_text("adv_from_rule.py.txt" if has_adv else "adv_from_gae.py.txt").strip("\n")
+        entry = template("rule_entry.py.txt").substitute(
+            provenance=literal({**prov, "advantages": "rule" if has_adv else "gae"}), adv_doc=adv_doc,
+            adv_body=adv_body)
+        exports = ["loss", *(["advantages"] if has_adv else []), "compute_loss", "compute_advantages", "gae",
+                   "PROVENANCE"]
+        return ExportParts(entry=entry, usage=template("rule_usage.txt").substitute(), exports=exports,
+                           imports="import torch  # the only dependency of the entry points below\n\n")
+
+
+#: Names an exported rule module adds at module level; a rule that binds one cannot be exported as is.
+EXPORT_NAMES = frozenset({"PROVENANCE", "RuleBatch", "compute_loss", "compute_advantages", "gae"})
 
 
 KIND = RuleKind(
