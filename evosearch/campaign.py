@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from evosearch import kinds
-from evosearch.archive.descriptors import Axis, Grid
+from evosearch import fmt, kinds
+from evosearch.archive.descriptors import grid_from_config
 from evosearch.archive.selection import as_parent, select_inspirations, select_parent
 from evosearch.archive.store import Archive, CellEntry, dumps
 from evosearch.campaign_llm import LlmDriver
@@ -105,10 +105,6 @@ class BudgetReached(Exception):
     """The campaign already has the evaluations its budget allows."""
 
 
-def _grid(config: CampaignConfig) -> Grid:
-    return Grid(tuple(Axis(d.name, d.min, d.max, d.bins) for d in config.archive.descriptors))
-
-
 def default_evaluator(config: CampaignConfig) -> Evaluator:
     ev = config.evaluation
     cascade = CascadeConfig(
@@ -126,7 +122,7 @@ class Campaign:
         self.config = config
         self.db_path = Path(db_path) if db_path else config.db_path()
         self.archive = Archive(self.db_path)
-        self.grid = _grid(config)
+        self.grid = grid_from_config(config.archive.descriptors)
         self.operators: dict[str, Operator | DeferredOperator] = dict(
             build_operators(config.operators.enabled, config.operators.gp_seed_genomes, config.kind))
         self.evaluator = evaluator
@@ -284,7 +280,7 @@ class Campaign:
                                   state=self._state())
         stats = self._event("stop", {"reason": reason})
         log.info("campaign %r stopped: %s; %d evaluations (%d this run), best %s, QD score %.3f, coverage %.1f%%",
-                 self.config.name, reason, self.state["evaluations"], done_this_run, _fmt(stats["best"]),
+                 self.config.name, reason, self.state["evaluations"], done_this_run, fmt.score(stats["best"]),
                  stats["qd_score"], 100 * stats["coverage"])
         if on_progress:
             on_progress(self.progress(start, 0, max_evals, minutes))
@@ -480,7 +476,7 @@ class Campaign:
                                       state=self._state(), duplicate_of=duplicate_of)
         log.info("#%d %s island %s: %s at %s, score %s, %s, %.1f s%s", program_id, row["operator"],
                  "all" if row["island"] is None else row["island"], result.outcome, result.stage,
-                 _fmt(result.score), f"entered {len(entered)} cell(s)" if entered else "no cell", result.wall_s,
+                 fmt.score(result.score), f"entered {len(entered)} cell(s)" if entered else "no cell", result.wall_s,
                  f" ({result.error[:200]})" if result.error else "")
         self._maybe_migrate()
         if self.state["evaluations"] % 5 == 0 or entered:
@@ -567,7 +563,3 @@ def _rng_to_json(state: tuple) -> list:
 def _rng_from_json(state: list) -> tuple:
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"

@@ -19,7 +19,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evosearch import kinds
+from evosearch import fmt, kinds
 from evosearch.program import ALLOWED_IMPORTS, BLOCK_START, split_block
 from evosearch.propose.base import Parent
 from evosearch.propose.llm_edits import head_imports
@@ -104,7 +104,7 @@ class Feedback:
                 lines.append(f"{task}: no learning curve")
                 continue
             indices = sorted({max(0, math.ceil(f * n) - 1) for f in (0.25, 0.5, 1.0)})
-            values = " -> ".join(_num(curve[i], 2) for i in indices)
+            values = " -> ".join(fmt.score(curve[i], 2) for i in indices)
             at = "/".join(str(round(100 * (i + 1) / n)) for i in indices)
             lines.append(f"{task}: {values} (normalised, at {at}% of training)")
         return "\n".join(lines)
@@ -293,16 +293,12 @@ def retry_message(error: str, attempt: int, max_attempts: int, *, rng: random.Ra
 # --- rendering helpers ------------------------------------------------------------------------
 
 
-def _num(value: float, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
-
-
 def _score_text(score: float | None, ci: tuple[float, float] | None) -> str:
     if score is None:
         return "none (not scored)"
     if ci is None:
-        return _num(score)
-    return f"{_num(score)} (95% CI {_num(ci[0])} to {_num(ci[1])})"
+        return fmt.score(score)
+    return f"{fmt.score(score)} (95% CI {fmt.score(ci[0])} to {fmt.score(ci[1])})"
 
 
 def _score_of(parent: Parent, feedback: Feedback | None) -> float | None:
@@ -336,7 +332,7 @@ def _feedback_details(feedback: Feedback, kind: str) -> str:
     if feedback.score is not None:
         lines.append(f"Score: {_score_text(feedback.score, feedback.ci)}")
     if feedback.task_scores:
-        per_task = ", ".join(f"{task} {_num(v)}" for task, v in feedback.task_scores.items())
+        per_task = ", ".join(f"{task} {fmt.score(v)}" for task, v in feedback.task_scores.items())
         lines.append(f"Per-task scores (normalised; 0 = random, 1.0 = {reference}): {per_task}")
     if feedback.curve_summary.strip():
         lines.append("Learning curves:\n" + feedback.curve_summary.strip("\n"))
@@ -350,7 +346,7 @@ def _feedback_details(feedback: Feedback, kind: str) -> str:
 def _inspiration_summary(feedback: Feedback | None) -> str:
     if feedback is None or not feedback.task_scores:
         return ""
-    return "Per-task scores: " + ", ".join(f"{task} {_num(v)}" for task, v in feedback.task_scores.items())
+    return "Per-task scores: " + ", ".join(f"{task} {fmt.score(v)}" for task, v in feedback.task_scores.items())
 
 
 def _head_imports_text(source: str) -> str:
