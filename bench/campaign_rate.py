@@ -41,9 +41,9 @@ from _common import no_nan  # noqa: E402
 from eval_throughput import in_parallel  # noqa: E402
 
 from evosearch.config import load_config  # noqa: E402
-from evosearch.machine import machine_description  # noqa: E402
 from evosearch.envs.suites import load_suite  # noqa: E402
 from evosearch.evaluate import CascadeConfig, RuleEvaluator  # noqa: E402
+from evosearch.machine import machine_description  # noqa: E402
 from evosearch.program import Program  # noqa: E402
 
 BASELINES = ("ppo_clip", "a2c", "reinforce", "dpo")

@@ -15,7 +15,7 @@ that this is at least 50x faster than a fresh interpreter. This measures both in
   first starts the worker: that is reported apart, as the start-up a pool slot pays once.
 * **Fresh (reference).** ``subprocess.run([sys.executable, "-c", ...])`` per job, doing what a
   sandbox without a warm worker must do before the candidate can run: start an interpreter,
-  ``from evosearch.sandbox import jobs`` (torch, EnvPool, the harness), then
+  ``from evosearch.evaluate import jobs`` (torch, EnvPool, the harness), then
   ``evosearch.train.rule.load_rule`` on the same source. Same environment variables as the
   worker (one OpenMP/MKL thread), same latency measurement. It applies no isolation (rlimits,
   namespaces, seccomp), which the warm path's figure includes, so the ratio is conservative.
@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
 
     fresh_breakdown = print_breakdown("fresh path, where the time goes", [
         ("startup_s", "exec + interpreter start-up until its 1st statement", [r["startup_s"] for r in fresh]),
-        ("imports_s", "from evosearch.sandbox import jobs (torch, EnvPool, harness)", [r["imports_s"] for r in fresh]),
+        ("imports_s", "from evosearch.evaluate import jobs (torch, EnvPool, harness)", [r["imports_s"] for r in fresh]),
         ("load_rule_s", "import rule, load_rule: compile + exec to the 1st statement",
          [r["load_rule_s"] for r in fresh]),
     ], [r["latency_s"] for r in fresh])
