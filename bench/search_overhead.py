@@ -66,7 +66,7 @@ if str(ROOT) not in sys.path:  # works without PYTHONPATH and from any working d
 from _common import no_nan  # noqa: E402
 
 import evosearch.campaign as campaign_module  # noqa: E402
-from evosearch.archive.descriptors import Axis, Grid  # noqa: E402
+from evosearch.archive.descriptors import Grid, grid_from_config  # noqa: E402
 from evosearch.archive.selection import select_inspirations, select_parent  # noqa: E402
 from evosearch.archive.store import Archive, CellEntry, dumps, now  # noqa: E402
 from evosearch.campaign import Campaign  # noqa: E402
@@ -335,10 +335,6 @@ def bench_config(name: str, db: Path, evals: int, seed: int) -> CampaignConfig:
     })
 
 
-def grid_of(config: CampaignConfig) -> Grid:
-    return Grid(tuple(Axis(d.name, d.min, d.max, d.bins) for d in config.archive.descriptors))
-
-
 def run_campaign(config: CampaignConfig, evals: int, seed: int) -> dict:
     """Run ``evals`` evaluations of the campaign in ``config`` against the stand-in; return the timings."""
     timers = Timers()
@@ -419,7 +415,7 @@ def build_database(config: CampaignConfig, programs: int, seed: int) -> dict:
     island and cell, as the campaign would have left them.
     """
     rng = random.Random(seed)
-    grid, islands = grid_of(config), config.archive.islands
+    grid, islands = grid_from_config(config.archive.descriptors), config.archive.islands
     bases = [(RULES / name).read_text(encoding="utf-8") for name in ("reinforce.py", "a2c.py", "ppo_clip.py")]
     t0 = time.perf_counter()
     opened = Campaign(config, db_path=config.db, evaluator=InstantEvaluator(seed))  # campaign row + pending seeds
@@ -514,7 +510,7 @@ def time_queries(config: CampaignConfig, campaign_id: int, budget_s: float, seed
     """Median wall time of each query the campaign or the CLI issues, on the campaign's database."""
     archive = Archive(config.db)
     state = json.loads(archive.campaign(config.name)["state"])  # with its RNG state, as the campaign writes it
-    grid, islands, selection = grid_of(config), config.archive.islands, config.selection
+    grid, islands, selection = grid_from_config(config.archive.descriptors), config.archive.islands, config.selection
     rng = random.Random(seed)
     results: dict[str, dict[str, float]] = {}
     island = [0]

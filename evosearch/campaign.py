@@ -474,9 +474,10 @@ class Campaign:
             self.bandit.update(arm, self._reward(row, result, bool(winning)))
         entered = self.archive.record(self.campaign_id, program_id, result, descriptors=descriptors, cells=cells,
                                       state=self._state(), duplicate_of=duplicate_of)
-        log.info("#%d %s island %s: %s at %s, score %s, %s, %.1f s%s", program_id, row["operator"],
+        log.info("#%d %s island %s: %s at %s, score %s, %s, %s%s", program_id, row["operator"],
                  "all" if row["island"] is None else row["island"], result.outcome, result.stage,
-                 fmt.score(result.score), f"entered {len(entered)} cell(s)" if entered else "no cell", result.wall_s,
+                 fmt.score(result.score), f"entered {len(entered)} cell(s)" if entered else "no cell",
+                 fmt.duration(result.wall_s),
                  f" ({result.error[:200]})" if result.error else "")
         self._maybe_migrate()
         if self.state["evaluations"] % 5 == 0 or entered:
