@@ -7,17 +7,21 @@ import sys
 
 import click
 
+from evosearch.cli.options import output_options
+
 
 @click.command("doctor")
 @click.option("--sandbox", "requested", default=None,
               help="Check this mode (auto, bubblewrap, namespaces, rlimits) instead of the default.")
 @click.option("--no-live", is_flag=True, help="Skip the live check (a real job trying what a hostile program would).")
 @click.option("--strict", is_flag=True, help="Exit 1 unless a strong mode (bubblewrap or namespaces) is in force.")
-@click.option("--json", "as_json", is_flag=True)
-def doctor_command(requested: str | None, no_live: bool, strict: bool, as_json: bool) -> None:
+@output_options(formats=("table", "json"),
+                json_help="one object: the mode, whether it is strong, each layer, the live check.")
+def doctor_command(requested: str | None, no_live: bool, strict: bool, output: str) -> None:
     """Show the sandbox mode in force, each layer, and how to get the missing ones."""
     from evosearch import sandbox
     from evosearch.sandbox import Limits, modes, run_job
+    from evosearch.sandbox.selfcheck import SelfCheck
 
     try:
         mode = sandbox.configure(requested) if requested else modes.current()
@@ -25,10 +29,10 @@ def doctor_command(requested: str | None, no_live: bool, strict: bool, as_json: 
         raise click.ClickException(str(err)) from err
     live = None
     if not no_live:
-        job = run_job("selfcheck", {}, Limits(wall_s=60))
+        job = run_job(SelfCheck(), Limits(wall_s=60))
         live = job.result if job.status == "ok" else {"error": job.error.get("message", job.status)}
         sandbox.shutdown()
-    if as_json:
+    if output == "json":
         click.echo(json.dumps({"mode": mode.name, "strong": mode.strong, "summary": mode.summary(),
                                "layers": [vars(layer) for layer in mode.layers], "live": live}))
     else:

@@ -2,9 +2,10 @@
 
 Two forms, so the common case stays one short line:
 
-    evosearch export ID [DB] -o my_rule.py      # one program
-    evosearch export --best N [DB] -o DIR        # the top N, plus DIR/index.md
+    evosearch export ID [--db PATH] -o my_rule.py      # one program
+    evosearch export --best N [--db PATH] -o DIR        # the top N, plus DIR/index.md
 
+The database may also come as the last positional (``export ID DB``, ``export --best N DB``).
 Both positionals are optional in the second form, so they are parsed by hand: click cannot
 tell ``export 5 x.db`` (an id, then a database) from ``export --best 3 x.db`` (a database)
 by position alone.
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import click
 
-from evosearch.cli_campaign import BadInput, _open
+from evosearch import fmt
+from evosearch.cli.options import BadInput, db_option, open_archive, pick_db
 
 
 def _parse(args: tuple[str, ...], best: int | None) -> tuple[int | None, Path | None]:
@@ -38,24 +40,26 @@ def _parse(args: tuple[str, ...], best: int | None) -> tuple[int | None, Path | 
 
 @click.command("export")
 @click.argument("args", nargs=-1, metavar="[ID] [DB]")
+@db_option(positional=False)
 @click.option("--best", type=click.IntRange(1), default=None, metavar="N",
               help="Export the N best ok programs instead of one.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="The module file (ID) or the directory (--best N) to write.")
 @click.option("--campaign", help="Only this campaign's programs (with ID: check that the program is in it).")
 @click.option("--allow-failed", is_flag=True, help="Export a program whose outcome is not ok (for debugging).")
-def export_command(args: tuple[str, ...], best: int | None, output: Path, campaign: str | None,
+def export_command(args: tuple[str, ...], db: Path | None, best: int | None, output: Path, campaign: str | None,
                    allow_failed: bool) -> None:
-    """Write program ID of DB as a standalone module, or the --best N into a directory.
+    """Write program ID as a standalone module, or the --best N into a directory.
 
-    The module holds the rule's code, a header with its provenance (campaign, lineage, scores
-    with 95% CIs, evaluation config) and entry points ``compute_loss`` and
-    ``compute_advantages`` for a CleanRL-style training script; importing it needs only torch.
+    The database is --db PATH or the last argument, DB. A rule's module holds its code, a header
+    with its provenance (campaign, lineage, scores with 95% CIs, evaluation config) and entry
+    points compute_loss and compute_advantages for a CleanRL-style training script; importing it
+    needs only torch. A policy's module has ENV_ID, act and act_one for a plain gymnasium loop.
     """
     from evosearch.export import ExportError, export_best, export_program
 
-    program_id, db = _parse(args, best)
-    archive = _open(db)
+    program_id, given = _parse(args, best)
+    archive = open_archive(pick_db(given, db))
     try:
         if best is not None:
             if output.exists() and not output.is_dir():
@@ -79,10 +83,9 @@ def export_command(args: tuple[str, ...], best: int | None, output: Path, campai
         if not path.parent.is_dir():
             raise BadInput(f"no directory {path.parent} to write {path.name} into")
         path.write_text(text, encoding="utf-8")
-        score = "-" if row["score"] is None else f"{row['score']:.3f}"
-        ci = f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]" if row["ci_low"] is not None else ""
+        interval = "" if row["ci_low"] is None else f" {fmt.ci(row['ci_low'], row['ci_high'])}"
         click.echo(f"wrote {path}: program {program_id} ({row['operator']}, outcome {row['outcome'] or row['status']},"
-                   f" score {score}{ci})")
+                   f" score {fmt.score(row['score'])}{interval})")
     except ExportError as err:
         raise BadInput(str(err)) from err
     finally:

@@ -1,4 +1,4 @@
-"""Commands for the web page: ``report DB -o DIR`` (a static site) and ``serve DB`` (live, on 127.0.0.1)."""
+"""Commands for the web page: ``report -o DIR`` (a static site) and ``serve`` (live, on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ from pathlib import Path
 
 import click
 
-from evosearch.cli_campaign import BadInput, _find_db, _open
+from evosearch.cli.options import BadInput, db_option, find_db, open_archive
 
 
 @click.command("report")
-@click.argument("db", required=False, type=click.Path(path_type=Path))
+@db_option
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write (default: beside DB, named DB-report).")
+              help="Folder to write (default: beside the database, named after it: NAME-report).")
 def report_command(db: Path | None, out_dir: Path | None) -> None:
-    """Write a static web page of the archive DB: heatmap, programs, diffs, lineage, curves, progress.
+    """Write a static web page of the archive: heatmap, programs, diffs, lineage, curves, progress.
 
     The folder holds index.html and assets/; it opens from file:// and fetches nothing.
     """
     from evosearch.report.site import write_site
 
-    archive = _open(db)
+    archive = open_archive(db)
     out = out_dir or archive.path.with_name(f"{archive.path.stem}-report")
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out} exists and is not a folder")
@@ -35,16 +35,16 @@ def report_command(db: Path | None, out_dir: Path | None) -> None:
 
 
 @click.command("serve")
-@click.argument("db", required=False, type=click.Path(path_type=Path))
+@db_option
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 picks a free port.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. Anything but loopback exposes the archive to the network.")
 def serve_command(db: Path | None, port: int, host: str) -> None:
-    """Serve the archive DB's web page on HOST:PORT; it refreshes itself while a campaign runs."""
+    """Serve the archive's web page on HOST:PORT; it refreshes itself while a campaign runs."""
     from evosearch.report.server import serve
 
-    path = _find_db(db)
-    _open(path).close()  # a clear message now for a file that is not an archive, not on the first request
+    path = find_db(db)
+    open_archive(path).close()  # a clear message now for a file that is not an archive, not on the first request
     try:
         serve(path, host=host, port=port)
     except OSError as err:

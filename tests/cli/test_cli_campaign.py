@@ -1,4 +1,4 @@
-"""`evosearch status` and `evosearch archive ls|show|best` on a finished campaign, as a user runs them."""
+"""`evosearch status` and `evosearch archive ...` on a finished campaign, as a user runs them: --db, formats."""
 
 import csv
 import io
@@ -63,39 +63,72 @@ def test_unknown_ids_and_databases_exit_2(finished, tmp_path):
     assert proc.returncode == 2 and "cannot open" in proc.stderr
 
 
-def llm_check(tmp_path, base_url: str, env: dict | None = None, key_env: str | None = None):
-    import os
-
-    from conftest import campaign_config
-
-    raw = json.loads(json.dumps(campaign_config("check").to_dict()))
-    raw.pop("source_path")
-    raw["llm"] = {"models": [{"name": "fake", "model": "fake-model", "base_url": base_url, "api_key_env": key_env,
-                              "max_retries": 0, "timeout_s": 5}]}
-    path = tmp_path / "llm.yaml"
-    path.write_text(json.dumps(raw))
-    return subprocess.run([sys.executable, "-m", "evosearch.cli", "llm", "check", str(path)], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **(env or {})})
+def test_db_option_and_the_positional_db_give_the_same_bytes(finished):
+    db, summary = finished
+    best = str(summary.best_program)
+    for args in (("status",), ("archive", "ls"), ("archive", "best", "-n", "2"), ("archive", "show", best),
+                 ("archive", "lineage", best), ("archive", "stats"), ("archive", "heatmap")):
+        old = cli(*args, str(db), "--json")
+        new = cli(*args, "--db", str(db), "--json")
+        assert old.returncode == 0 and old.stdout == new.stdout, (args, old.stderr, new.stderr)
+    both = cli("archive", "show", best, str(db), "--db", str(db), "--json")  # the same file twice is fine
+    assert both.returncode == 0 and json.loads(both.stdout)["id"] == summary.best_program
 
 
-def test_llm_check_shows_a_sample_edit(tmp_path):
-    from fake_openai import FakeOpenAI
+def test_archive_diff_takes_db_as_an_option_or_in_either_place(finished):
+    db, summary = finished
+    rows = json.loads(cli("archive", "ls", "--db", str(db), "--json").stdout)
+    child = next(r for r in rows if r["parent_id"] is not None)
+    other = next(r["id"] for r in rows if r["id"] != child["id"])
+    expected = cli("archive", "diff", str(child["id"]), str(db), "--json").stdout
+    assert cli("archive", "diff", str(child["id"]), "--db", str(db), "--json").stdout == expected
+    expected = cli("archive", "diff", str(child["id"]), str(other), str(db), "--json").stdout
+    assert json.loads(expected)["a"] == child["id"] and json.loads(expected)["b"] == other
+    assert cli("archive", "diff", str(child["id"]), str(other), "--db", str(db), "--json").stdout == expected
 
-    edit = "<<<<<<< SEARCH\nVF_COEF = 0.5\n=======\nVF_COEF = 0.25\n>>>>>>> REPLACE\n"  # the first seed: reinforce
-    with FakeOpenAI([edit], api_key="sekrit") as server:
-        proc = llm_check(tmp_path, server.base_url, {"FAKE_KEY": "sekrit"}, "FAKE_KEY")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "answer 1:" in proc.stdout and "prompt +" in proc.stdout
-    assert "-VF_COEF = 0.5" in proc.stdout and "+VF_COEF = 0.25" in proc.stdout
+
+def test_two_different_databases_or_two_formats_are_a_usage_error(finished, tmp_path):
+    db, _ = finished
+    other = tmp_path / "other.db"
+    other.write_bytes(db.read_bytes())
+    for args in (("status", str(db), "--db", str(other)), ("archive", "ls", str(other), "--db", str(db)),
+                 ("archive", "diff", "1", "2", str(db), "--db", str(other)),
+                 ("export", "1", str(db), "--db", str(other), "-o", str(tmp_path / "x.py")),
+                 ("report", str(db), "--db", str(other), "-o", str(tmp_path / "site"))):
+        proc = cli(*args)
+        assert proc.returncode == 2 and "two databases named" in proc.stderr, (args, proc.stderr)
+    proc = cli("status", "--db", str(db), "--json", "--csv")
+    assert proc.returncode == 2 and "--json and --csv are mutually exclusive" in proc.stderr
+    proc = cli("archive", "show", "1", "--db", str(db), "--csv")
+    assert proc.returncode == 2 and "no CSV output" in proc.stderr
 
 
-def test_llm_check_names_a_wrong_url_or_key(tmp_path):
-    from fake_openai import FakeOpenAI
+def test_the_only_database_under_archive_is_the_default(finished, tmp_path):
+    db, _ = finished
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "only.db").write_bytes(db.read_bytes())
+    here = subprocess.run([sys.executable, "-m", "evosearch.cli", "status", "--json"], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert here.returncode == 0, here.stderr
+    assert json.loads(here.stdout) == json.loads(cli("status", "--db", str(db), "--json").stdout)
+    (tmp_path / "archive" / "second.db").write_bytes(db.read_bytes())
+    two = subprocess.run([sys.executable, "-m", "evosearch.cli", "status"], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert two.returncode == 2 and "several databases" in two.stderr and "--db" in two.stderr
 
-    proc = llm_check(tmp_path, "http://127.0.0.1:9/v1")
-    assert proc.returncode == 1 and "FAILED" in proc.stdout and "connection refused" in proc.stdout
-    with FakeOpenAI(["unused"], api_key="right") as server:
-        proc = llm_check(tmp_path, server.base_url, {"FAKE_KEY": "wrong"}, "FAKE_KEY")
-    assert proc.returncode == 1 and "401" in proc.stdout and "FAKE_KEY" in proc.stdout
-    proc = llm_check(tmp_path, "http://127.0.0.1:9/v1", key_env="NO_SUCH_KEY_VARIABLE")
-    assert proc.returncode == 2 and "NO_SUCH_KEY_VARIABLE is not set" in proc.stderr
+
+def test_status_csv_and_table(finished):
+    db, _ = finished
+    [row] = list(csv.DictReader(io.StringIO(cli("status", "--db", str(db), "--csv").stdout)))
+    assert row["campaign"] == "t" and json.loads(row["outcomes"])
+    assert cli("status", "--db", str(db), "--table").stdout == cli("status", str(db)).stdout
+
+
+def test_report_and_export_take_db(finished, tmp_path):
+    db, summary = finished
+    proc = cli("report", "--db", str(db), "-o", str(tmp_path / "site"))
+    assert proc.returncode == 0 and (tmp_path / "site" / "index.html").is_file(), proc.stderr
+    proc = cli("export", str(summary.best_program), "--db", str(db), "-o", str(tmp_path / "rule.py"))
+    assert proc.returncode == 0 and "def compute_loss(" in (tmp_path / "rule.py").read_text(), proc.stderr
+    proc = cli("export", "--best", "1", "--db", str(db), "-o", str(tmp_path / "top"))
+    assert proc.returncode == 0 and (tmp_path / "top" / "index.md").is_file(), proc.stderr

@@ -1,0 +1,193 @@
+"""What every command shares: the output formats, the archive database, the device, exit codes.
+
+- ``@output_options`` adds ``--table`` (the default), ``--json`` and ``--csv``, mutually exclusive,
+  and passes ``output`` ("table", "json" or "csv"). It is the only place those flags are declared.
+- ``@db_option()`` adds ``--db PATH`` and, unless told otherwise, the optional trailing ``DB``
+  argument that older command lines use; it passes ``db`` (a Path, or None for the default lookup).
+- ``device_option(...)`` is the ``--device`` of ``eval`` and ``run``: auto, cpu, cuda or cuda:N,
+  checked with the pattern the config uses.
+- ``emit`` and ``emit_object`` print a result in the chosen format.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from evosearch.devices import DEVICE_PATTERN
+
+EXIT_BAD_USAGE = 2
+FORMATS = ("table", "json", "csv")
+_FLAGS = {"table": "--table", "json": "--json", "csv": "--csv"}  # declared here only, by output_options
+
+
+class BadInput(click.ClickException):
+    """A clear one-line error with exit code 2 (bad config, missing database, unknown id)."""
+
+    exit_code = EXIT_BAD_USAGE
+
+
+# -- output formats ------------------------------------------------------------------------------
+
+_DEFAULT_HELP = {
+    "table": "Print a table for people (the default).",
+    "json": "Print JSON instead of the table.",
+    "csv": "Print CSV (a header, then one row per item) instead of the table.",
+}
+
+
+def output_options(fn: Callable | None = None, *, formats: tuple[str, ...] = FORMATS, json_help: str | None = None,
+                   csv_help: str | None = None, table_help: str | None = None):
+    """Add ``--table``, ``--json`` and ``--csv`` to a command and pass it ``output``: one of ``formats``.
+
+    Use bare (``@output_options``) for all three, or with arguments: ``formats`` names those that
+    apply (always with "table"); a format left out is still accepted on the command line, hidden
+    from --help, and refused with a usage error that names the ones there are. ``json_help`` and
+    ``csv_help`` say what the output holds ("one array, an object per program"); the flag's help
+    reads "Print JSON instead of the table: <that>". Giving two of the flags is a usage error.
+    """
+    unknown = set(formats) - set(FORMATS)
+    if unknown or "table" not in formats:
+        raise ValueError(f"formats must include 'table' and come from {FORMATS}, got {formats}")
+    helps = dict(_DEFAULT_HELP, table=table_help or _DEFAULT_HELP["table"])
+    if json_help:
+        helps["json"] = f"Print JSON instead of the table: {json_help}"
+    if csv_help:
+        helps["csv"] = f"Print CSV instead of the table: {csv_help}"
+
+    def decorate(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs):
+            chosen = [name for name in FORMATS if kwargs.pop(f"output_{name}")]
+            if len(chosen) > 1:
+                raise click.UsageError(" and ".join(_FLAGS[name] for name in chosen) + " are mutually exclusive: "
+                                       "give one")
+            output = chosen[0] if chosen else "table"
+            if output not in formats:
+                command = click.get_current_context().command_path
+                others = " or ".join(_FLAGS[name] for name in formats)
+                raise click.UsageError(f"{command} has no {output.upper()} output: use {others}")
+            return f(*args, output=output, **kwargs)
+
+        for name in reversed(FORMATS):  # the last decorator applied is listed first: --table, --json, --csv
+            wrapper = click.option(_FLAGS[name], f"output_{name}", is_flag=True, hidden=name not in formats,
+                                   help=helps[name])(wrapper)
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def emit(rows: list[dict], output: str, table: Callable[[list[dict]], None]) -> None:
+    """Print ``rows`` as one JSON array, as CSV (lists and dicts as JSON text), or with ``table(rows)``."""
+    if output == "json":
+        click.echo(json.dumps(rows, allow_nan=False))
+    elif output == "csv":
+        buffer = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()}
+                             for r in rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        table(rows)
+
+
+def emit_object(data: dict, rows: list[dict], output: str, table: Callable[[dict], None]) -> None:
+    """Like ``emit`` for a result that is one object: JSON gets ``data``, CSV the listing ``rows``."""
+    if output == "json":
+        click.echo(json.dumps(data, allow_nan=False))
+    else:
+        emit(rows, output, lambda _rows: table(data))
+
+
+# -- the archive database ------------------------------------------------------------------------
+
+DB_HELP = "The archive database (default: the only archive/*.db under the current directory)."
+
+
+def db_option(fn: Callable | None = None, *, positional: bool = True, help: str = DB_HELP):
+    """Add ``--db PATH`` and pass the command ``db``: a Path, or None when none was named.
+
+    With ``positional`` (the default) the command also keeps an optional ``DB`` argument at the
+    place of this decorator among its arguments (put it below them), as older command lines
+    give it; naming two different databases that way is a usage error. Commands that parse
+    their positionals themselves use ``positional=False`` and call ``pick_db``.
+    """
+
+    def decorate(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs):
+            given = kwargs.pop("db_argument", None) if positional else None
+            return f(*args, db=pick_db(given, kwargs.pop("db_path")), **kwargs)
+
+        wrapper = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+                               help=help)(wrapper)
+        if positional:
+            wrapper = click.argument("db_argument", metavar="[DB]", required=False,
+                                     type=click.Path(path_type=Path))(wrapper)
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def pick_db(argument: Path | None, option: Path | None) -> Path | None:
+    """The one database named by a positional DB and/or ``--db``; both, and different, is a usage error."""
+    if argument is None or option is None:
+        return option if argument is None else argument
+    if argument != option and argument.resolve() != option.resolve():
+        raise click.UsageError(f"two databases named: {argument} and --db {option}; give one")
+    return option
+
+
+def find_db(db: Path | None) -> Path:
+    """``db`` if it is a file; with none named, the only ``archive/*.db`` here; else a clear BadInput."""
+    if db is not None:
+        if not db.is_file():
+            raise BadInput(f"no archive database at {db}")
+        return db
+    found = sorted(Path("archive").glob("*.db"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise BadInput("no archive/*.db here: name the database (e.g. --db archive/quickstart.db)")
+    raise BadInput(f"several databases in archive/: {', '.join(map(str, found))}; name one with --db")
+
+
+def open_archive(db: Path | None):
+    """The Archive at ``find_db(db)``; a file that is not one (or is newer) is a BadInput."""
+    from evosearch.archive.schema import SchemaError
+    from evosearch.archive.store import Archive
+
+    path = find_db(db)
+    try:
+        return Archive(path)
+    except (SchemaError, sqlite3.DatabaseError) as err:  # a newer archive, or a file that is not SQLite
+        raise BadInput(f"{path}: cannot open as an evosearch archive: {err}") from err
+
+
+# -- the device ----------------------------------------------------------------------------------
+
+
+class Device(click.ParamType):
+    """auto, cpu, cuda or cuda:N: the names the config's evaluation.device accepts (same pattern)."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        if value is None or DEVICE_PATTERN.match(value):
+            return value
+        self.fail(f"{value!r} is not a device: use auto, cpu, cuda or cuda:N", param, ctx)
+
+
+def device_option(*, default: str | None, help: str):
+    """``--device`` for commands that train: one type and metavar, each command its default and help."""
+    return click.option("--device", type=Device(), metavar="[auto|cpu|cuda|cuda:N]", default=default,
+                        show_default=default is not None, help=help)

@@ -1,0 +1,90 @@
+"""``evosearch suite list|show|calibrate``: the suites that ship with evosearch, and their calibration."""
+
+from __future__ import annotations
+
+import click
+
+from evosearch.cli.options import emit, emit_object, output_options
+from evosearch.envs.suites import SuiteError, available, load_suite
+
+
+@click.group("suite")
+def suite_group() -> None:
+    """List, show and calibrate suites."""
+
+
+def _load(name: str):
+    try:
+        return load_suite(name)
+    except SuiteError as err:
+        raise click.UsageError(str(err)) from err
+
+
+@suite_group.command("list")
+@output_options(json_help="one array, an object per suite.", csv_help="one row per suite.")
+def suite_list(output: str) -> None:
+    """List the suites that ship with evosearch."""
+    rows = []
+    for name in available():
+        s = load_suite(name)
+        rows.append({"name": name, "tasks": [t.env_id for t in s.tasks], "held_out": [t.env_id for t in s.held_out],
+                     "seeds": s.seeds, "calibrated": all(t.env_id in s.calibration for t in s.tasks)})
+
+    def table(rows: list[dict]) -> None:
+        for r in rows:
+            click.echo(f"{r['name']:<16} tasks: {', '.join(r['tasks'])}; held-out: {', '.join(r['held_out'])}; "
+                       f"{r['seeds']} seeds; {'calibrated' if r['calibrated'] else 'NOT calibrated'}")
+
+    emit(rows, output, table)
+
+
+@suite_group.command("show")
+@click.argument("name")
+@output_options(json_help="one object, the tasks included.",
+                csv_help="one row per task (held-out tasks too).")
+def suite_show(name: str, output: str) -> None:
+    """Show a suite's tasks and calibration. NAME: a suite name or a YAML path."""
+    s = _load(name)
+    tasks = []
+    for t in s.tasks + s.held_out:
+        cal = s.calibration.get(t.env_id)
+        tasks.append({"env_id": t.env_id, "role": "held-out" if t in s.held_out else "task",
+                      "total_steps": t.total_steps, "backend": t.backend,
+                      "backend_resolved": t.backend if t.backend != "auto" else _auto_backends(t.env_id),
+                      "r_random": cal.r_random if cal else None, "r_ref": cal.r_ref if cal else None})
+    data = {"name": s.name, "kind": s.kind, "description": s.description, "seeds": s.seeds,
+            "eval_episodes": s.eval_episodes,
+            "hurdle": {"env_id": s.hurdle.env_id, "total_steps": s.hurdle.total_steps, "seeds": s.hurdle_seeds},
+            "calibration_info": s.calibration_info or None, "tasks": tasks}
+    emit_object(data, tasks, output, _print_suite)
+
+
+def _print_suite(data: dict) -> None:
+    click.echo(f"{data['name']}: {data['description']}")
+    hurdle = data["hurdle"]
+    click.echo(f"seeds {data['seeds']}, eval episodes {data['eval_episodes']}; hurdle {hurdle['env_id']} "
+               f"{hurdle['total_steps']} steps x {hurdle['seeds']} seeds")
+    info = data["calibration_info"]
+    if info:
+        click.echo(f"calibrated {info.get('measured')} on {info.get('machine')}")
+    for t in data["tasks"]:
+        ref = (f"random {t['r_random']:.1f}, PPO-clip {t['r_ref']:.1f}" if t["r_random"] is not None
+               else "not calibrated")
+        backend = t["backend"] if t["backend"] != "auto" else f"auto: {t['backend_resolved']}"
+        click.echo(f"  {t['role']:<8} {t['env_id']:<24} {t['total_steps']:>8} steps  {ref}  (env backend {backend})")
+
+
+def _auto_backends(env_id: str) -> str:
+    from evosearch.envs.backend import resolve_backend
+
+    cpu, gpu = resolve_backend(env_id, "auto", "cpu"), resolve_backend(env_id, "auto", "cuda")
+    return cpu if cpu == gpu else f"{cpu} on CPU, {gpu} on GPU"
+
+
+@suite_group.command("calibrate")
+@click.argument("name")
+def suite_calibrate(name: str) -> None:
+    """Measure random and PPO-clip returns for every task of suite NAME and store them."""
+    from evosearch.evaluate.calibrate import calibrate
+
+    calibrate(_load(name), log=click.echo)

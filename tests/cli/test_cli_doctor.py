@@ -1,0 +1,29 @@
+"""`evosearch doctor`: the sandbox mode, its layers and a live check, as a table or JSON."""
+
+import json
+import subprocess
+import sys
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evosearch.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_doctor_names_the_mode_and_every_layer_and_runs_a_live_check():
+    proc = run_cli("doctor", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["mode"] in ("bubblewrap", "namespaces", "rlimits")
+    assert {layer["name"] for layer in report["layers"]} >= {"seccomp", "bubblewrap", "cgroups", "rlimits"}
+    live = report["live"]
+    assert "OPENAI_API_KEY" not in live["environment variables"]
+    if report["strong"]:  # what a strong mode promises, seen from inside a real job
+        for attempt in ("write the evosearch package", "fork a process", "open an internet socket",
+                        "signal the worker", "open the worker's reply pipe"):
+            assert live[attempt].startswith("blocked"), (attempt, live[attempt])
+
+
+def test_doctor_has_no_csv():
+    proc = run_cli("doctor", "--no-live", "--csv", timeout=60)
+    assert proc.returncode == 2 and "no CSV output" in proc.stderr
