@@ -26,7 +26,7 @@ from torch.distributions import Categorical
 
 import evosearch
 from evosearch.archive.store import Archive
-from evosearch.cli_export import export_command
+from evosearch.cli.export import export_command
 from evosearch.export import ExportError, export_best, export_program
 from evosearch.train.probe import probe
 from evosearch.train.rule import Batch, compute_advantages, load_rule

@@ -58,18 +58,18 @@ def _print_eval_table(result, program_name: str) -> None:
 def eval_command(file: Path, suite: str | None, seeds: int | None, workers: int | None, no_hurdle: bool, held_out: bool,
                  fitness: str, timeout_s: float, memory_mb: int, device: str, output: str) -> None:
     """Score the program FILE on a suite: train agents with a rule (loss), or play a policy (act)."""
+    from evosearch import kinds
     from evosearch.devices import DeviceError
-    from evosearch.evaluate import CascadeConfig, Evaluator
-    from evosearch.evaluate_policy import POLICY_SUITE, PolicyEvaluator
-    from evosearch.program import Program, program_kind
+    from evosearch.evaluate import CascadeConfig
+    from evosearch.program import Program
     from evosearch.sandbox import SandboxUnavailable
 
     try:
         source = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise click.UsageError(f"{file} is not UTF-8 text: {err}") from err
-    kind = program_kind(source)
-    suite = suite or (POLICY_SUITE if kind == "policy" else "classic-quick")
+    kind = kinds.detect(source)
+    suite = suite or kind.default_suite
     try:
         loaded = load_suite(suite)
     except SuiteError as err:
@@ -77,11 +77,12 @@ def eval_command(file: Path, suite: str | None, seeds: int | None, workers: int 
     cfg = CascadeConfig(suite=suite, seeds=seeds, hurdle=not no_hurdle, held_out=held_out, fitness=fitness,
                         task_timeout_s=timeout_s, memory_mb=memory_mb, device=device,
                         **({"workers": workers} if workers else {}))
-    if loaded.kind != kind:
-        raise click.UsageError(f"{file.name} is a {kind} program but suite {loaded.name!r} scores {loaded.kind}s")
-    program = Program(source=source, kind=kind, name=str(file))
+    if loaded.kind != kind.name:
+        raise click.UsageError(f"{file.name} is a {kind.name} program but suite {loaded.name!r} scores "
+                               f"{loaded.kind}s")
+    program = Program(source=source, kind=kind.name, name=str(file))
     try:
-        evaluator = PolicyEvaluator(cfg, loaded) if kind == "policy" else Evaluator(cfg, loaded)
+        evaluator = kind.evaluator(cfg, loaded)
     except (SuiteError, SandboxUnavailable, DeviceError) as err:
         raise click.UsageError(str(err)) from err
     result = evaluator.evaluate(program)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import RULES, TINY_SUITE
+from conftest import ROOT, RULES, TINY_SUITE
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -105,3 +105,14 @@ def test_device_takes_what_the_config_takes_and_names_the_choices():
 def test_eval_has_no_csv_and_says_so():
     proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--csv", timeout=60)
     assert proc.returncode == 2 and "no CSV output" in proc.stderr and "--json" in proc.stderr
+
+
+def test_a_device_for_a_policy_is_refused_with_the_reason(tmp_path):
+    from click.testing import CliRunner
+
+    from evosearch.cli import main
+
+    policy = str(ROOT / "programs" / "policies" / "cartpole.py")
+    result = CliRunner().invoke(main, ["eval", policy, "--device", "cuda:0"])
+    assert result.exit_code == 2, result.output
+    assert "does not apply to policies" in result.output and "played, not trained" in result.output

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from report_helpers import HOSTILE, HOSTILE_NOTE, copy_db
 
 from evosearch.archive.store import Archive
-from evosearch.cli_report import report_command, serve_command
+from evosearch.cli.report import report_command, serve_command
 from evosearch.report.data import build_data, to_json
 from evosearch.report.server import make_server
 from evosearch.report.site import embed_json, write_report
