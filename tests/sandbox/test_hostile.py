@@ -40,8 +40,8 @@ from conftest import ROOT, TINY_SUITE, job_processes, rule_source
 
 from evosearch import sandbox
 from evosearch.evaluate import CascadeConfig, EvalResult, RuleEvaluator
-from evosearch.program import Program, static_check
 from evosearch.evaluate.jobs import ProbeJob
+from evosearch.program import Program, static_check
 from evosearch.sandbox import Limits, run_job
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -231,8 +231,8 @@ HARNESS_SHA = hashlib.sha256(HARNESS_BYTES).hexdigest()
 
 def evaluator(static: bool, memory_mb: int | None = None) -> RuleEvaluator:
     memory = {"memory_mb": memory_mb} if memory_mb else {}
-    return RuleEvaluator(CascadeConfig(suite=TINY_SUITE, hurdle=False, smoke_timeout_s=SMOKE_TIMEOUT_S, task_timeout_s=30,
-                                   workers=1, static_check=static, **memory))
+    return RuleEvaluator(CascadeConfig(suite=TINY_SUITE, hurdle=False, smoke_timeout_s=SMOKE_TIMEOUT_S,
+                                       task_timeout_s=30, workers=1, static_check=static, **memory))
 
 
 def sandbox_mode() -> str:

@@ -9,8 +9,8 @@ from conftest import rule_source
 from evosearch import sandbox
 from evosearch.evaluate.jobs import ProbeJob
 from evosearch.sandbox import Limits, modes, run_job, runner
-from evosearch.sandbox.selfcheck import SelfCheck
 from evosearch.sandbox.runner import Worker
+from evosearch.sandbox.selfcheck import SelfCheck
 
 
 def _request(worker: Worker) -> dict:

@@ -18,8 +18,8 @@ import pytest
 from conftest import TINY_SUITE, crash_script, job_processes, rule_source
 
 from evosearch.evaluate import CascadeConfig, RuleEvaluator
-from evosearch.program import Program
 from evosearch.evaluate.jobs import ProbeJob
+from evosearch.program import Program
 from evosearch.sandbox import Limits, run_job
 from evosearch.sandbox.runner import shutdown
 
