@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from evosearch import fmt
 from evosearch.cli.options import BadInput, db_option, emit, emit_object, open_archive, output_options, pick_db
 from evosearch.fmt import clock, score
 
@@ -50,7 +51,7 @@ def _program_cells(r: dict) -> dict[str, str]:
         "id": str(r["id"]), "campaign": escape(r["campaign"]), "operator": escape(r["operator"]),
         "isl": "-" if r["island"] is None else str(r["island"]), "gen": str(r["generation"]),
         "outcome": r["outcome"] or r["status"], "score": score(r["score"]),
-        "95% CI": f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r.get("ci_low") is not None else "-",
+        "95% CI": fmt.ci(r.get("ci_low"), r.get("ci_high"), 2),
         "parent": str(r["parent_id"] or "-"), "note": escape((r["note"] or "")[:80]),
     }
 
@@ -136,7 +137,7 @@ def _print_program(data: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    ci = f" [{data['ci_low']:.3f}, {data['ci_high']:.3f}]" if data.get("ci_low") is not None else ""
+    ci = f" {fmt.ci(data['ci_low'], data['ci_high'])}" if data.get("ci_low") is not None else ""
     console.print(f"[bold]program {data['id']}[/]  {data['kind']}  operator {escape(data['operator'])}"
                   f"{'  model ' + escape(data['model']) if data.get('model') else ''}  island "
                   f"{'all' if data['island'] is None else data['island']}  generation {data['generation']}  "
@@ -154,8 +155,7 @@ def _print_program(data: dict) -> None:
         for col in ("task", "mean return", "normalised", "95% CI"):
             table.add_column(col, justify="left" if col == "task" else "right")
         for env_id, t in tasks.items():
-            table.add_row(env_id, f"{t['mean_return']:.1f}", f"{t['normalized_mean']:.3f}",
-                          f"[{t['ci'][0]:.3f}, {t['ci'][1]:.3f}]")
+            table.add_row(env_id, fmt.score(t["mean_return"], 1), fmt.score(t["normalized_mean"]), fmt.ci(*t["ci"]))
         console.print(table)
     if data.get("error"):
         console.print(f"[red]error:[/] {escape(data['error'])}", highlight=False)
@@ -280,7 +280,7 @@ def _lineage_label(node: dict):
     if node.get("model"):
         label.append(f" ({node['model']})")
     if node["score"] is not None:
-        label.append(f" {node['score']:.3f}")
+        label.append(f" {fmt.score(node['score'])}")
     else:
         label.append(f" {node['outcome']}", style="red")
     if node["delta"] is not None:
@@ -367,7 +367,7 @@ def _print_stats(data: dict, limit: int) -> None:
         table.add_column(col, justify="left" if col == "event" else "right", no_wrap=True)
     for e in shown:
         table.add_row(clock(e["elapsed_s"]), e["kind"], str(e["evaluations"]), score(e["best"]),
-                      "-" if e["qd_score"] is None else f"{e['qd_score']:.3f}",
+                      fmt.score(e["qd_score"]),
                       "-" if e["coverage"] is None else f"{100 * e['coverage']:.1f}%",
                       "-" if not e["evals_per_hour"] else f"{e['evals_per_hour']:.0f}")
     if len(shown) < len(events):

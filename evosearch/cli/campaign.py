@@ -72,7 +72,7 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     click.echo(f"stopped: {summary.stop_reason}\n"
                f"evaluations {summary.evaluations} ({summary.evaluated_this_run} this run); outcomes: {outcomes}\n"
                f"best score {score(summary.best)} (program {summary.best_program or '-'}); QD score "
-               f"{summary.qd_score:.3f}; coverage {100 * summary.coverage:.1f}%\n"
+               f"{score(summary.qd_score)}; coverage {100 * summary.coverage:.1f}%\n"
                f"browse: evosearch archive best --db {campaign.db_path}")
 
 
@@ -110,7 +110,7 @@ def status_command(db: Path | None, output: str) -> None:
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
             rate = f"{r['evals_per_hour']:.0f}/h" if r["evals_per_hour"] else "-"
             click.echo(f"{r['campaign']}  [{r['status']}]  evaluations {r['evaluations']}/{r['max_evals'] or '-'}"
-                       f" ({r['pending']} pending)  best {score(r['best'])}  QD {r['qd_score']:.3f}  coverage "
+                       f" ({r['pending']} pending)  best {score(r['best'])}  QD {score(r['qd_score'])}  coverage "
                        f"{100 * r['coverage']:.1f}% ({r['cells']}/{r['grid_cells']} cells, {r['islands']} islands)"
                        f"  rate {rate}\n  outcomes: {outcomes or '-'}; updated {r['updated']}")
             if r["llm_spend"]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from evosearch import fmt
 from evosearch.cli.options import device_option, output_options
 from evosearch.envs.suites import SuiteError, load_suite
 
@@ -25,17 +26,17 @@ def _print_eval_table(result, program_name: str) -> None:
         rows = list(result.tasks.values()) + list(result.held_out.values())
         for t in rows:
             name = t.env_id + (" (held-out)" if t.env_id in result.held_out else "")
-            table.add_row(name, f"{t.mean_return:.1f}", f"{t.normalized_mean:.3f}",
-                          f"[{t.ci[0]:.3f}, {t.ci[1]:.3f}]", str(len(t.returns)), f"{t.train_wall_s:.0f}")
+            table.add_row(name, fmt.score(t.mean_return, 1), fmt.score(t.normalized_mean), fmt.ci(*t.ci),
+                          str(len(t.returns)), fmt.duration(t.train_wall_s))
         console.print(table)
     style = "green" if result.ok else "red"
     console.print(f"outcome [bold {style}]{result.outcome}[/] at stage [bold]{result.stage}[/]"
-                  f"   fingerprint {result.fingerprint or '-'}   wall {result.wall_s:.1f} s"
-                  f"   cpu {result.cpu_s:.1f} s   peak memory {result.peak_rss_mb:.0f} MiB")
+                  f"   fingerprint {result.fingerprint or '-'}   wall {fmt.duration(result.wall_s)}"
+                  f"   cpu {fmt.duration(result.cpu_s)}   peak memory {result.peak_rss_mb:.0f} MiB")
     if result.score is not None:
         console.print(f"score ({result.fitness.upper()} of normalised returns over tasks x seeds): "
-                      f"[bold]{result.score:.3f}[/]  95% CI [{result.ci[0]:.3f}, {result.ci[1]:.3f}]"
-                      f"   AUC {result.auc:.3f}")
+                      f"[bold]{fmt.score(result.score)}[/]  95% CI {fmt.ci(*result.ci)}"
+                      f"   AUC {fmt.score(result.auc)}")
     if result.error:
         console.print(f"[red]error:[/] {result.error}", markup=True, highlight=False)
         if result.output_tail.strip():
