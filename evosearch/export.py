@@ -184,7 +184,7 @@ def _header(prov: dict[str, Any], description: str, usage: str) -> str:
     fitness = p.get("fitness") or "iqm"
     what = ("IQM of normalised returns over tasks x seeds" if fitness == "iqm"
             else "IQM of normalised areas under the learning curves over tasks x seeds")
-    parts = [f"{'Policy' if p['kind'] == 'policy' else 'Rule'} program {p['program_id']} of evosearch campaign "
+    parts = [f"{(p['kind'] or kinds.DEFAULT).capitalize()} program {p['program_id']} of evosearch campaign "
              f"{p['campaign']!r} (score {fmt.score(p['score'])}, 95% CI {_ci(p['ci'])}), as a standalone module.", ""]
     parts += [
         "Provenance",

@@ -166,7 +166,7 @@ class PolicyEvaluator:
         start = time.monotonic()
         result = EvalResult(outcome="ok", stage="static", suite=self.suite.name, fitness="iqm",
                             sandbox=self.sandbox.summary())
-        issues = static_check(program.source, "policy") if self.config.static_check else []
+        issues = static_check(program.source, KIND.name) if self.config.static_check else []
         env_id = KIND.env_id(program.source)
         try:
             task = self.task_for(env_id)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from deap import base, creator, gp
 
+from evosearch.kinds.rule import KIND as RULE
 from evosearch.propose.base import Operator, Parent, Proposal, ProposalError, checked_child
 from evosearch.propose.gp_render import (
     BATCH_FIELDS,
@@ -295,7 +296,7 @@ def _proposal(tree: gp.PrimitiveTree, operator: str, parents: list[Parent], note
 
 
 def _has_genome(parent: Parent) -> bool:
-    return parent.kind == "rule" and bool(parent.genome)
+    return parent.kind == RULE.name and bool(parent.genome)  # loss trees make rules only
 
 
 @dataclass

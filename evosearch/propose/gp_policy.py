@@ -475,7 +475,7 @@ def _proposal(env_id: str, trees: list[gp.PrimitiveTree], operator: str, parents
         head, _, tail = split_block(base.source)
         source = join_block(head, split_block(source)[1], tail)
     return Proposal(
-        source=checked_child(base.source if base is not None else None, source, "policy"),
+        source=checked_child(base.source if base is not None else None, source, POLICY.name),
         operator=operator, genome=genome_json(env_id, trees), note=note,
         parent_ids=tuple(p.program_id for p in parents if p.program_id is not None),
         meta={"env_id": env_id, "trees": len(trees), "nodes": _nodes(trees),
