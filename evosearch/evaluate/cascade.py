@@ -49,3 +49,7 @@ class Evaluator(Protocol):
     sandbox: Mode
 
     def evaluate(self, program: Program, skip_if: SkipIf | None = None) -> EvalResult: ...
+
+    def fingerprint(self, program: Program) -> str | None:
+        """The behavioural fingerprint alone (the cascade's probe step); None when the probe fails."""
+        ...
