@@ -7,8 +7,10 @@ import glob
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 import pytest
@@ -86,21 +88,50 @@ def _descendants(processes: dict[int, tuple[int, list[str]]], roots: set[int]) -
     return found
 
 
+def _names_our_scratch(pid: int) -> bool:
+    """Whether a process names this session's scratch root: in its command line (bubblewrap binds a
+    worker's root from there) or as its $HOME (a worker outside bubblewrap lives there; its jobs
+    keep its environment in /proc)."""
+    root = os.environ["EVOSEARCH_SCRATCH"].rstrip("/").encode() + b"/"
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return root in cmdline or any(v.startswith(b"HOME=" + root) for v in environ)
+
+
+def started_by_this_session(pid: int, processes: dict[int, tuple[int, list[str]]] | None = None) -> bool:
+    """Whether ``pid`` is this test session's: below us, or it or an ancestor names our scratch root.
+
+    Other test sessions and campaigns on the machine have sandbox processes too, orphans among them,
+    and theirs are none of ours to report or kill.
+    """
+    processes = _processes() if processes is None else processes
+    seen = set()
+    while pid in processes and pid not in seen:
+        if pid == os.getpid() or _names_our_scratch(pid):
+            return True
+        seen.add(pid)
+        pid = processes[pid][0]
+    return False
+
+
 def job_processes() -> list[int]:
-    """Processes started by our sandbox workers (jobs, or anything a job left behind).
+    """Processes started by this session's sandbox workers (jobs, or anything a job left behind).
 
     Works whether a worker is our child or runs inside bubblewrap (us -> bwrap -> bwrap's init ->
     worker -> job). A worker is an interpreter running the worker module whose parent is not one
     and which answers on a pipe; job processes are the descendants of our workers, plus any
     process forked from a worker that is no longer below one (a job that escaped: reparented to
-    init, or to bwrap's init after its worker died).
+    init, or to bwrap's init after its worker died) and that this session started.
     """
     processes = _processes()
     runs = {pid for pid, (_, argv) in processes.items() if _runs_worker_code(argv)}
     workers = {pid for pid in runs if processes[pid][0] not in runs and _answers_on_a_pipe(pid)}
     ours = workers & _descendants(processes, {os.getpid()})
     below_any_worker = _descendants(processes, workers)
-    escaped = runs - workers - below_any_worker
+    escaped = {pid for pid in runs - workers - below_any_worker if started_by_this_session(pid, processes)}
     return sorted(_descendants(processes, ours) | escaped)
 
 
@@ -114,6 +145,25 @@ def no_leftovers():
     after = {p for pattern in patterns for p in glob.glob(pattern)}
     assert after <= before, f"scratch directories left behind: {sorted(after - before)}"
     assert job_processes() == [], "job processes left running"
+
+
+def cli_in_process(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """``python -m evosearch.cli ARGS`` run in this process: the same exit code, stdout and stderr.
+
+    For the many read-only calls (``archive ls|show|diff|lineage|stats|heatmap``...) of tests that
+    keep one real subprocess per command: a fresh interpreter costs ~1.5 s of imports (torch) per
+    call, this ~0.05 s. ``timeout`` is accepted for the same signature and ignored.
+    """
+    from click.testing import CliRunner
+
+    from evosearch.cli import main
+
+    result = CliRunner().invoke(main, list(args), prog_name="evosearch", catch_exceptions=True)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        # What the interpreter would print for an uncaught exception (its exit code is 1 too).
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(["evosearch", *args], result.exit_code, result.stdout, stderr)
 
 
 def campaign_config(name: str = "t", **overrides):

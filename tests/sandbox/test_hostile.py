@@ -3,31 +3,38 @@
 Every program in ``hostile/`` (one attack each, otherwise A2C) runs twice: with the static check
 on, as a campaign runs it (most are rejected there; the rest run in the sandbox's auto mode), and
 with the check off in each strong sandbox mode, so that the OS layers are what is tested
-(DESIGN §5, issue 6). ``CASES`` gives each program's outcomes and extra checks; after every
-run the host must be unchanged:
+(issue 6). ``CASES`` gives each program's outcomes and extra checks; after every run the host
+must be unchanged where the program aimed:
 
-1. no file written outside the scratch directory: the names at the top of the repository, $HOME,
-   /etc, /tmp and /dev/shm (and the mtimes of the files there, but in /tmp) are as before, and
-   the harness has its sha256;
-2. nothing new in /dev/shm (part of 1);
-3. no process left behind (``conftest.job_processes``);
+1. what it tried to write is as the test left it: ``__TARGET__``, a fresh name in the directory it
+   attacks (the repository, $HOME, /tmp, /etc or /dev/shm), stays absent and nothing named after
+   it appears there; ``__CANARY__``, a file the test planted beside it, keeps its bytes and mtime;
+   the harness keeps its sha256. Only these paths are looked at, never a whole directory: other
+   processes on the machine come and go in $HOME and /tmp (caches, logs, other test sessions);
+2. no scratch directory of this test session left behind;
+3. no job process of this test session left behind (``conftest.job_processes``);
 4. the worker alive or respawned: the next honest job runs and gets the reference fingerprint.
 
-Programs take values from the test through placeholders: ``__TARGET__`` (a fresh path that must
-stay absent), ``__PORT__`` (a TCP server on the host's 127.0.0.1), ``__VICTIM__`` (the pid of a
-host process that must survive) and ``__SECRET_FILE__`` (a key file in $HOME).
+Limits: a program whose outcome is ``timeout`` runs under a short smoke limit (the limit is what
+ends it; the check is that it ends promptly). Every other program runs under wall-clock limits it
+never comes near, even on a machine a quarter as fast as usual, so that the limit meant to stop
+it (memory, file size, descriptors, processes) and not the clock decides its outcome.
+
+Programs take values from the test through placeholders: ``__TARGET__`` and ``__CANARY__`` (see
+1.), ``__PORT__`` (a TCP server on the host's 127.0.0.1), ``__VICTIM__`` (the pid of a host process
+that must survive) and ``__SECRET_FILE__`` (a key file in $HOME, named for this test session).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import re
 import secrets
 import shutil
 import socket
-import stat
 import subprocess
 import threading
 import time
@@ -42,20 +49,23 @@ from evosearch import sandbox
 from evosearch.evaluate import CascadeConfig, EvalResult, RuleEvaluator
 from evosearch.evaluate.jobs import ProbeJob
 from evosearch.program import Program, static_check
-from evosearch.sandbox import Limits, run_job
+from evosearch.sandbox import Limits, modes, run_job
 
 HOSTILE = Path(__file__).parent / "hostile"
 HARNESS = ROOT / "evosearch" / "train" / "harness.py"
 HOME = Path.home()
-SECRET_FILE = HOME / ".evosearch-test-secret"
+SECRET_FILE = HOME / f".evosearch-test-secret-{os.getpid()}-{secrets.token_hex(4)}"  # this session's alone
 SECRET_VAR = "OPENAI_API_KEY"
-ETC_TARGET = Path("/etc/evosearch-pwned")
 MARK = "evosearch-pwned"  # in the name of everything a hostile program tries to create
 STRONG_MODES = ("bubblewrap", "namespaces")
-WATCHED = (ROOT, HOME, Path("/etc"), Path("/tmp"), Path("/dev/shm"))
+#: The smoke limit of the programs whose outcome is "timeout": it is what ends them.
 SMOKE_TIMEOUT_S = 4
 TIMEOUT_SLACK_S = 6  # a job past its wall-clock limit is gone this much later at most
-TARGET_DIRS = {"repo": ROOT, "home": HOME, "tmp": Path("/tmp")}
+#: Every other wall-clock limit here (smoke, training, probes): such a program ends in a second or
+#: two, or trains the tiny suite in a few seconds, so this is tens of times what it needs even at a
+#: quarter of the usual speed; its own limit (memory, files, processes), not the clock, must stop it.
+ROOMY_S = 120
+TARGET_DIRS = {"repo": ROOT, "home": HOME, "tmp": Path("/tmp"), "etc": Path("/etc"), "shm": Path("/dev/shm")}
 
 
 @dataclass
@@ -66,9 +76,47 @@ class Run:
     static: bool
     result: EvalResult | None = None
     target: Path | None = None
+    canary: Canary | None = None
     server: LoopbackServer | None = None
     victim: subprocess.Popen | None = None
     secret: str = ""
+
+
+class Canary:
+    """A file the test plants where a program will try to write; it must stay as planted.
+
+    Where the test may not write (/etc for a user that is not root) nothing is planted, and the
+    path must stay absent instead.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.content = f"canary {secrets.token_hex(16)}\n".encode()
+        try:
+            path.write_bytes(self.content)
+        except OSError:  # PermissionError, or a read-only file system
+            self.state = None
+        else:
+            self.state = self._state()
+
+    def _state(self) -> tuple[bytes, int, int] | None:
+        try:
+            info = os.stat(self.path, follow_symlinks=False)
+            return self.path.read_bytes(), info.st_mtime_ns, info.st_mode
+        except OSError:
+            return None
+
+    def problem(self) -> str:
+        now = self._state()
+        if now == self.state:
+            return ""
+        if self.state is None:
+            return f"{self.path} was written"
+        return f"{self.path} was removed" if now is None else f"{self.path} was modified"
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
 
 class LoopbackServer:
@@ -95,22 +143,38 @@ class LoopbackServer:
             conn.close()
 
     def close(self) -> None:
+        """Stop, after counting every connection the kernel completed (waiting in the backlog) too."""
         if self._stop.is_set():
             return
-        time.sleep(0.2)  # a connection the kernel completed is accepted before we stop
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(30)
+        self.sock.setblocking(False)
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # BlockingIOError: the backlog is empty
+                break
+            self.connections += 1
+            conn.close()
         self.sock.close()
 
 
 # -- extra checks, per program ---------------------------------------------------------------------
 
+def _named_after(target: Path) -> list[str]:
+    """The target and anything in its directory whose name starts with its name (``<target>-3``)."""
+    with os.scandir(target.parent) as entries:
+        return sorted(e.path for e in entries if e.name.startswith(target.name))
+
+
 def target_absent(run: Run) -> None:
-    assert not os.path.lexists(run.target), f"{run.target} was written"
+    written = _named_after(run.target)
+    assert not written, f"written: {written}"
 
 
-def etc_absent(run: Run) -> None:
-    assert not os.path.lexists(ETC_TARGET), f"{ETC_TARGET} was written"
+def canary_intact(run: Run) -> None:
+    problem = run.canary.problem()
+    assert not problem, problem
 
 
 def server_saw_nothing(run: Run) -> None:
@@ -158,7 +222,9 @@ class Case:
     static_on: str | tuple[str, ...]  # with the static check on (the sandbox in its auto mode)
     static_off: str | tuple[str, ...]  # with it off, in each strong mode
     error_has: str = ""  # a fragment the error must contain, when the program ran
-    target: str = ""  # "repo", "home" or "tmp": __TARGET__ is a fresh name there, which must stay absent
+    # "repo", "home", "tmp", "etc" or "shm": __TARGET__ is a fresh name there, which must stay absent,
+    # and __CANARY__ a file planted there, which must stay as it is
+    target: str = ""
     checks: tuple[Callable[[Run], None], ...] = ()
     memory_mb: int | None = None  # None: the cascade's default
 
@@ -172,10 +238,11 @@ CASES: dict[str, Case] = {
     # memory
     "mem_bytearray": Case("memory_limit", "memory_limit"),
     "mem_torch": Case("memory_limit", "memory_limit"),
-    # Touching 3.4 GiB (the default 4 GiB less torch) takes ~4 s on a 2-core VM: the 4 s smoke limit would
-    # end it first. Half the limit keeps the test about the memory limit.
-    "mem_incremental": Case("memory_limit", "memory_limit", memory_mb=2048),
-    "shm_bomb": Case("rejected", CE, "No space left on device"),
+    # It touches every byte it gets: ~3.4 GiB under the default 4 GiB (less torch), seconds of page
+    # faults, many more on a busy machine. A quarter of the limit, ~0.5 GiB, ends it sooner and
+    # still only by the memory limit (its smoke limit is ROOMY_S).
+    "mem_incremental": Case("memory_limit", "memory_limit", memory_mb=1024),
+    "shm_bomb": Case("rejected", CE, "No space left on device", target="shm"),
     # processes
     "fork_bomb": Case("rejected", CE, "PermissionError"),
     "setsid_daemon": Case("rejected", CE, "PermissionError"),
@@ -187,7 +254,7 @@ CASES: dict[str, Case] = {
     "socket_outside_tcp": Case("rejected", CE),
     "socket_outside_udp": Case("rejected", CE),
     # files
-    "write_etc": Case("rejected", CE, checks=(etc_absent,)),
+    "write_etc": Case("rejected", CE, target="etc"),
     "write_repo_root": Case("rejected", CE, target="repo"),
     "write_home": Case("rejected", CE, target="home"),
     "write_host_tmp": Case("rejected", ("ok", CE), target="tmp"),
@@ -229,10 +296,13 @@ HARNESS_BYTES = HARNESS.read_bytes()
 HARNESS_SHA = hashlib.sha256(HARNESS_BYTES).hexdigest()
 
 
-def evaluator(static: bool, memory_mb: int | None = None) -> RuleEvaluator:
+def evaluator(static: bool, memory_mb: int | None = None, smoke_s: float = ROOMY_S) -> RuleEvaluator:
+    """An evaluator in the sandbox mode asked for now: without it, its config's default ("auto") would
+    switch a strong mode the fixture chose back to auto."""
     memory = {"memory_mb": memory_mb} if memory_mb else {}
-    return RuleEvaluator(CascadeConfig(suite=TINY_SUITE, hurdle=False, smoke_timeout_s=SMOKE_TIMEOUT_S,
-                                       task_timeout_s=30, workers=1, static_check=static, **memory))
+    return RuleEvaluator(CascadeConfig(suite=TINY_SUITE, hurdle=False, smoke_timeout_s=smoke_s,
+                                       task_timeout_s=ROOMY_S, workers=1, static_check=static,
+                                       sandbox=modes.requested_mode(), **memory))
 
 
 def sandbox_mode() -> str:
@@ -254,48 +324,29 @@ def honest_a2c() -> EvalResult:
 
 # -- the host, before and after ----------------------------------------------------------------------
 
-def _snapshot() -> dict[str, int | None]:
-    """Every entry at the top of the watched directories: path -> mtime of a file, None for a directory."""
-    entries: dict[str, int | None] = {}
-    for directory in WATCHED:
-        with os.scandir(directory) as found:
-            for entry in found:
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                entries[entry.path] = None if stat.S_ISDIR(info.st_mode) else info.st_mtime_ns
-    return entries
+def _scratch_dirs() -> set[str]:
+    """This session's job scratch directories (conftest gives each test session its own root)."""
+    root = os.environ["EVOSEARCH_SCRATCH"]
+    patterns = [os.path.join(root, "evosearch-*"), os.path.join(root, "evosearch_worker-*", "evosearch-*")]
+    return {p for pattern in patterns for p in glob.glob(pattern)}
 
 
-def _host_changes(before: dict[str, int | None], after: dict[str, int | None]) -> list[str]:
-    def noise(path: str) -> bool:
-        # Other programs on this machine come and go in /tmp (test sessions, campaigns, logs): there,
-        # only names a hostile program makes (they all carry MARK) count.
-        return path.startswith("/tmp/") and MARK not in os.path.basename(path)
-
-    new = [p for p in after if p not in before and not noise(p)]
-    gone = [p for p in before if p not in after and not p.startswith(("/tmp/", "/dev/shm/"))]
-    # Files in /tmp come and go with every program on the machine (logs): only its names are compared.
-    touched = [p for p in after if p in before and after[p] != before[p] and not p.startswith("/tmp/")]
-    changes = [f"new: {p}" for p in sorted(new)] + [f"removed: {p}" for p in sorted(gone)]
-    return changes + [f"modified: {p}" for p in sorted(touched)]
-
-
-def _undo(before: dict[str, int | None]) -> None:
-    """Remove what a hostile program wrote (everything it creates carries MARK) and restore the harness."""
-    for path in _snapshot():
-        if path not in before and MARK in os.path.basename(path):
+def _undo(run: Run) -> None:
+    """Remove what the program wrote where it aimed, and the canary; restore the harness."""
+    if run.target is not None:
+        for path in _named_after(run.target):
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
+    if run.canary is not None:
+        run.canary.remove()
     if hashlib.sha256(HARNESS.read_bytes()).hexdigest() != HARNESS_SHA:
         HARNESS.write_bytes(HARNESS_BYTES)
 
 
-def _leftovers(wait_s: float = 3.0) -> list[int]:
+def _leftovers(wait_s: float = 20.0) -> list[int]:
     """Job processes still there after ``wait_s`` (a SIGKILLed group takes a moment to go)."""
     deadline = time.monotonic() + wait_s
     while (left := job_processes()) and time.monotonic() < deadline:
@@ -332,7 +383,7 @@ def secret():
 @pytest.fixture(scope="module")
 def reference(secret) -> str:
     """The fingerprint of A2C's probe, taken before any hostile program ran."""
-    probe = run_job(ProbeJob(source=rule_source("a2c")), Limits(wall_s=30))
+    probe = run_job(ProbeJob(source=rule_source("a2c")), Limits(wall_s=ROOMY_S))
     assert probe.status == "ok", probe.error
     return probe.result["fingerprint"]
 
@@ -364,10 +415,16 @@ def run_program(name: str, static: bool, reference: str, secret: str) -> list[st
     run = Run(name, static, secret=secret)
     source = (HOSTILE / f"{name}.py").read_text()
     problems: list[str] = []
+    timeout_expected = "timeout" in expected
     with contextlib.ExitStack() as stack:
+        stack.callback(_undo, run)  # the host is put back even when a check fails
         if case.target:
-            run.target = TARGET_DIRS[case.target] / f"{MARK}-{name}-{secrets.token_hex(4)}"
+            where = TARGET_DIRS[case.target]
+            run.target = where / f"{MARK}-{name}-{secrets.token_hex(4)}"
             source = source.replace("__TARGET__", str(run.target))
+            if "__CANARY__" in source:
+                run.canary = Canary(where / f"{MARK}-canary-{name}-{secrets.token_hex(4)}")
+                source = source.replace("__CANARY__", str(run.canary.path))
         if "__PORT__" in source:
             run.server = LoopbackServer()
             stack.callback(run.server.close)
@@ -379,11 +436,13 @@ def run_program(name: str, static: bool, reference: str, secret: str) -> list[st
             source = source.replace("__VICTIM__", str(run.victim.pid))
         source = source.replace("__SECRET_FILE__", str(SECRET_FILE))
         assert not re.search(r"__[A-Z]+(_[A-Z]+)*__", source), "a placeholder was left"
-        before = _snapshot()
-        stack.callback(_undo, before)  # the host is put back even when a check fails
+        if timeout_expected:  # a warm worker: the evaluation's wall time is then the job's, for the check below
+            assert run_job(ProbeJob(source=rule_source("a2c")), Limits(wall_s=ROOMY_S)).status == "ok"
+        scratch_before = _scratch_dirs()
 
+        smoke_s = SMOKE_TIMEOUT_S if timeout_expected else ROOMY_S
         try:
-            result = evaluator(static, case.memory_mb).evaluate(Program(source, name=f"{name}.py"))
+            result = evaluator(static, case.memory_mb, smoke_s).evaluate(Program(source, name=f"{name}.py"))
         except Exception as err:  # noqa: BLE001 - evaluate() must never raise for a bad program: report it
             result = EvalResult(outcome="evaluate() raised", stage="", error=f"{type(err).__name__}: {err}")
         run.result = result
@@ -394,9 +453,10 @@ def run_program(name: str, static: bool, reference: str, secret: str) -> list[st
                             f"{result.error[:600]}")
         elif result.outcome != "rejected" and case.error_has not in result.error:
             problems.append(f"error lacks {case.error_has!r}: {result.error[:600]}")
-        if "timeout" in expected and result.wall_s > SMOKE_TIMEOUT_S + TIMEOUT_SLACK_S:
+        if timeout_expected and result.wall_s > SMOKE_TIMEOUT_S + TIMEOUT_SLACK_S:
             problems.append(f"took {result.wall_s:.1f} s to end, for a {SMOKE_TIMEOUT_S} s limit")
         checks = list(case.checks) + ([target_absent] if case.target else [])
+        checks += [canary_intact] if run.canary is not None else []
         if run.server is not None:
             run.server.close()  # let it take any pending connection before counting
         for check in checks:
@@ -409,13 +469,13 @@ def run_program(name: str, static: bool, reference: str, secret: str) -> list[st
         if left:
             problems.append(f"processes left behind: {left}")
             _kill(left)
-        changes = _host_changes(before, _snapshot())
-        if changes:
-            problems.append("host changed: " + "; ".join(changes))
+        left_scratch = _scratch_dirs() - scratch_before
+        if left_scratch:
+            problems.append(f"scratch directories left behind: {sorted(left_scratch)}")
         if hashlib.sha256(HARNESS.read_bytes()).hexdigest() != HARNESS_SHA:
             problems.append(f"{HARNESS} was modified")
 
-        probe = run_job(ProbeJob(source=rule_source("a2c")), Limits(wall_s=30))
+        probe = run_job(ProbeJob(source=rule_source("a2c")), Limits(wall_s=ROOMY_S))
         if probe.status != "ok" or probe.result.get("fingerprint") != reference:
             problems.append(f"the next honest job failed or lied: {probe.status} {probe.error} {probe.result}")
     return problems

@@ -1,8 +1,9 @@
-"""os.system at import (the shell would touch a file in the repository root); the loss is honest."""
+"""os.system at import (the shell would touch a file in the repository root, the test's canary, and
+create another); the loss is honest."""
 
 import os
 
-os.system("touch __TARGET__")
+os.system("touch __CANARY__ __TARGET__")
 
 ENT_COEF = 0.01
 VF_COEF = 0.5

@@ -1,8 +1,9 @@
-"""subprocess.run at import: starts a program that would touch a file in the repository root."""
+"""subprocess.run at import: starts a program that would touch a file in the repository root (the
+test's canary) and create another."""
 
 import subprocess
 
-subprocess.run(["touch", "__TARGET__"], check=True)
+subprocess.run(["touch", "__CANARY__", "__TARGET__"], check=True)
 
 ENT_COEF = 0.01
 VF_COEF = 0.5

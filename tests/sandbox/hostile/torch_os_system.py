@@ -1,11 +1,12 @@
 """os.system reached through torch.os, with only torch imported: it passes the static check.
 
-The shell would touch a file in the home directory; the loss is honest.
+The shell would touch a file in the home directory (the test's canary) and create another; the
+loss is honest.
 """
 
 import torch
 
-torch.os.system("touch __TARGET__")
+torch.os.system("touch __CANARY__ __TARGET__")
 
 ENT_COEF = 0.01
 VF_COEF = 0.5

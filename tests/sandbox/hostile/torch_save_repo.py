@@ -1,8 +1,10 @@
-"""torch.save into the repository root (a write through torch, not open())."""
+"""torch.save into the repository root (a write through torch, not open()): over a file there (the
+test's canary), then as a new one."""
 
 import torch
 
-torch.save(torch.zeros(3), "__TARGET__")
+for path in ("__CANARY__", "__TARGET__"):
+    torch.save(torch.zeros(3), path)
 
 ENT_COEF = 0.01
 VF_COEF = 0.5

@@ -1,7 +1,8 @@
-"""Writes /etc/evosearch-pwned."""
+"""Writes in /etc: overwrites a file there (the test's canary), then creates a new one."""
 
-with open("/etc/evosearch-pwned", "w") as f:
-    f.write("pwned\n")
+for path in ("__CANARY__", "__TARGET__"):
+    with open(path, "w") as f:
+        f.write("pwned\n")
 
 ENT_COEF = 0.01
 VF_COEF = 0.5

@@ -1,7 +1,11 @@
-"""Writes a file at the top of /tmp: under a sandbox it lands in a private /tmp, never the host's."""
+"""Writes at the top of /tmp: overwrites a file there (the test's canary), then creates a new one.
 
-with open("__TARGET__", "w") as f:
-    f.write("pwned\n")
+Under a sandbox both land in a private /tmp, never the host's.
+"""
+
+for path in ("__CANARY__", "__TARGET__"):
+    with open(path, "w") as f:
+        f.write("pwned\n")
 
 ENT_COEF = 0.01
 VF_COEF = 0.5

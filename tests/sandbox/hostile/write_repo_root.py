@@ -1,7 +1,8 @@
-"""Writes a file in the repository root."""
+"""Writes in the repository root: overwrites a file there (the test's canary), then creates a new one."""
 
-with open("__TARGET__", "w") as f:
-    f.write("pwned\n")
+for path in ("__CANARY__", "__TARGET__"):
+    with open(path, "w") as f:
+        f.write("pwned\n")
 
 ENT_COEF = 0.01
 VF_COEF = 0.5
