@@ -10,7 +10,6 @@ import click
 
 from evosearch import fmt
 from evosearch.cli.options import device_option, output_options
-from evosearch.envs.suites import SuiteError, load_suite
 
 
 def _print_eval_table(result, program_name: str) -> None:
@@ -61,6 +60,7 @@ def eval_command(file: Path, suite: str | None, seeds: int | None, workers: int 
     """Score the program FILE on a suite: train agents with a rule (loss), or play a policy (act)."""
     from evosearch import kinds
     from evosearch.devices import DeviceError
+    from evosearch.envs.suites import SuiteError, load_suite
     from evosearch.evaluate import CascadeConfig
     from evosearch.program import Program
     from evosearch.sandbox import SandboxUnavailable

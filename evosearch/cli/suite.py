@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from evosearch.cli.options import emit, emit_object, output_options
-from evosearch.envs.suites import SuiteError, available, load_suite
 
 
 @click.group("suite")
@@ -14,6 +13,8 @@ def suite_group() -> None:
 
 
 def _load(name: str):
+    from evosearch.envs.suites import SuiteError, load_suite
+
     try:
         return load_suite(name)
     except SuiteError as err:
@@ -24,9 +25,11 @@ def _load(name: str):
 @output_options(json_help="one array, an object per suite.", csv_help="one row per suite.")
 def suite_list(output: str) -> None:
     """List the suites that ship with evosearch."""
+    from evosearch.envs.suites import available
+
     rows = []
     for name in available():
-        s = load_suite(name)
+        s = _load(name)
         rows.append({"name": name, "tasks": [t.env_id for t in s.tasks], "held_out": [t.env_id for t in s.held_out],
                      "seeds": s.seeds, "calibrated": all(t.env_id in s.calibration for t in s.tasks)})
 
