@@ -12,11 +12,10 @@ import io
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import rule_source
+from conftest import cli_in_process, rule_source
 
 from evosearch import browse
 from evosearch.archive.descriptors import Axis
@@ -24,8 +23,7 @@ from evosearch.archive.store import Archive
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evosearch.cli", "archive", *args], capture_output=True, text=True,
-                          timeout=120)
+    return cli_in_process("archive", *args)
 
 
 def ok_json(*args: str):

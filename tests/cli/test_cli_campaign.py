@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import cli_in_process
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evosearch.cli", *args], capture_output=True, text=True, timeout=120)
+    return cli_in_process(*args)  # tests/cli/test_cli_startup.py runs the real command line
 
 
 def test_status_json(finished):

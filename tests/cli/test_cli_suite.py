@@ -4,12 +4,12 @@ import csv
 import io
 import json
 import subprocess
-import sys
+
+from conftest import cli_in_process
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evosearch.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return cli_in_process(*args)  # in this process: each suite loads torch, ~2 s in a fresh interpreter
 
 
 def test_suite_list_json():
