@@ -8,7 +8,6 @@ evaluator knows nothing about search.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -32,6 +31,7 @@ from evosearch.evaluate.result import (
 from evosearch.kinds.rule import KIND
 from evosearch.program import Program, static_check
 from evosearch.sandbox import Limits, run_job
+from evosearch.sandbox.cleanup import remove_tree
 from evosearch.sandbox.runner import JobInputError
 from evosearch.train.harness import TrainConfig
 from evosearch.train.score import NonFiniteWeights
@@ -62,7 +62,7 @@ def train_and_score(
             raise StageFailure("candidate_error", f"training on {task.env_id} ({stage}) left no usable weights "
                                 f"file ({err}); did the program end its own process?", train.output_tail) from err
     finally:
-        shutil.rmtree(train.scratch, ignore_errors=True)
+        remove_tree(train.scratch)
     if scored.status != "ok":
         if scored.error.get("type") == NonFiniteWeights.__name__:
             raise StageFailure("candidate_error", f"training on {task.env_id} produced non-finite weights")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 from evosearch.sandbox import cgroups, launch, modes
+from evosearch.sandbox.cleanup import remove_tree
 from evosearch.sandbox.job import Job
 
 RESULT_FILE = "result.json"
@@ -236,7 +237,7 @@ class Worker:
                 pass
         if self.group is not None:
             self.group.remove()
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
 
 
 def scratch_root() -> str:
@@ -321,7 +322,7 @@ def sweep_stale() -> int:
             if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
                 continue
             if place == root:
-                shutil.rmtree(entry, ignore_errors=True)
+                remove_tree(entry)
             else:
                 try:
                     entry.rmdir()
@@ -459,9 +460,9 @@ def run_job(job: Job, limits: Limits, *, keep_scratch: bool = False,
             os.rename(scratch, kept)  # onto the empty directory: replaces it, atomically
             scratch = kept
         else:
-            shutil.rmtree(scratch, ignore_errors=True)
+            remove_tree(scratch)
     except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)
         raise
     finally:
         _release(worker)

@@ -24,7 +24,6 @@ import json
 import os
 import resource
 import select
-import shutil
 import signal
 import sys
 import time
@@ -196,7 +195,12 @@ def _reap() -> None:
 
 
 def _wipe(directory: str, keep: str) -> None:
-    """Empty a private directory between jobs, except the path down to ``keep`` (the scratch root)."""
+    """Empty a private directory between jobs, except the path down to ``keep`` (the scratch root).
+
+    Whatever a job left is removed without recursion (a job may nest directories thousands deep).
+    """
+    from evosearch.sandbox.cleanup import remove_tree
+
     try:
         names = os.listdir(directory)
     except OSError:
@@ -208,7 +212,7 @@ def _wipe(directory: str, keep: str) -> None:
         if keep.startswith(path + "/"):
             _wipe(path, keep)
         elif os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
         else:
             try:
                 os.unlink(path)

@@ -287,6 +287,7 @@ CASES: dict[str, Case] = {
     "monkeypatch_score": Case("rejected", "ok", checks=(same_score_as_honest_a2c,)),
     "read_secrets": Case("rejected", CE, checks=(secret_nowhere,)),
     "thread_left_running": Case("rejected", "ok"),
+    "deep_tree": Case("rejected", "ok", checks=(same_score_as_honest_a2c,)),
 }
 NAMES = sorted(CASES)
 #: Run first, in the same mode; if it fails, the program is not run at all (it would harm the host).
