@@ -98,6 +98,44 @@ def outside_block_unchanged(parent: str, child: str) -> bool:
     return (p_head, p_tail) == (c_head, c_tail)
 
 
+def _module_names(tree: ast.Module) -> set[str]:
+    """Names an ``import`` binds to a module (``import torch.nn as nn``: ``nn``; ``import torch.nn``: ``torch``)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                names.add(alias.asname or alias.name.split(".")[0])
+    return names
+
+
+def _assigned_attributes(node: ast.AST) -> list[ast.Attribute]:
+    """Attribute targets that ``node`` assigns or deletes (``x.y = ...``, ``x.y += ...``, ``del x.y``)."""
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        targets = [node.target]
+    elif isinstance(node, ast.Delete):
+        targets = list(node.targets)
+    else:
+        return []
+    found = []
+    while targets:
+        target = targets.pop()
+        if isinstance(target, (ast.Tuple, ast.List)):
+            targets.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            targets.append(target.value)
+        elif isinstance(target, ast.Attribute):
+            found.append(target)
+    return found
+
+
+def _root_name(node: ast.expr) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
 def static_check(source: str, kind: str = "rule") -> list[StaticIssue]:
     """Return the reasons to reject ``source``; an empty list means it may be run."""
     if len(source.encode()) > MAX_SOURCE_BYTES:
@@ -107,8 +145,14 @@ def static_check(source: str, kind: str = "rule") -> list[StaticIssue]:
     except SyntaxError as err:
         return [StaticIssue(f"syntax error: {err.msg}", err.lineno)]
     issues: list[StaticIssue] = []
+    modules = _module_names(tree)
     for node in ast.walk(tree):
         line = getattr(node, "lineno", None)
+        for target in _assigned_attributes(node):
+            root = _root_name(target)
+            if root in modules:
+                issues.append(StaticIssue(f"changing {ast.unparse(target)!r} alters the module {root!r} for the "
+                                          "code that trains and scores the program: not allowed", line))
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name not in ALLOWED_IMPORTS:
@@ -117,6 +161,9 @@ def static_check(source: str, kind: str = "rule") -> list[StaticIssue]:
         elif isinstance(node, ast.ImportFrom):
             if node.level or node.module not in ALLOWED_IMPORTS:
                 issues.append(StaticIssue(f"import from {node.module!r} is not allowed", line))
+            for alias in node.names:  # `from torch import sys` reaches what `torch.sys` would
+                if alias.name == "*" or alias.name.startswith("_") or alias.name in BANNED_ATTRIBUTES | BANNED_NAMES:
+                    issues.append(StaticIssue(f"importing {alias.name!r} from {node.module!r} is not allowed", line))
         elif isinstance(node, ast.Name) and node.id in BANNED_NAMES:
             issues.append(StaticIssue(f"use of {node.id!r} is not allowed", line))
         elif isinstance(node, ast.Name) and node.id.startswith("__") and node.id != "__name__":

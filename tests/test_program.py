@@ -48,3 +48,23 @@ def test_attributes_that_reach_the_system_through_an_allowed_module_are_rejected
     source = f"import torch\nimport numpy\n\ndef loss(b):\n    {expr}\n    return -(b.logp * b.adv).mean()\n"
     issues = static_check(source)
     assert issues and "reaches the system or files" in str(issues[0])
+
+
+@pytest.mark.parametrize("source, reason", [
+    ("from torch import sys\n", "importing 'sys' from 'torch'"),
+    ("from torch import _C\n", "importing '_C' from 'torch'"),
+    ("from numpy import *\n", "importing '*' from 'numpy'"),
+    ("import numpy\nnumpy.savez = print\n", "changing 'numpy.savez' alters the module 'numpy'"),
+    ("import torch.nn.functional as F\nF.relu, x = abs, 2\n", "changing 'F.relu'"),
+    ("import torch\ntorch.nn.functional.relu += 1\n", "changing 'torch.nn.functional.relu'"),
+    ("import math\ndel math.pi\n", "changing 'math.pi'"),
+])
+def test_names_imported_from_a_module_and_module_attributes_are_checked(source, reason):
+    issues = [str(i) for i in static_check(source + "def loss(b):\n    return b.adv.mean()\n")]
+    assert any(reason in issue for issue in issues), issues
+
+
+def test_attributes_of_the_programs_own_objects_may_be_set():
+    source = ("import torch\n\nclass State:\n    pass\n\ns = State()\ns.count = 0\n\n"
+              "def loss(b):\n    return b.adv.mean()\n")
+    assert static_check(source) == []

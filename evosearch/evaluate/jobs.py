@@ -80,6 +80,8 @@ class ScoreJob(EvaluationJob):
     env_id: str
     episodes: int
     weights: str = "weights.npz"  # a file name in the job's scratch directory
+    seeds: int | None = None  # how many seeds the weights must hold (None: whatever they hold)
+    hidden: int | None = None  # the hidden width they must have (None: read from them)
     seed: int = 1
     backend: str = "auto"
     device: str = "cpu"
@@ -131,8 +133,8 @@ def _train(job: TrainJob, scratch: str) -> dict:
 
 def _score(job: ScoreJob, scratch: str) -> dict:
     weights = score.load_weights(job.weights)
-    returns = score.score_weights(weights, job.env_id, int(job.episodes), int(job.seed), backend=job.backend,
-                                  device=job.device)
+    returns = score.score_weights(weights, job.env_id, int(job.episodes), int(job.seed), job.hidden,
+                                  seeds=job.seeds, backend=job.backend, device=job.device)
     return {"returns": [float(r) for r in returns]}
 
 

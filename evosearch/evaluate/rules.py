@@ -8,6 +8,7 @@ evaluator knows nothing about search.
 from __future__ import annotations
 
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -34,7 +35,7 @@ from evosearch.sandbox import Limits, run_job
 from evosearch.sandbox.cleanup import remove_tree
 from evosearch.sandbox.runner import JobInputError
 from evosearch.train.harness import TrainConfig
-from evosearch.train.score import NonFiniteWeights
+from evosearch.train.score import BadWeights, NonFiniteWeights
 
 
 def train_and_score(
@@ -56,8 +57,9 @@ def train_and_score(
             raise failure_from_job(train, f"training on {task.env_id} ({stage})")
         weights = os.path.join(train.scratch, "weights.npz")
         try:
-            scored = usage.add(run_job(ScoreJob(env_id=task.env_id, episodes=episodes, backend=task.backend,
-                                                device=device), limits, inputs={"weights.npz": weights}))
+            scored = usage.add(run_job(ScoreJob(env_id=task.env_id, episodes=episodes, seeds=len(seeds),
+                                                hidden=cfg.hidden, backend=task.backend, device=device), limits,
+                                       inputs={"weights.npz": weights}))
         except JobInputError as err:  # its report claimed success, so the candidate wrote it, not the harness
             raise StageFailure("candidate_error", f"training on {task.env_id} ({stage}) left no usable weights "
                                 f"file ({err}); did the program end its own process?", train.output_tail) from err
@@ -66,9 +68,21 @@ def train_and_score(
     if scored.status != "ok":
         if scored.error.get("type") == NonFiniteWeights.__name__:
             raise StageFailure("candidate_error", f"training on {task.env_id} produced non-finite weights")
+        if scored.error.get("type") == BadWeights.__name__:  # trusted code read what the candidate's job left
+            raise StageFailure("candidate_error", f"training on {task.env_id} left unusable weights: "
+                               f"{scored.error.get('message', '')}")
         failure = failure_from_job(scored, f"scoring on {task.env_id}")
         raise StageFailure("sandbox_failure", failure.message, failure.tail)
     return scored.result["returns"], train.result, train.wall_s
+
+
+def _checked_fingerprint(report: dict) -> str:
+    """The probe's fingerprint, if its report (written in the candidate's process) holds a well-formed one."""
+    fingerprint = report.get("fingerprint") if isinstance(report, dict) else None
+    if not isinstance(fingerprint, str) or not re.fullmatch(r"[0-9a-f]{8,64}", fingerprint):
+        raise StageFailure("candidate_error", "smoke test: the probe's report holds no fingerprint (did the program "
+                           "write the job's result itself?)")
+    return fingerprint
 
 
 class RuleEvaluator:
@@ -110,7 +124,12 @@ class RuleEvaluator:
         """The rule's behavioural fingerprint from the smoke probe alone; None if the probe fails."""
         probe = run_job(ProbeJob(source=program.source, filename=program.name),
                         self._limits(self.config.smoke_timeout_s))
-        return probe.result.get("fingerprint") if probe.status == "ok" else None
+        if probe.status != "ok":
+            return None
+        try:
+            return _checked_fingerprint(probe.result)
+        except StageFailure:
+            return None
 
     def evaluate(self, program: Program, skip_if: SkipIf | None = None) -> EvalResult:
         """Run the whole cascade on ``program`` and return its record (never raises for bad programs).
@@ -143,7 +162,7 @@ class RuleEvaluator:
                                   self._limits(self.config.smoke_timeout_s)))
         if probe.status != "ok":
             raise failure_from_job(probe, "smoke test")
-        result.fingerprint = probe.result["fingerprint"]
+        result.fingerprint = _checked_fingerprint(probe.result)
         if skip_if is not None and skip_if(result.fingerprint):
             raise StageFailure("duplicate", f"behaves like an evaluated program (fingerprint {result.fingerprint})")
 

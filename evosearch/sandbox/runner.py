@@ -399,7 +399,7 @@ def _read_json(path: Path) -> dict:
         with os.fdopen(_open_regular(path, MAX_RESULT_BYTES), encoding="utf-8") as f:
             data = json.load(f)
         return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # a candidate may write the file: nesting too deep for json
         return {}
 
 

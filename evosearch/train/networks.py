@@ -41,6 +41,24 @@ class Spec:
     hidden: int = 64
 
 
+def _layer_sizes(spec: Spec) -> dict[str, list[int]]:
+    return {
+        "actor": [spec.obs_dim, spec.hidden, spec.hidden, spec.act_dim],
+        "critic": [spec.obs_dim, spec.hidden, spec.hidden, 1],
+    }
+
+
+def parameter_shapes(spec: Spec) -> dict[str, tuple[int, int]]:
+    """Every parameter of one seed's actor and critic by name, with its shape: what a weights file must hold."""
+    shapes: dict[str, tuple[int, int]] = {}
+    for net, dims in _layer_sizes(spec).items():
+        for layer, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=False)):
+            shapes[f"{net}_w{layer}"], shapes[f"{net}_b{layer}"] = (n_in, n_out), (1, n_out)
+    if not spec.discrete:
+        shapes["actor_logstd"] = (1, spec.act_dim)
+    return shapes
+
+
 class Ensemble:
     """Policy and value MLPs for ``seeds`` independent agents, stored as ``[S, in, out]``.
 
@@ -54,16 +72,8 @@ class Ensemble:
     def __init__(self, spec: Spec, seeds: list[int], *, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32) -> None:
         self.spec = spec
-        sizes = {
-            "actor": [spec.obs_dim, spec.hidden, spec.hidden, spec.act_dim],
-            "critic": [spec.obs_dim, spec.hidden, spec.hidden, 1],
-        }
-        shapes: dict[str, tuple[int, int]] = {}
-        for net, dims in sizes.items():
-            for layer, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=False)):
-                shapes[f"{net}_w{layer}"], shapes[f"{net}_b{layer}"] = (n_in, n_out), (1, n_out)
-        if not spec.discrete:
-            shapes["actor_logstd"] = (1, spec.act_dim)
+        sizes = _layer_sizes(spec)
+        shapes = parameter_shapes(spec)
         count = len(seeds)
         width = sum(a * b for a, b in shapes.values())
         self.flat = torch.zeros(count, width, device=device, dtype=dtype, requires_grad=True)

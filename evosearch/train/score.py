@@ -13,20 +13,47 @@ import numpy as np
 import torch
 
 from evosearch.envs.backend import TensorEnv, make_env
-from evosearch.train.networks import Ensemble, Spec, sample_actions
+from evosearch.train.networks import Ensemble, Spec, parameter_shapes, sample_actions
 
 #: Steps between checks that every episode has finished: on a GPU each check waits on the device.
 CHECK_EVERY = 32
 
 
-class NonFiniteWeights(ValueError):
+class BadWeights(ValueError):
+    """The weights file a training job left is not the network the harness trains (the candidate's doing)."""
+
+
+class NonFiniteWeights(BadWeights):
     """The trained weights hold NaN or infinite values: the candidate's training diverged."""
 
 
 def load_weights(path: str) -> dict[str, np.ndarray]:
-    """Read a weights file written by a training job; refuses pickled objects."""
-    with np.load(path, allow_pickle=False) as data:
-        return {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
+    """Read a weights file written by a training job; refuses pickled objects, and anything unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {str(k): np.asarray(data[k], dtype=np.float32) for k in data.files}
+    except BadWeights:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever the file is, it is not weights: say so, do not crash
+        raise BadWeights(f"the weights file is not a readable .npz of float arrays ({type(err).__name__}: "
+                         f"{str(err)[:200]})") from None
+
+
+def check_weights(weights: dict[str, np.ndarray], spec: Spec, seeds: int) -> None:
+    """Raise :class:`BadWeights` unless ``weights`` are exactly ``seeds`` copies of the harness's network."""
+    shapes = parameter_shapes(spec)
+    missing, extra = sorted(set(shapes) - set(weights)), sorted(set(weights) - set(shapes))
+    if missing or extra:
+        raise BadWeights("the weights file " + "; ".join(
+            part for part in (f"lacks {', '.join(missing)}" if missing else "",
+                              f"has unexpected arrays {', '.join(extra[:5])}" if extra else "") if part))
+    for name, (a, b) in shapes.items():
+        if weights[name].shape != (seeds, a, b):
+            raise BadWeights(f"weights {name} have shape {tuple(weights[name].shape)}, expected {(seeds, a, b)} "
+                             f"({seeds} seeds)")
+    for name, array in weights.items():
+        if not np.isfinite(array).all():
+            raise NonFiniteWeights(f"weights {name} hold NaN or infinite values")
 
 
 def first_episode_returns(env: TensorEnv, choose: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
@@ -52,19 +79,28 @@ def first_episode_returns(env: TensorEnv, choose: Callable[[torch.Tensor], torch
 
 def score_weights(
     weights: dict[str, np.ndarray], env_id: str, episodes: int, seed: int, hidden: int | None = None,
-    *, backend: str = "auto", device: str | torch.device = "cpu",
+    *, seeds: int | None = None, backend: str = "auto", device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Mean undiscounted return per seed over ``episodes`` episodes, sampling from the policy.
 
     Each of the ``episodes`` environments of a seed contributes its first completed episode.
+    ``seeds`` and ``hidden``, when given, are what the weights must hold (:func:`check_weights`);
+    otherwise they are read from the weights themselves.
     """
-    for key, array in weights.items():
-        if not np.isfinite(array).all():
-            raise NonFiniteWeights(f"weights {key} hold NaN or infinite values")
-    seeds = int(weights["actor_w0"].shape[0])
-    env = make_env(env_id, seeds * episodes, seed=10_000_019 + seed, backend=backend, device=device)
-    hidden = hidden or int(weights["actor_w0"].shape[2])
+    first = weights.get("actor_w0")
+    if first is None or first.ndim != 3:
+        raise BadWeights("the weights file lacks actor_w0 of shape (seeds, inputs, hidden)")
+    seeds = int(first.shape[0]) if seeds is None else seeds
+    env = make_env(env_id, max(1, seeds) * episodes, seed=10_000_019 + seed, backend=backend, device=device)
+    hidden = hidden or int(first.shape[2])
     spec = Spec(env.spec.obs_dim, env.spec.act_dim, env.spec.discrete, hidden)
+    try:
+        if seeds < 1:
+            raise BadWeights("the weights file holds no seed")
+        check_weights(weights, spec, seeds)
+    except BadWeights:
+        env.close()
+        raise
     model = Ensemble.from_numpy(spec, weights, device=env.device)
     generator = torch.Generator(device=env.device).manual_seed(seed)
     with torch.no_grad():
