@@ -186,7 +186,7 @@ class Campaign:
         if max_evals is not None and self.state["evaluations"] >= max_evals:
             raise BudgetReached(f"campaign {self.config.name!r} already has {self.state['evaluations']} evaluations "
                                 f"(budget {max_evals}); raise --max-evals to continue it")
-        evaluator = self.evaluator = self.evaluator or default_evaluator(self.config)
+        evaluator = self._evaluator()
         start = time.monotonic()
         self._run_start = (start, self.state["evaluations"])
         deadline = start + minutes * 60 if minutes else math.inf
@@ -491,11 +491,15 @@ class Campaign:
             gain = min(1.0, max(0.0, (result.score - parent["score"]) / 0.25))
         return 0.5 * float(entered) + 0.5 * gain
 
+    def _evaluator(self) -> EvaluatorLike:
+        """The evaluator given, or the config's, made once (it checks the suite, sandbox and device)."""
+        if self.evaluator is None:
+            self.evaluator = default_evaluator(self.config)
+        return self.evaluator
+
     def _fingerprint(self, source: str) -> str | None:
         """A candidate's behavioural fingerprint, before it is stored (its kind's probe, in the sandbox)."""
-        evaluator = self.evaluator or default_evaluator(self.config)
-        self.evaluator = evaluator
-        fingerprint = getattr(evaluator, "fingerprint", None)
+        fingerprint = getattr(self._evaluator(), "fingerprint", None)
         return fingerprint(Program(source, kind=self.config.kind, name="candidate.py")) if fingerprint else None
 
     def _fingerprint_known(self, fingerprint: str) -> bool:

@@ -122,14 +122,18 @@ class RuleEvaluator:
 
     def fingerprint(self, program: Program) -> str | None:
         """The rule's behavioural fingerprint from the smoke probe alone; None if the probe fails."""
-        probe = run_job(ProbeJob(source=program.source, filename=program.name),
-                        self._limits(self.config.smoke_timeout_s))
-        if probe.status != "ok":
-            return None
         try:
-            return _checked_fingerprint(probe.result)
+            return self._smoke(program, Usage())
         except StageFailure:
             return None
+
+    def _smoke(self, program: Program, usage: Usage) -> str:
+        """Run the probe job; its fingerprint, or the StageFailure that says why there is none."""
+        probe = usage.add(run_job(ProbeJob(source=program.source, filename=program.name),
+                                  self._limits(self.config.smoke_timeout_s)))
+        if probe.status != "ok":
+            raise failure_from_job(probe, "smoke test")
+        return _checked_fingerprint(probe.result)
 
     def evaluate(self, program: Program, skip_if: SkipIf | None = None) -> EvalResult:
         """Run the whole cascade on ``program`` and return its record (never raises for bad programs).
@@ -158,11 +162,7 @@ class RuleEvaluator:
             raise StageFailure("rejected", "static check: " + "; ".join(str(i) for i in issues))
 
         result.stage = "smoke"
-        probe = usage.add(run_job(ProbeJob(source=program.source, filename=program.name),
-                                  self._limits(self.config.smoke_timeout_s)))
-        if probe.status != "ok":
-            raise failure_from_job(probe, "smoke test")
-        result.fingerprint = _checked_fingerprint(probe.result)
+        result.fingerprint = self._smoke(program, usage)
         if skip_if is not None and skip_if(result.fingerprint):
             raise StageFailure("duplicate", f"behaves like an evaluated program (fingerprint {result.fingerprint})")
 

@@ -33,7 +33,6 @@ class Kind:
     #: (``b.logp``), "tensor" is a tensor or array itself (the AST operators read this).
     contract_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
     clamp_call: str = "clamp"  # the method that bounds a tensor/array of this kind (torch clamp, numpy clip)
-    trains: bool = True  # evaluation trains networks, so a device (CPU or GPU) applies
 
     def entry_issues(self, tree: ast.Module) -> list[StaticIssue]:
         """Static-check findings about the kind's contract (the general checks are the program's)."""

@@ -60,5 +60,5 @@ EXPORT_NAMES = frozenset({"PROVENANCE", "RuleBatch", "compute_loss", "compute_ad
 
 KIND = RuleKind(
     name="rule", entry_point="loss", signature="loss(b)", default_suite="classic-quick", reference="PPO-clip",
-    contract_args={"loss": ("batch",), "advantages": ("tensor",) * 4}, clamp_call="clamp", trains=True,
+    contract_args={"loss": ("batch",), "advantages": ("tensor",) * 4}, clamp_call="clamp",
 )
