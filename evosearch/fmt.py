@@ -1,15 +1,18 @@
-"""Numbers as evosearch stores and shows them: finite values, scores, changes, CIs, durations.
+"""Numbers and text as evosearch shows them: finite values, scores, changes, CIs, durations, safe text.
 
 Scores, confidence intervals and durations appear in the terminal, in logs, in exported
 headers and in the report; they are formatted here so they read the same everywhere. A
 missing or non-finite value shows as ``-``, never as ``nan``; a value that rounds to zero
-never shows as ``-0.000``.
+never shows as ``-0.000``. Text a candidate wrote (its output, its error, an LLM's note)
+reaches a terminal only through :func:`terminal_text`.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import re
+import unicodedata
 from typing import Any
 
 MISSING = "-"
@@ -82,4 +85,56 @@ def clock(seconds: Any) -> str:
     return f"{whole // 3600:d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-__all__ = ["MISSING", "ci", "clock", "duration", "finite", "score", "signed"]
+# -- text for terminals ----------------------------------------------------------------------------
+
+#: What stands in for a character a terminal would act on, or that would disguise the text around it.
+REPLACEMENT = "\ufffd"
+
+# Sequences a terminal obeys instead of showing, removed whole: CSI (colours, cursor moves, clear
+# screen) in its 7-bit (ESC [) and C1 (0x9b) forms; the string controls OSC (window title,
+# hyperlinks, clipboard), DCS, SOS, PM and APC up to their terminator (BEL or ST) or the end of the
+# text; and the short escapes (ESC c resets the terminal, ESC ( B, ESC 7, ...). Each part is linear:
+# no nested repetition, so a hostile tail cannot make the match slow.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]"
+)
+# Everything outside printable ASCII is looked at one by one (a fast path for the usual text).
+_SUSPECT_ONE_LINE = re.compile(r"[^\x20-\x7e]")
+_SUSPECT_MULTILINE = re.compile(r"[^\t\n\x20-\x7e]")
+# Controls (C0, DEL, C1), format characters (bidi overrides and isolates, zero-width characters, the
+# soft hyphen, ...) and lone surrogates (which cannot even be encoded for the terminal).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+_LINE_BREAKS = frozenset({"\r", "\n", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"})
+
+
+def terminal_text(text: Any, *, multiline: bool = False) -> str:
+    """``text`` made safe to print on a terminal: shown as characters, never obeyed as controls.
+
+    Candidates write their output, their errors and (through an LLM) their notes; printed as they
+    are, an escape sequence clears the screen or draws a fake score, and a bidi override shows
+    text in another order than it is stored. So escape sequences (7-bit and C1) are removed
+    whole, and any other control, format or surrogate character becomes U+FFFD, which shows that
+    something was there. Line breaks (CR LF, CR, VT, FF, NEL, U+2028/9) become ``\\n`` with
+    ``multiline`` (an output tail, a traceback, source code; tabs stay too), else a space (a
+    table cell or a progress line, where a line break could start a forged line). ``None``
+    reads as an empty string, anything else as ``str(text)``. Data written for programs (JSON,
+    files) keeps the exact text; this is for people's screens only.
+    """
+    text = "" if text is None else str(text)
+    text = _ESCAPE_SEQUENCE.sub("", text.replace("\r\n", "\n"))
+    suspect = _SUSPECT_MULTILINE if multiline else _SUSPECT_ONE_LINE
+    return suspect.sub(lambda m: _safe_char(m.group(), multiline), text)
+
+
+def _safe_char(char: str, multiline: bool) -> str:
+    """One character outside printable ASCII: itself if a terminal only shows it, else its stand-in."""
+    if char in _LINE_BREAKS:
+        return "\n" if multiline else " "
+    if char == "\t":
+        return "\t" if multiline else " "
+    return REPLACEMENT if unicodedata.category(char) in _UNSAFE_CATEGORIES else char
+
+
+__all__ = ["MISSING", "REPLACEMENT", "ci", "clock", "duration", "finite", "score", "signed", "terminal_text"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import time
+import unicodedata
 
 import numpy as np
 import pytest
@@ -46,3 +48,47 @@ def test_clock():
 
 def test_signed():
     assert [fmt.signed(v) for v in (0.2, -0.1, -0.0001, 0.0, None)] == ["+0.200", "-0.100", "0.000", "0.000", "-"]
+
+
+# -- terminal_text: what a candidate wrote, made safe to show -------------------------------------
+
+#: Everything a hostile program or LLM answer might put in its text to act on a terminal or disguise itself.
+HOSTILE = ("\x1b[2J\x1b[H"  # clear the screen, cursor home
+           "\x1b]0;pwned\x07\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\"  # window title, a hyperlink
+           "score \x1b[1;32m9.999\x1b[0m"  # a coloured fake score
+           "\x9b31m\x9d2;title\x9c"  # the same in C1 form
+           "\x1bc\x1b(B\x1b7"  # reset the terminal, charset, save cursor
+           "\u202eeulav\u202c \u2066x\u2069 zero\u200bwidth soft\u00adhyphen \ufeffbom \x00\x07\x08\x7f\x85 "
+           "\ud800 [/red]")
+
+
+def _unsafe(text: str) -> list[str]:
+    return [c for c in text if c not in "\n\t" and (c == "\x1b" or "\x80" <= c <= "\x9f" or c < " " or c == "\x7f"
+                                                     or unicodedata.category(c) in ("Cf", "Cs"))]
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+def test_terminal_text_leaves_nothing_a_terminal_obeys(multiline):
+    shown = fmt.terminal_text(HOSTILE, multiline=multiline)
+    assert _unsafe(shown) == []
+    assert "score 9.999" in shown and "link" in shown and "[/red]" in shown  # the words stay, as plain text
+    assert "pwned" not in shown and "title" not in shown  # the contents of window-title sequences go with them
+    assert "\ufffd" in shown  # a format character shows that something was there
+    shown.encode("utf-8")  # no lone surrogate left to break the terminal's encoder
+
+
+def test_terminal_text_keeps_ordinary_text_and_lines_only_when_asked():
+    text = "naïve 中文 😀 — ok\ttab"
+    assert fmt.terminal_text(text, multiline=True) == text
+    assert fmt.terminal_text("a\r\nb\rc\u2028d\ne\tf") == "a b c d e f"
+    assert fmt.terminal_text("a\r\nb\rc\u2028d\ne\tf", multiline=True) == "a\nb\nc\nd\ne\tf"
+    assert fmt.terminal_text(None) == "" and fmt.terminal_text(3) == "3"
+
+
+def test_terminal_text_cuts_unfinished_sequences_and_stays_fast():
+    assert fmt.terminal_text("x\x1b") == "x\ufffd" and fmt.terminal_text("\x1b]0;title never ends") == ""
+    assert fmt.terminal_text("\x1b[12") == "12"
+    started = time.perf_counter()
+    fmt.terminal_text("\x1b]" + "a" * 1_000_000)
+    fmt.terminal_text("\x1b[" * 300_000 + "\u202e" * 300_000, multiline=True)
+    assert time.perf_counter() - started < 2
