@@ -2,6 +2,8 @@
 
 A campaign runs for hours, often under ``nohup`` or in CI, where a redrawn panel would fill a
 log with escape codes; there it prints a plain line whenever the evaluation count changes.
+Names and reasons in a snapshot can come from outside (an LLM endpoint's error message, a
+campaign name), so both views show them as plain text: controls stripped, never read as markup.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evosearch.campaign import Progress
-from evosearch.fmt import clock, score
+from evosearch.fmt import clock, score, terminal_text
 
 
 def summary_line(p: Progress) -> str:
@@ -55,7 +57,7 @@ class ProgressView:
                tuple(p.llm_models.values()), p.llm_capped)
         if key != self._last_line:  # print when something moved, not on every tick
             self._last_line = key
-            self.console.print(line, markup=False, highlight=False)
+            self.console.print(Text(terminal_text(line)), highlight=False)
 
     def _panel(self, p: Progress) -> Group:
         table = Table.grid(padding=(0, 2))
@@ -64,7 +66,7 @@ class ProgressView:
         total = p.max_evals or max(p.evaluations, 1)
         bar = ProgressBar(total=total, completed=min(p.evaluations, total), width=40)
         when = clock(p.elapsed_s) + (f" of {clock(p.minutes * 60)}" if p.minutes else "")
-        table.add_row("campaign", f"{p.name}   {when}")
+        table.add_row("campaign", _plain(f"{p.name}   {when}"))
         count = Table.grid(padding=(0, 1))
         count.add_row(bar, Text(f"{p.evaluations}" + (f"/{p.max_evals}" if p.max_evals else "")
                                 + f"  ({p.in_flight} running, {p.evals_per_hour:.0f}/h)"))
@@ -73,14 +75,19 @@ class ProgressView:
         table.add_row("QD score", score(p.qd_score))
         table.add_row("coverage", f"{100 * p.coverage:.1f}%  ({p.cells} cells)")
         outcomes = "  ".join(f"{k} {v}" for k, v in sorted(p.outcomes.items(), key=lambda kv: -kv[1]))
-        table.add_row("outcomes", outcomes or "-")
+        table.add_row("outcomes", _plain(outcomes or "-"))
         if p.proposal_errors:
             table.add_row("proposal errors", str(p.proposal_errors))
         if p.llm_models:
             cap = f" of ${p.llm_cap:.2f}" + (" (cap reached: offline operators only)" if p.llm_capped else "") \
                 if p.llm_cap is not None else ""
-            table.add_row("LLM", f"${p.llm_spend:.4f}{cap}   {p.llm_in_flight} asking   " + "   ".join(
-                f"{label}: {state}" for label, state in p.llm_models.items()))
+            table.add_row("LLM", _plain(f"${p.llm_spend:.4f}{cap}   {p.llm_in_flight} asking   " + "   ".join(
+                f"{label}: {state}" for label, state in p.llm_models.items())))
         if p.stopping:
-            table.add_row("stopping", Text(p.stopping, style="yellow"))
+            table.add_row("stopping", _plain(p.stopping, style="yellow"))
         return Group(table)
+
+
+def _plain(text: str, style: str = "") -> Text:
+    """A cell that rich shows as it is: one line, no controls, no markup (``[/x]`` is text, not a tag)."""
+    return Text(terminal_text(text), style=style)

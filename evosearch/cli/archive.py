@@ -2,6 +2,9 @@
 
 Every listing prints a table by default and takes --json (one array or object) and --csv.
 What the browsing commands compute lives in evosearch.browse, shared with the web report.
+Text from the archive (sources, notes, errors, operator and model names, campaign and axis
+names) was written by candidates, LLMs or whoever made the file: the tables show it through
+evosearch.cli.render, as plain characters, never as markup or terminal controls.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import click
 
 from evosearch import fmt
 from evosearch.cli.options import BadInput, db_option, emit, emit_object, open_archive, output_options, pick_db
-from evosearch.fmt import clock, score
+from evosearch.cli.render import echo, markup, plain
+from evosearch.fmt import clock, score, terminal_text
 
 
 def _program_row(row) -> dict:
@@ -33,7 +37,7 @@ def _print_programs(rows: list[dict], title: str) -> None:
     columns = ["id", "campaign", "operator", "isl", "gen", "outcome", "score", "95% CI", "parent", "note"]
     values = [_program_cells(r) for r in rows]
     constant = {c for c in ("campaign", "outcome") if len({v[c] for v in values}) <= 1}
-    table = Table(title=title, pad_edge=False)
+    table = Table(title=plain(title), pad_edge=False)
     for col in (c for c in columns if c not in constant):  # numbers never wrap; the note takes what is left
         table.add_column(col, justify="right" if col in ("id", "isl", "gen", "score", "parent") else "left",
                          no_wrap=col != "note", overflow="fold" if col == "note" else "ellipsis",
@@ -44,15 +48,13 @@ def _print_programs(rows: list[dict], title: str) -> None:
 
 
 def _program_cells(r: dict) -> dict[str, str]:
-    """Table cells; archive text is escaped, since a note like ``[/x]`` would otherwise be read as markup."""
-    from rich.markup import escape
-
+    """Table cells; archive text is made safe, since a note like ``[/x]`` would otherwise be read as markup."""
     return {
-        "id": str(r["id"]), "campaign": escape(r["campaign"]), "operator": escape(r["operator"]),
+        "id": str(r["id"]), "campaign": markup(r["campaign"]), "operator": markup(r["operator"]),
         "isl": "-" if r["island"] is None else str(r["island"]), "gen": str(r["generation"]),
-        "outcome": r["outcome"] or r["status"], "score": score(r["score"]),
+        "outcome": markup(r["outcome"] or r["status"]), "score": score(r["score"]),
         "95% CI": fmt.ci(r.get("ci_low"), r.get("ci_high"), 2),
-        "parent": str(r["parent_id"] or "-"), "note": escape((r["note"] or "")[:80]),
+        "parent": str(r["parent_id"] or "-"), "note": markup((r["note"] or "")[:80]),
     }
 
 
@@ -131,42 +133,44 @@ def archive_show(program_id: int, db: Path | None, output: str) -> None:
 
 
 def _print_program(data: dict) -> None:
+    """Everything in the row is the archive's text, shown safe: markup() in markup strings, plain() elsewhere."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.syntax import Syntax
     from rich.table import Table
 
     console = Console()
     ci = f" {fmt.ci(data['ci_low'], data['ci_high'])}" if data.get("ci_low") is not None else ""
-    console.print(f"[bold]program {data['id']}[/]  {data['kind']}  operator {escape(data['operator'])}"
-                  f"{'  model ' + escape(data['model']) if data.get('model') else ''}  island "
+    console.print(f"[bold]program {data['id']}[/]  {markup(data['kind'])}  operator {markup(data['operator'])}"
+                  f"{'  model ' + markup(data['model']) if data.get('model') else ''}  island "
                   f"{'all' if data['island'] is None else data['island']}  generation {data['generation']}  "
-                  f"parents {data['parent_ids'] or '-'}", highlight=False)
-    console.print(f"outcome [bold]{data['outcome'] or data['status']}[/] at {data['stage'] or '-'}   score "
-                  f"[bold]{score(data['score'])}[/]{ci}   fingerprint {data['fingerprint'] or '-'}", highlight=False)
+                  f"parents {markup(data['parent_ids'] or '-')}", highlight=False)
+    console.print(f"outcome [bold]{markup(data['outcome'] or data['status'])}[/] at {markup(data['stage'] or '-')}"
+                  f"   score [bold]{score(data['score'])}[/]{ci}   fingerprint {markup(data['fingerprint'] or '-')}",
+                  highlight=False)
     if data.get("note"):
-        console.print(f"note: {data['note']}", markup=False, highlight=False)
+        console.print(plain(f"note: {data['note']}"), highlight=False)
     if data.get("descriptors"):
-        console.print("descriptors: " + ", ".join(f"{k} {v:.3g}" if v is not None else f"{k} -"
-                                                  for k, v in data["descriptors"].items()), highlight=False)
+        console.print(plain("descriptors: " + ", ".join(f"{k} {v:.3g}" if v is not None else f"{k} -"
+                                                        for k, v in data["descriptors"].items())), highlight=False)
     tasks = (data.get("metrics") or {}).get("tasks") or {}
     if tasks:
         table = Table()
         for col in ("task", "mean return", "normalised", "95% CI"):
             table.add_column(col, justify="left" if col == "task" else "right")
         for env_id, t in tasks.items():
-            table.add_row(env_id, fmt.score(t["mean_return"], 1), fmt.score(t["normalized_mean"]), fmt.ci(*t["ci"]))
+            table.add_row(plain(env_id), fmt.score(t["mean_return"], 1), fmt.score(t["normalized_mean"]),
+                          fmt.ci(*t["ci"]))
         console.print(table)
     if data.get("error"):
-        console.print(f"[red]error:[/] {escape(data['error'])}", highlight=False)
+        console.print(f"[red]error:[/] {markup(data['error'], multiline=True)}", highlight=False)
     calls = data.get("llm_calls") or []
     if calls:
         cost = sum(c["cost"] for c in calls)
-        console.print(f"LLM: {calls[-1]['model']}, {len(calls)} answer(s): "
-                      + ", ".join(c["status"] for c in calls) + f"; ${cost:.5f}; "
-                      f"{sum(c['latency_s'] or 0 for c in calls):.1f} s (prompt and answers: --json)",
+        console.print(plain(f"LLM: {calls[-1]['model']}, {len(calls)} answer(s): "
+                            + ", ".join(str(c["status"]) for c in calls) + f"; ${cost:.5f}; "
+                            f"{sum(c['latency_s'] or 0 for c in calls):.1f} s (prompt and answers: --json)"),
                       highlight=False)
-    console.print(Syntax(data["source"], "python", line_numbers=True, word_wrap=True))
+    console.print(Syntax(terminal_text(data["source"], multiline=True), "python", line_numbers=True, word_wrap=True))
 
 
 def _browse(fn, *args, **kwargs):
@@ -235,18 +239,18 @@ def _print_diff(data: dict) -> None:
     change = ""
     if data["a_score"] is not None and data["b_score"] is not None:
         change = f": {_delta(data['b_score'] - data['a_score'])}"
-    click.echo(f"program {data['a']} ({data['a_operator']}, {score(data['a_score'])}) -> program {data['b']} "
-               f"({data['b_operator']}, {score(data['b_score'])}){change}")
+    echo(f"program {data['a']} ({terminal_text(data['a_operator'])}, {score(data['a_score'])}) -> program "
+         f"{data['b']} ({terminal_text(data['b_operator'])}, {score(data['b_score'])}){change}")
     if data["b_note"]:
-        click.echo(f"{data['b']}: {data['b_note']}")
+        echo(f"{data['b']}: {terminal_text(data['b_note'])}")
     if not data["diff"]:
         click.echo("no difference")
         return
     console = Console()
-    if console.is_terminal:
-        console.print(Syntax(data["diff"], "diff", word_wrap=True, theme="ansi_dark"))
-    else:
-        click.echo(data["diff"], nl=False)
+    if console.is_terminal:  # for a person: the sources' text made safe
+        console.print(Syntax(terminal_text(data["diff"], multiline=True), "diff", word_wrap=True, theme="ansi_dark"))
+    else:  # for a program (patch, git apply): the exact text (color=True: click would strip colour codes)
+        click.echo(data["diff"], nl=False, color=True)
 
 
 # -- archive lineage ------------------------------------------------------------------------------
@@ -276,32 +280,31 @@ def _lineage_label(node: dict):
 
     label = Text()
     label.append(f"#{node['id']}", style="bold reverse" if node["focus"] else "bold")
-    label.append(f" {node['operator']}")
+    label.append(f" {terminal_text(node['operator'])}")
     if node.get("model"):
-        label.append(f" ({node['model']})")
+        label.append(f" ({terminal_text(node['model'])})")
     if node["score"] is not None:
         label.append(f" {fmt.score(node['score'])}")
     else:
-        label.append(f" {node['outcome']}", style="red")
+        label.append(f" {terminal_text(node['outcome'])}", style="red")
     if node["delta"] is not None:
         label.append(f" {_delta(node['delta'])}", style="green" if node["delta"] > 0 else "red")
     for mate in node["mates"]:
         label.append(f" (+ mate #{mate})", style="cyan")
     if node["note"]:
-        label.append(f"  {node['note'][:70]}", style="dim")
+        label.append(f"  {terminal_text(node['note'][:70])}", style="dim")
     return label
 
 
 def _print_lineage(data: dict) -> None:
     """The ancestors as one column, oldest first (a chain needs no indentation); descendants nest below ID."""
     from rich.console import Console
-    from rich.text import Text
     from rich.tree import Tree
 
     title = (f"lineage of program {data['id']}: {data['ancestors']} ancestor(s), oldest first"
              + (f"; {data['descendants']} descendant(s)" if data["descendants"] else "")
              + ("; cut short (--max-depth, or a broken chain)" if data["truncated"] else ""))
-    root = Tree(Text(title), highlight=False)
+    root = Tree(plain(title), highlight=False)
 
     def add_subtree(branch: Tree, node: dict) -> None:
         for child in node["children"]:
@@ -357,16 +360,15 @@ def archive_stats(db: Path | None, campaign: str | None, only_operators: bool, r
 def _print_stats(data: dict, limit: int) -> None:
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
 
     console = Console()
     events = data["events"]
     shown = _thin(events, limit)
-    table = Table(title=Text(f"campaign {data['campaign']} [{data['status']}]: progress"), pad_edge=False)
+    table = Table(title=plain(f"campaign {data['campaign']} [{data['status']}]: progress"), pad_edge=False)
     for col in ("elapsed", "event", "evals", "best", "QD score", "coverage", "evals/h"):
         table.add_column(col, justify="left" if col == "event" else "right", no_wrap=True)
     for e in shown:
-        table.add_row(clock(e["elapsed_s"]), e["kind"], str(e["evaluations"]), score(e["best"]),
+        table.add_row(clock(e["elapsed_s"]), plain(e["kind"]), str(e["evaluations"]), score(e["best"]),
                       fmt.score(e["qd_score"]),
                       "-" if e["coverage"] is None else f"{100 * e['coverage']:.1f}%",
                       "-" if not e["evals_per_hour"] else f"{e['evals_per_hour']:.0f}")
@@ -378,9 +380,9 @@ def _print_stats(data: dict, limit: int) -> None:
         console.print("no events recorded yet")
     _print_operators(data["operators"], None)
     for m in data["llm"]:
-        console.print(f"LLM {m['model']}: {m['calls']} call(s), {m['ok']} usable, {m['programs']} program(s), "
-                      f"{m['prompt_tokens']} + {m['completion_tokens']} tokens, ${m['cost']:.4f}",
-                      markup=False, highlight=False)
+        console.print(plain(f"LLM {m['model']}: {m['calls']} call(s), {m['ok']} usable, {m['programs']} program(s),"
+                            f" {m['prompt_tokens']} + {m['completion_tokens']} tokens, ${m['cost']:.4f}"),
+                      highlight=False)
     if data["llm"]:
         console.print(f"LLM spend ${sum(m['cost'] for m in data['llm']):.4f}", highlight=False)
 
@@ -390,9 +392,8 @@ def _print_operators(rows: list[dict], campaign: str | None) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
 
-    table = Table(title=Text(f"operators{' of ' + campaign if campaign else ''}"), box=box.SIMPLE_HEAD,
+    table = Table(title=plain(f"operators{' of ' + campaign if campaign else ''}"), box=box.SIMPLE_HEAD,
                   pad_edge=False, padding=(0, 1), collapse_padding=True, show_edge=False)
     for col in ("operator", "evals", "ok%", "dup", "entered", "elites", "improved", "mean", "best"):
         table.add_column(col, justify="left" if col == "operator" else "right",
@@ -400,7 +401,7 @@ def _print_operators(rows: list[dict], campaign: str | None) -> None:
     for r in rows:
         pct = "-" if r["ok_rate"] is None else f"{100 * r['ok_rate']:.0f}"
         best = "-" if r["best_score"] is None else f"{r['best_score']:.3f} #{r['best_program']}"
-        table.add_row(Text(r["operator"]), str(r["evaluated"]), pct, str(r["duplicates"]),
+        table.add_row(plain(r["operator"]), str(r["evaluated"]), pct, str(r["duplicates"]),
                       "?" if r["entered"] is None else str(r["entered"]), str(r["elites"]), str(r["improved"]),
                       score(r["mean_score"]), best)
     if any(r["entered"] is None for r in rows):
@@ -454,24 +455,24 @@ def _print_heatmap(data: dict) -> None:
     axes = data["axes"]
     cells = project(data["cells"], 2) if len(axes) > 2 else data["cells"]
     where = f"island {data['island']}" if data["island"] is not None else f"best of {data['islands']} island(s)"
-    console.print(f"campaign {data['campaign']}, {where}: {data['filled']} of {data['grid_cells']} cells filled, "
-                  f"QD score {data['qd_score']:.3f}", markup=False, highlight=False)
+    console.print(plain(f"campaign {data['campaign']}, {where}: {data['filled']} of {data['grid_cells']} cells "
+                        f"filled, QD score {data['qd_score']:.3f}"), highlight=False)
     if len(axes) > 2:
         rest = ", ".join(a["name"] for a in axes[2:])
-        console.print(f"{len(axes)} descriptors: projected onto {axes[0]['name']} x {axes[1]['name']}, "
-                      f"each cell the best over {rest}", markup=False, highlight=False)
+        console.print(plain(f"{len(axes)} descriptors: projected onto {axes[0]['name']} x {axes[1]['name']}, "
+                            f"each cell the best over {rest}"), highlight=False)
     x = axes[0] if axes else {"name": "", "labels": ["all"]}
     y = axes[1] if len(axes) > 1 else {"name": "", "labels": [""]}
     scores = [c["score"] for c in cells]
     low, high = (min(scores), max(scores)) if scores else (0.0, 1.0)
     by_coords = {tuple(c["coords"][:2]) + ((0,) if len(axes) < 2 else ()): c for c in cells}
-    table = Table(title=Text(f"rows: {y['name']}   columns: {x['name']}" if y["name"] else f"columns: {x['name']}"),
+    table = Table(title=plain(f"rows: {y['name']}   columns: {x['name']}" if y["name"] else f"columns: {x['name']}"),
                   padding=(0, 0), show_lines=True, pad_edge=False)
-    table.add_column(Text(y["name"] or " "), justify="right", no_wrap=True)
+    table.add_column(plain(y["name"] or " "), justify="right", no_wrap=True)
     for label in x["labels"]:
-        table.add_column(Text(label), justify="center", no_wrap=True, min_width=_CELL_WIDTH)
+        table.add_column(plain(label), justify="center", no_wrap=True, min_width=_CELL_WIDTH)
     for j in reversed(range(len(y["labels"]))):
-        row = [Text(y["labels"][j] + " ")]
+        row = [plain(y["labels"][j] + " ")]
         for i in range(len(x["labels"])):
             cell = by_coords.get((i, j))
             if cell is None:

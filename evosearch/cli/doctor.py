@@ -8,6 +8,7 @@ import sys
 import click
 
 from evosearch.cli.options import output_options
+from evosearch.cli.render import markup
 
 
 @click.command("doctor")
@@ -42,26 +43,25 @@ def doctor_command(requested: str | None, no_live: bool, strict: bool, output: s
 
 def _print(mode, live: dict | None) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     verdict = "[green]strong[/]" if mode.strong else "[red]weak: candidates can reach this machine[/]"
-    console.print(f"sandbox mode: [bold]{mode.name}[/] ({verdict})\n{escape(mode.summary())}")
+    console.print(f"sandbox mode: [bold]{mode.name}[/] ({verdict})\n{markup(mode.summary())}")
     table = Table(show_header=True, header_style="bold")
     for column in ("layer", "", "what it does here", "how to get it"):
         table.add_column(column)
     for layer in mode.layers:
         mark = "[green]yes[/]" if layer.active else "[red]no[/]"
-        table.add_row(layer.name, mark, escape(layer.detail), escape(layer.hint))
+        table.add_row(markup(layer.name), mark, markup(layer.detail), markup(layer.hint))
     console.print(table)
     if live is None:
         return
     if "error" in live:
-        console.print(f"[red]live check failed:[/] {escape(str(live['error']))}")
+        console.print(f"[red]live check failed:[/] {markup(live['error'])}")
         return
     console.print("live check (a sandboxed job trying what a hostile program would):")
     for key, value in live.items():
         if key == "environment variables":
             value = ", ".join(value)
-        console.print(f"  {key}: {escape(str(value))}")
+        console.print(f"  {markup(key)}: {markup(value)}")  # what a sandboxed job reported

@@ -19,6 +19,7 @@ import click
 
 from evosearch import fmt
 from evosearch.cli.options import BadInput, db_option, open_archive, pick_db
+from evosearch.cli.render import echo
 
 
 def _parse(args: tuple[str, ...], best: int | None) -> tuple[int | None, Path | None]:
@@ -84,8 +85,8 @@ def export_command(args: tuple[str, ...], db: Path | None, best: int | None, out
             raise BadInput(f"no directory {path.parent} to write {path.name} into")
         path.write_text(text, encoding="utf-8")
         interval = "" if row["ci_low"] is None else f" {fmt.ci(row['ci_low'], row['ci_high'])}"
-        click.echo(f"wrote {path}: program {program_id} ({row['operator']}, outcome {row['outcome'] or row['status']},"
-                   f" score {fmt.score(row['score'])}{interval})")
+        echo(f"wrote {path}: program {program_id} ({fmt.terminal_text(row['operator'])}, outcome "
+             f"{fmt.terminal_text(row['outcome'] or row['status'])}, score {fmt.score(row['score'])}{interval})")
     except ExportError as err:
         raise BadInput(str(err)) from err
     finally:

@@ -1,4 +1,8 @@
-"""``evosearch llm check CONFIG``: contact each configured LLM endpoint and show a sample edit."""
+"""``evosearch llm check CONFIG``: contact each configured LLM endpoint and show a sample edit.
+
+Much of what it prints comes from the endpoint (model lists, error messages, the edit and its
+note), so every line goes out through :func:`_say`: one line, controls made safe.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 import click
 
 from evosearch.cli.options import BadInput
+from evosearch.cli.render import echo
 
 
 @click.group("llm")
@@ -41,13 +46,13 @@ def llm_check(config_file: Path) -> None:
     proposer = LlmProposer(config.llm, llm_template_dir(config.llm, config_dir(config)))
     failed = False
     for model in config.llm.models:
-        click.echo(f"{model.label}: {model.model} at {model.base_url}")
+        _say(f"{model.label}: {model.model} at {model.base_url}")
         try:
             served = proposer.clients[model.label].list_models()
             if served and model.model not in served:
-                click.echo(f"  warning: the endpoint lists {', '.join(served[:8])}, not {model.model}")
+                _say(f"  warning: the endpoint lists {', '.join(served[:8])}, not {model.model}")
         except LLMError as err:
-            click.echo(f"  (listing models: {err.message})")
+            _say(f"  (listing models: {err.message})")
         request = LlmRequest(model=model, kind=config.kind, parent=parent, feedback=None, inspirations=[], seed=0,
                              source_known=lambda sha: False, fingerprint_known=lambda fp: False,
                              fingerprint=lambda source: None)
@@ -56,18 +61,23 @@ def llm_check(config_file: Path) -> None:
         took = time.monotonic() - started
         for call in result.calls:
             if call.status != "llm_error":
-                click.echo(f"  answer {call.attempt}: {call.latency_s:.2f} s, {call.prompt_tokens} prompt + "
+                _say(f"  answer {call.attempt}: {call.latency_s:.2f} s, {call.prompt_tokens} prompt + "
                            f"{call.completion_tokens} completion tokens, ${call.cost:.5f}: {call.status}"
                            + (f" ({call.error.splitlines()[0][:120]})" if call.error else ""))
         if result.endpoint_error is not None:
             failed = True
-            click.echo(f"  FAILED after {took:.1f} s: {result.endpoint_error}")
+            _say(f"  FAILED after {took:.1f} s: {result.endpoint_error}")
         elif result.proposal is None:
-            click.echo(f"  the model answered but gave no usable edit: {result.reason}")
+            _say(f"  the model answered but gave no usable edit: {result.reason}")
         else:
             diff = difflib.unified_diff(parent.source.splitlines(), result.proposal.source.splitlines(),
                                         seed.name, "edited", lineterm="", n=1)
-            click.echo(f"  sample edit of {seed.name} applied ({result.proposal.note}):")
+            _say(f"  sample edit of {seed.name} applied ({result.proposal.note}):")
             for line in list(diff)[:30]:
-                click.echo("    " + line)
+                _say("    " + line)
     sys.exit(1 if failed else 0)
+
+
+def _say(line: str) -> None:
+    """One line of the check's report; the endpoint's text in it cannot act on the terminal or break the line."""
+    echo(line, multiline=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from evosearch.cli.options import emit, emit_object, output_options
+from evosearch.cli.render import echo
 
 
 @click.group("suite")
@@ -35,8 +36,8 @@ def suite_list(output: str) -> None:
 
     def table(rows: list[dict]) -> None:
         for r in rows:
-            click.echo(f"{r['name']:<16} tasks: {', '.join(r['tasks'])}; held-out: {', '.join(r['held_out'])}; "
-                       f"{r['seeds']} seeds; {'calibrated' if r['calibrated'] else 'NOT calibrated'}")
+            echo(f"{r['name']:<16} tasks: {', '.join(r['tasks'])}; held-out: {', '.join(r['held_out'])}; "
+                 f"{r['seeds']} seeds; {'calibrated' if r['calibrated'] else 'NOT calibrated'}")
 
     emit(rows, output, table)
 
@@ -63,18 +64,18 @@ def suite_show(name: str, output: str) -> None:
 
 
 def _print_suite(data: dict) -> None:
-    click.echo(f"{data['name']}: {data['description']}")
+    echo(f"{data['name']}: {data['description']}")
     hurdle = data["hurdle"]
-    click.echo(f"seeds {data['seeds']}, eval episodes {data['eval_episodes']}; hurdle {hurdle['env_id']} "
-               f"{hurdle['total_steps']} steps x {hurdle['seeds']} seeds")
+    echo(f"seeds {data['seeds']}, eval episodes {data['eval_episodes']}; hurdle {hurdle['env_id']} "
+         f"{hurdle['total_steps']} steps x {hurdle['seeds']} seeds")
     info = data["calibration_info"]
     if info:
-        click.echo(f"calibrated {info.get('measured')} on {info.get('machine')}")
+        echo(f"calibrated {info.get('measured')} on {info.get('machine')}")
     for t in data["tasks"]:
         ref = (f"random {t['r_random']:.1f}, PPO-clip {t['r_ref']:.1f}" if t["r_random"] is not None
                else "not calibrated")
         backend = t["backend"] if t["backend"] != "auto" else f"auto: {t['backend_resolved']}"
-        click.echo(f"  {t['role']:<8} {t['env_id']:<24} {t['total_steps']:>8} steps  {ref}  (env backend {backend})")
+        echo(f"  {t['role']:<8} {t['env_id']:<24} {t['total_steps']:>8} steps  {ref}  (env backend {backend})")
 
 
 def _auto_backends(env_id: str) -> str:
