@@ -57,7 +57,7 @@ class ProgressView:
                tuple(p.llm_models.values()), p.llm_capped)
         if key != self._last_line:  # print when something moved, not on every tick
             self._last_line = key
-            self.console.print(Text(terminal_text(line)), highlight=False)
+            self.console.print(Text(terminal_text(line)), highlight=False, soft_wrap=True)  # one line per update
 
     def _panel(self, p: Progress) -> Group:
         table = Table.grid(padding=(0, 2))

@@ -9,8 +9,19 @@ from pathlib import Path
 
 import click
 
-from evosearch.cli.options import BadInput, db_option, device_option, emit, open_archive, output_options
-from evosearch.fmt import score
+from evosearch.cli.options import (
+    BadInput,
+    db_option,
+    device_option,
+    emit,
+    open_archive,
+    output_options,
+    warn_if_weak,
+)
+from evosearch.cli.render import echo
+from evosearch.fmt import score, terminal_text
+
+ALLOW_WEAK_FLAG = "--allow-weak-sandbox"
 
 
 @click.command("run")
@@ -23,12 +34,17 @@ from evosearch.fmt import score
 @device_option(default=None, help="Where training runs (default: the config's evaluation.device, else auto: the GPU "
               "for torch-native tasks if there is one). With cuda, every parallel evaluation shares the GPU; cuda:N "
               "picks one.")
+@click.option(ALLOW_WEAK_FLAG, "allow_weak_sandbox", is_flag=True,
+              help="Run an LLM campaign even in a weak sandbox mode (rlimits), where candidate programs can read "
+              "the API keys in this process's environment. Without it such a campaign refuses to start.")
 def run_command(config_file: Path, db: Path | None, max_evals: int | None, minutes: float | None,
-                parallel: int | None, device: str | None) -> None:
+                parallel: int | None, device: str | None, allow_weak_sandbox: bool) -> None:
     """Start the campaign in CONFIG, or resume it: same database, same name.
 
     Ctrl-C once finishes the evaluations in flight and stops; twice abandons them (they are
     re-run on resume). Progress goes to the terminal, details to a log file beside the database.
+    In a weak sandbox mode (rlimits: candidates not isolated) it warns, and a campaign whose
+    LLM models use API keys refuses to start unless given --allow-weak-sandbox.
     """
     from evosearch import devices, sandbox
     from evosearch.campaign import BudgetReached, Campaign
@@ -41,6 +57,8 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     try:
         config = load_config(config_file, overrides)
         mode = sandbox.ensure(config.evaluation.sandbox)
+        if not allow_weak_sandbox:
+            _refuse_keys_in_weak_mode(config, mode)
         device_pool = devices.DevicePool(config.evaluation.device)
         campaign = Campaign(config, db_path=db)
     except (ConfigError, sandbox.SandboxUnavailable, devices.DeviceError) as err:
@@ -51,9 +69,9 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     logger = logging.getLogger("evosearch")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    click.echo(f"campaign {config.name!r}: database {campaign.db_path}, log {log_path}", err=True)
-    click.echo(f"sandbox: {mode.summary()}" + ("" if mode.strong else
-               " -- weak: candidates are not isolated from this machine; see `evosearch doctor`"), err=True)
+    echo(f"campaign {config.name!r}: database {campaign.db_path}, log {log_path}", err=True)
+    click.echo(f"sandbox: {mode.summary()}", err=True)
+    warn_if_weak(mode)
     click.echo(f"device: {device_pool.describe()}", err=True)
     try:
         with ProgressView() as view:
@@ -69,11 +87,32 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
         logger.removeHandler(handler)
         handler.close()
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))
-    click.echo(f"stopped: {summary.stop_reason}\n"
-               f"evaluations {summary.evaluations} ({summary.evaluated_this_run} this run); outcomes: {outcomes}\n"
-               f"best score {score(summary.best)} (program {summary.best_program or '-'}); QD score "
-               f"{score(summary.qd_score)}; coverage {100 * summary.coverage:.1f}%\n"
-               f"browse: evosearch archive best --db {campaign.db_path}")
+    echo(f"stopped: {summary.stop_reason}\n"
+         f"evaluations {summary.evaluations} ({summary.evaluated_this_run} this run); outcomes: {outcomes}\n"
+         f"best score {score(summary.best)} (program {summary.best_program or '-'}); QD score "
+         f"{score(summary.qd_score)}; coverage {100 * summary.coverage:.1f}%\n"
+         f"browse: evosearch archive best --db {campaign.db_path}")
+
+
+def _refuse_keys_in_weak_mode(config, mode) -> None:
+    """Stop before anything runs when candidates could read this campaign's LLM keys (a weak mode).
+
+    In ``rlimits`` mode a job can read evosearch's own environment (``/proc/<pid>/environ``),
+    where the keys named by ``llm.models[].api_key_env`` are; a candidate that prints one puts it
+    in the archive, and in the feedback the next prompts send out. The user may still choose to
+    (a machine of their own, a key with a small budget): ``--allow-weak-sandbox``.
+    """
+    keys = sorted({m.api_key_env for m in config.llm.models if m.api_key_env})
+    if mode.strong or not keys:
+        return
+    several = len(keys) > 1
+    raise BadInput(
+        f"refusing to start: the sandbox mode is {mode.name} (weak: candidates are not isolated) and this "
+        f"campaign's LLM API key{'s' if several else ''} ({', '.join('$' + k for k in keys)}) would be readable "
+        "by every candidate program (in this process's environment, /proc/<pid>/environ): a candidate could copy "
+        f"{'them' if several else 'it'} into its output, which the archive stores and the LLM prompts quote. "
+        f"Install bubblewrap for a strong sandbox (`evosearch doctor` shows how), or pass {ALLOW_WEAK_FLAG} to "
+        "run anyway.")
 
 
 # -- status --------------------------------------------------------------------------------------
@@ -109,13 +148,14 @@ def status_command(db: Path | None, output: str) -> None:
         for r in rows:
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
             rate = f"{r['evals_per_hour']:.0f}/h" if r["evals_per_hour"] else "-"
-            click.echo(f"{r['campaign']}  [{r['status']}]  evaluations {r['evaluations']}/{r['max_evals'] or '-'}"
-                       f" ({r['pending']} pending)  best {score(r['best'])}  QD {score(r['qd_score'])}  coverage "
-                       f"{100 * r['coverage']:.1f}% ({r['cells']}/{r['grid_cells']} cells, {r['islands']} islands)"
-                       f"  rate {rate}\n  outcomes: {outcomes or '-'}; updated {r['updated']}")
+            name = terminal_text(r["campaign"])  # one line: a name from elsewhere cannot start a forged one
+            echo(f"{name}  [{r['status']}]  evaluations {r['evaluations']}/{r['max_evals'] or '-'}"
+                 f" ({r['pending']} pending)  best {score(r['best'])}  QD {score(r['qd_score'])}  coverage "
+                 f"{100 * r['coverage']:.1f}% ({r['cells']}/{r['grid_cells']} cells, {r['islands']} islands)"
+                 f"  rate {rate}\n  outcomes: {outcomes or '-'}; updated {r['updated']}")
             if r["llm_spend"]:
                 cap = f" of ${r['llm_cost_cap']:.2f}" if r["llm_cost_cap"] is not None else ""
-                click.echo(f"  LLM spend ${sum(r['llm_spend'].values()):.4f}{cap}: "
-                           + ", ".join(f"{k} ${v:.4f}" for k, v in r["llm_spend"].items()))
+                echo(f"  LLM spend ${sum(r['llm_spend'].values()):.4f}{cap}: "
+                     + ", ".join(f"{terminal_text(k)} ${v:.4f}" for k, v in r["llm_spend"].items()))
 
     emit(rows, output, table)

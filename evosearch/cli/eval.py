@@ -9,37 +9,51 @@ from pathlib import Path
 import click
 
 from evosearch import fmt
-from evosearch.cli.options import device_option, output_options
+from evosearch.cli.options import device_option, output_options, warn_if_weak
+from evosearch.cli.render import markup, plain
+from evosearch.fmt import terminal_text
 
 
 def _print_eval_table(result, program_name: str) -> None:
+    """The result for people; the error and the output tail are the candidate's text, shown safe."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     if result.tasks:
-        table = Table(title=f"{program_name} on {result.suite}")
+        table = Table(title=plain(f"{program_name} on {result.suite}"))
         for col, justify in (("task", "left"), ("mean return", "right"), ("normalised", "right"),
                              ("95% CI", "right"), ("seeds", "right"), ("job s", "right")):
             table.add_column(col, justify=justify)
         rows = list(result.tasks.values()) + list(result.held_out.values())
         for t in rows:
             name = t.env_id + (" (held-out)" if t.env_id in result.held_out else "")
-            table.add_row(name, fmt.score(t.mean_return, 1), fmt.score(t.normalized_mean), fmt.ci(*t.ci),
+            table.add_row(plain(name), fmt.score(t.mean_return, 1), fmt.score(t.normalized_mean), fmt.ci(*t.ci),
                           str(len(t.returns)), fmt.duration(t.train_wall_s))
         console.print(table)
     style = "green" if result.ok else "red"
-    console.print(f"outcome [bold {style}]{result.outcome}[/] at stage [bold]{result.stage}[/]"
-                  f"   fingerprint {result.fingerprint or '-'}   wall {fmt.duration(result.wall_s)}"
+    console.print(f"outcome [bold {style}]{markup(result.outcome)}[/] at stage [bold]{markup(result.stage)}[/]"
+                  f"   fingerprint {markup(result.fingerprint or '-')}   wall {fmt.duration(result.wall_s)}"
                   f"   cpu {fmt.duration(result.cpu_s)}   peak memory {result.peak_rss_mb:.0f} MiB")
     if result.score is not None:
         console.print(f"score ({result.fitness.upper()} of normalised returns over tasks x seeds): "
                       f"[bold]{fmt.score(result.score)}[/]  95% CI {fmt.ci(*result.ci)}"
                       f"   AUC {fmt.score(result.auc)}")
     if result.error:
-        console.print(f"[red]error:[/] {result.error}", markup=True, highlight=False)
-        if result.output_tail.strip():
-            console.print(result.output_tail.strip()[-1500:], markup=False, highlight=False)
+        console.print(f"[red]error:[/] {markup(result.error, multiline=True)}", highlight=False)
+        _print_tail(console, result.output_tail)
+
+
+def _print_tail(console, tail: str, limit: int = 1500) -> None:
+    """The end of what the program printed, indented under a heading: it cannot pass for evosearch's own lines."""
+    tail = tail.strip()
+    if not tail:
+        return
+    cut = len(tail) > limit
+    console.print(f"end of the program's output{' (last ' + str(limit) + ' characters)' if cut else ''}:",
+                  style="dim", markup=False, highlight=False)
+    lines = terminal_text(tail[-limit:], multiline=True).splitlines()
+    console.print(plain("\n".join("  " + line for line in lines), multiline=True), highlight=False)
 
 
 @click.command("eval")
@@ -63,7 +77,7 @@ def eval_command(file: Path, suite: str | None, seeds: int | None, workers: int 
     from evosearch.envs.suites import SuiteError, load_suite
     from evosearch.evaluate import CascadeConfig
     from evosearch.program import Program
-    from evosearch.sandbox import SandboxUnavailable
+    from evosearch.sandbox import SandboxUnavailable, current_mode
 
     try:
         source = file.read_text(encoding="utf-8")
@@ -86,6 +100,7 @@ def eval_command(file: Path, suite: str | None, seeds: int | None, workers: int 
         evaluator = kind.evaluator(cfg, loaded)
     except (SuiteError, SandboxUnavailable, DeviceError) as err:
         raise click.UsageError(str(err)) from err
+    warn_if_weak(current_mode())  # the evaluator chose the mode; say so before the candidate runs
     result = evaluator.evaluate(program)
     if output == "json":
         click.echo(json.dumps(result.to_dict(), allow_nan=False))

@@ -7,6 +7,7 @@
 - ``device_option(...)`` is the ``--device`` of ``eval`` and ``run``: auto, cpu, cuda or cuda:N,
   checked with the pattern the config uses.
 - ``emit`` and ``emit_object`` print a result in the chosen format.
+- ``warn_if_weak`` is the line ``eval`` and ``run`` print when the sandbox does not isolate candidates.
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ import csv
 import functools
 import io
 import json
+import os
+import re
 import sqlite3
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from evosearch.devices import DEVICE_PATTERN
+from evosearch.fmt import terminal_text
+
+if TYPE_CHECKING:
+    from evosearch.sandbox import Mode
 
 EXIT_BAD_USAGE = 2
 FORMATS = ("table", "json", "csv")
@@ -32,6 +41,10 @@ class BadInput(click.ClickException):
     """A clear one-line error with exit code 2 (bad config, missing database, unknown id)."""
 
     exit_code = EXIT_BAD_USAGE
+
+    def format_message(self) -> str:
+        """The message, safe for the terminal: it often quotes names an archive or a config brought in."""
+        return terminal_text(self.message, multiline=True)
 
 
 # -- output formats ------------------------------------------------------------------------------
@@ -85,19 +98,34 @@ def output_options(fn: Callable | None = None, *, formats: tuple[str, ...] = FOR
 
 
 def emit(rows: list[dict], output: str, table: Callable[[list[dict]], None]) -> None:
-    """Print ``rows`` as one JSON array, as CSV (lists and dicts as JSON text), or with ``table(rows)``."""
+    """Print ``rows`` as one JSON array, as CSV (lists and dicts as JSON text), or with ``table(rows)``.
+
+    JSON is exact and terminal-safe as it is (every control character is written as an escape).
+    CSV has no escapes: written to a file or a pipe it keeps the exact text (click would strip
+    colour codes from it; ``color=True`` stops that), shown on a terminal its text is made safe
+    like a table's, since then a person reads it.
+    """
     if output == "json":
         click.echo(json.dumps(rows, allow_nan=False))
     elif output == "csv":
-        buffer = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()}
-                             for r in rows)
-        click.echo(buffer.getvalue(), nl=False)
+        text = _csv(rows)
+        click.echo(terminal_text(text, multiline=True) if _stdout_is_terminal() else text, nl=False, color=True)
     else:
         table(rows)
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()}
+                         for r in rows)
+    return buffer.getvalue()
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def emit_object(data: dict, rows: list[dict], output: str, table: Callable[[dict], None]) -> None:
@@ -191,3 +219,35 @@ def device_option(*, default: str | None, help: str):
     """``--device`` for commands that train: one type and metavar, each command its default and help."""
     return click.option("--device", type=Device(), metavar="[auto|cpu|cuda|cuda:N]", default=default,
                         show_default=default is not None, help=help)
+
+
+# -- the sandbox ---------------------------------------------------------------------------------
+
+# Names of environment variables that usually hold credentials (OPENAI_API_KEY, HF_TOKEN, ...).
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL", re.IGNORECASE)
+
+
+def weak_sandbox_warning(mode: Mode, environ: Mapping[str, str] | None = None) -> str | None:
+    """The warning for a mode that does not isolate candidates (``rlimits``), or None for a strong one.
+
+    There a job runs as the user, with the host's files and ``/proc`` in view: it can read the
+    environment of evosearch's own process (``/proc/<pid>/environ``, where API keys live) and
+    files in ``$HOME``. The warning names the variables that look like keys, so the risk is concrete.
+    """
+    if mode.strong:
+        return None
+    environ = os.environ if environ is None else environ
+    secrets = sorted(name for name, value in environ.items() if value and _SECRET_NAME.search(name))
+    named = ""
+    if secrets:
+        named = f" (set here: {', '.join(secrets[:4])}{', ...' if len(secrets) > 4 else ''})"
+    return (f"warning: sandbox mode {mode.name} is weak: candidate code runs as you, not isolated: it can read "
+            f"your files, $HOME and this process's environment, API keys included{named}; install bubblewrap, "
+            "see `evosearch doctor`")
+
+
+def warn_if_weak(mode: Mode) -> None:
+    """Print :func:`weak_sandbox_warning` on stderr when there is one (``eval``, ``run``)."""
+    warning = weak_sandbox_warning(mode)
+    if warning:
+        click.echo(warning, err=True)
