@@ -11,6 +11,8 @@ the IQM over seeds with a bootstrap CI. The result record is the rule evaluator'
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -35,12 +37,16 @@ from evosearch.evaluate.result import EvalResult, summarise, task_result
 from evosearch.kinds.policy import KIND
 from evosearch.program import Program, static_check
 from evosearch.sandbox import JobOutcome, Limits, run_job
+from evosearch.sandbox.runner import RESULT_FILE
 from evosearch.train.score import first_episode_returns, uniform_random_actions
 
 POLICY_SUITE = KIND.default_suite
 ENV_SEED = 30_000_001  # every candidate meets the same initial states (common random numbers)
 PROBE_SEED = 40_000_003
 CONNECT_TIMEOUT_S = 30.0
+#: How long a job that hung up may take to end by itself (and report its own error, a traceback
+#: from ``act``) before it is stopped: ending takes milliseconds, so this is only slack.
+HANGUP_GRACE_S = 2.0
 
 
 @dataclass
@@ -75,13 +81,18 @@ def _fingerprint(actions: np.ndarray) -> str:
 
 @dataclass
 class RefereeSession:
-    """One policy job's referee: the ``Session`` the sandbox runner drives while the job runs."""
+    """One policy job's referee: the ``Session`` the sandbox runner drives while the job runs.
+
+    Every wait it makes ends by ``wall_s`` after the job started at the latest (the job's own
+    wall-clock limit), so the runner's call never outlives the job, whatever the policy does.
+    """
 
     task: Task
     seeds: int
     episodes: int
     act_timeout_s: float
     skip_if: SkipIf | None = None  # asked with the fingerprint: True ends the play there
+    wall_s: float = math.inf
     record: PlayRecord = field(default_factory=PlayRecord)
 
     def __post_init__(self) -> None:
@@ -89,6 +100,7 @@ class RefereeSession:
         self.space = spaces(self.task.env_id)
         self.probe = probe_observations(self.task.env_id, self.env.backend)
         self.listener: Listener | None = None
+        self.result_path: str | None = None
 
     @property
     def obs_dim(self) -> int:
@@ -96,47 +108,76 @@ class RefereeSession:
 
     def prepare(self, scratch: str) -> list[str]:
         self.listener = Listener(scratch)
+        self.result_path = os.path.join(scratch, RESULT_FILE)
         return [self.listener.path]
 
+    def _job_ended(self) -> bool:
+        """Whether the job has written its result, which it does as it ends (a plain check: no file is read)."""
+        return self.result_path is not None and os.path.lexists(self.result_path)
+
     def _ask(self, channel: Channel, obs: np.ndarray) -> np.ndarray:
-        channel.send_observations(obs)
+        channel.send_observations(obs, self.act_timeout_s)
         raw = channel.receive_actions(len(obs), self.act_timeout_s)
         return check_actions(raw, len(obs), self.space)
 
     def run(self) -> bool:
-        """Play every episode; True (kill the job) when the policy failed its part."""
+        """Play every episode; True (kill the job) when the policy failed its part and is still running."""
+        until = time.monotonic() + self.wall_s
         channel = None
         try:
-            channel = self.listener.accept(CONNECT_TIMEOUT_S)
-            self.record.fingerprint = _fingerprint(self._ask(channel, self.probe))
-            if self.skip_if is not None and self.skip_if(self.record.fingerprint):
-                self.record.duplicate = True
-                return True  # behaves like an evaluated policy: no need to play its episodes
-            previous: list[np.ndarray] = []
-            changes: list[float] = []
-            span = None if self.space.discrete else np.maximum(self.space.action_high - self.space.action_low, 1e-6)
-
-            def choose(obs: torch.Tensor) -> torch.Tensor:
-                actions = self._ask(channel, obs.numpy())
-                if previous:
-                    delta = actions != previous[0] if span is None else np.abs(actions - previous[0]) / span
-                    changes.append(float(np.mean(delta)))
-                previous[:] = [actions]
-                self.record.steps += 1
-                return torch.from_numpy(actions)
-
-            returns = first_episode_returns(self.env, choose)
-            self.record.returns = returns.reshape(self.seeds, self.episodes).mean(1)
-            self.record.smoothness = float(np.mean(changes)) if changes else 0.0
-            return False
+            channel = self.listener.accept(CONNECT_TIMEOUT_S, until, self._job_ended)
+            return self._play_episodes(channel)
+        except PolicyGone as err:
+            self.record.error = err
+            return not self._ends_by_itself(channel)
         except PolicyError as err:
             self.record.error = err
-            return not isinstance(err, PolicyGone)  # a job that hung up is ending by itself: let it report
+            return True
         finally:
             if channel is not None:
                 channel.close()
             self.listener.close()
             self.env.close()
+
+    def _ends_by_itself(self, channel: Channel | None) -> bool:
+        """Whether a job that hung up ends within the grace, and so may report its own error.
+
+        One that does not (it closed its end and slept) is stopped then, not at its wall limit.
+        The job's process is watched where it can be; its result file is the sign only where it
+        cannot (it never connected, or there is no pidfd), as a job could write that file and live on.
+        """
+        if channel is not None and channel.pidfd is not None:
+            return channel.peer_ended(HANGUP_GRACE_S)
+        give_up = time.monotonic() + HANGUP_GRACE_S
+        while not self._job_ended():
+            if time.monotonic() >= give_up:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _play_episodes(self, channel: Channel) -> bool:
+        """The probe, then every episode; True when the fingerprint's ``skip_if`` ended the play early."""
+        self.record.fingerprint = _fingerprint(self._ask(channel, self.probe))
+        if self.skip_if is not None and self.skip_if(self.record.fingerprint):
+            self.record.duplicate = True
+            return True  # behaves like an evaluated policy: no need to play its episodes
+        previous: list[np.ndarray] = []
+        changes: list[float] = []
+        span = None if self.space.discrete else np.maximum(self.space.action_high - self.space.action_low, 1e-6)
+
+        def choose(obs: torch.Tensor) -> torch.Tensor:
+            actions = self._ask(channel, obs.numpy())
+            if previous:
+                delta = actions != previous[0] if span is None else np.abs(actions - previous[0]) / span
+                changes.append(float(np.mean(delta)))
+            previous[:] = [actions]
+            self.record.steps += 1
+            return torch.from_numpy(actions)
+
+        returns = first_episode_returns(self.env, choose)
+        self.record.returns = returns.reshape(self.seeds, self.episodes).mean(1)
+        self.record.smoothness = float(np.mean(changes)) if changes else 0.0
+        return False
 
 
 class PolicyEvaluator:
@@ -197,9 +238,9 @@ class PolicyEvaluator:
 
     def _play(self, program: Program, task: Task, skip_if: SkipIf | None) -> tuple[JobOutcome, RefereeSession]:
         """Run the policy's job with a referee session playing ``task``; ``skip_if`` may end it after the probe."""
-        session = RefereeSession(task, self.seeds, self.suite.eval_episodes, act_timeout_s=self.config.smoke_timeout_s,
-                                 skip_if=skip_if)
         limits = Limits(wall_s=self.config.task_timeout_s, memory_mb=self.config.memory_mb)
+        session = RefereeSession(task, self.seeds, self.suite.eval_episodes, act_timeout_s=self.config.smoke_timeout_s,
+                                 skip_if=skip_if, wall_s=limits.wall_s)
         job = run_job(PolicyJob(source=program.source, obs_dim=session.obs_dim, filename=program.name), limits,
                       session=session)
         return job, session
@@ -226,8 +267,9 @@ class PolicyEvaluator:
             result.error = f"policy: {err.get('type', 'Error')}: {err.get('message', '')}"
             result.output_tail = tail
         elif isinstance(record.error, PolicyTimeout) or job.status == "timeout":
-            result.outcome = "timeout"
-            result.error = f"policy: {record.error or job.error.get('message', 'ran past its wall-clock limit')}"
+            result.outcome = "timeout"  # the referee's reason, unless the job's own limit came first
+            reason = record.error if isinstance(record.error, PolicyTimeout) else None
+            result.error = f"policy: {reason or (job.error or {}).get('message', 'ran past its wall-clock limit')}"
         elif isinstance(record.error, PolicyGone) or job.status in ("killed", "crashed"):
             result.outcome = "candidate_error" if job.status != "killed" else "killed"
             result.error = f"policy: {record.error or job.error.get('message', 'the job ended')}"

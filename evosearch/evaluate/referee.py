@@ -10,11 +10,23 @@ answers with the wrong shape or type ends its evaluation with a reason that says
 Frames are a 4-byte little-endian length and a body. Observations go as raw float32 (the
 job knows the batch shape from its payload); actions come back as a short JSON header
 (``dtype``, ``shape``) and the raw bytes, both bounded in size and checked before use.
+
+The other end may be written by an attacker who has read this file (issue 15), so the host never
+waits on it without a deadline: the socket is non-blocking, and every send and receive waits in
+``poll`` until the answer's deadline or the job's wall-clock limit, whichever comes first. Each
+wait also watches the policy's process (a pidfd for the connection's peer), because end of file
+alone cannot say that the peer is gone: a descriptor of the job's socket in flight keeps that
+socket open after the job has exited. Descriptors passed over the socket (``SCM_RIGHTS``) are
+closed on arrival and end the evaluation as the policy's error. One connection per job: the
+listener closes once it has accepted one.
 """
 
 from __future__ import annotations
 
+import array
+import contextlib
 import json
+import math
 import os
 import select
 import socket
@@ -22,6 +34,7 @@ import struct
 import time
 import types
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,10 +43,20 @@ if TYPE_CHECKING:
     from evosearch.envs.spaces import EnvSpaces
 
 LENGTH = struct.Struct("<I")
+PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 SOCKET_NAME = "referee.sock"
-MAX_HEADER_BYTES = 256
+MAX_HEADER_BYTES = 256  # this bounds the header's JSON nesting too (128 levels at most)
+MAX_DIMS = 3
+VALUES_PER_OBSERVATION = 64  # an answer holds at most this many values for each observation asked
 ACTION_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                  "float16", "float32", "float64")
+#: Room for as many descriptors as one message can carry (the kernel's SCM_MAX_FD), so that each one
+#: arrives here and is closed by us; any beyond the room the kernel closes itself, flagging MSG_CTRUNC.
+MAX_PASSED_FDS = 253
+ACCEPT_POLL_S = 0.1  # how often the wait for the connection asks whether the job ended without one
+ENDED = "the policy's process ended during the episode"
+CLOSED = "the policy's process closed its connection during the episode"
+PAST_WALL = "the policy's episodes did not end within the job's wall-clock limit"
 
 
 class PolicyError(Exception):
@@ -81,6 +104,113 @@ def check_actions(actions: np.ndarray, n_envs: int, space: EnvSpaces) -> np.ndar
     return np.clip(actions.astype(np.float32), space.action_low, space.action_high)
 
 
+# -- the answer header: untrusted JSON, checked against a schema before any of it is used -----------
+
+
+def _shown(value: object) -> str:
+    """A header value as an error message may show it: short, and a plain word only as itself."""
+    if isinstance(value, str) and value.isascii() and value.isprintable() and len(value) <= 32:
+        return value
+    return ascii(value)[:80]
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_header(raw: bytes, n_obs: int) -> tuple[np.dtype, tuple[int, ...]]:
+    """The dtype and shape an answer header announces, or a PolicyError naming what is wrong.
+
+    The header is the policy's word, so it is held to a schema before use: exactly the keys
+    ``dtype`` (one of :data:`ACTION_DTYPES`, by name) and ``shape`` (a list of at most
+    :data:`MAX_DIMS` JSON integers, booleans and floats excluded), each dimension and their exact
+    product at most :data:`VALUES_PER_OBSERVATION` per observation asked. Python's ``json`` alone
+    would take ``Infinity`` (``int(inf)`` raises OverflowError) and ``np.prod`` wraps
+    ``[2**32, 2**32]`` to 0 (a reshape that raises ValueError): both once crashed the host.
+    """
+    try:
+        header = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise PolicyError(f"the policy's answer is malformed: its header is not plain JSON ({str(err)[:80]})") from err
+    if not isinstance(header, dict) or set(header) != {"dtype", "shape"}:
+        keys = sorted(map(str, header))[:4] if isinstance(header, dict) else type(header).__name__
+        raise PolicyError(f'the policy\'s answer is malformed: its header must hold exactly "dtype" and "shape", '
+                          f"not {_shown(keys)}")
+    dtype, shape = header["dtype"], header["shape"]
+    if not isinstance(dtype, str) or dtype not in ACTION_DTYPES:
+        raise PolicyError(f"act(obs) returned an array of dtype {_shown(dtype)}; expected a numeric array "
+                          f"({', '.join(ACTION_DTYPES)})")
+    if not isinstance(shape, list) or len(shape) > MAX_DIMS or any(type(d) is not int for d in shape):
+        raise PolicyError(f"the policy's answer is malformed: its shape {_shown(shape)} is not a list of at most "
+                          f"{MAX_DIMS} whole numbers")
+    limit = VALUES_PER_OBSERVATION * max(1, n_obs)
+    if any(d < 0 for d in shape):
+        raise PolicyError(f"the policy's answer is malformed: its shape {_shown(shape)} has a negative dimension")
+    if any(d > limit for d in shape) or math.prod(shape) > limit:
+        raise PolicyError(f"act(obs) returned an array of shape {_shown(shape)} for {n_obs} observations: "
+                          f"more than {limit} values")
+    return np.dtype(dtype), tuple(shape)
+
+
+# -- the evaluator's end ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    """When a wait must end, and the reason a PolicyTimeout gives if it does."""
+
+    at: float
+    reason: str
+
+
+def _ready(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` is readable within ``timeout`` s (``poll``: a host may hold descriptors past 1024)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(math.ceil(max(0.0, timeout) * 1000)))
+
+
+def _peer_pidfd(conn: socket.socket) -> int | None:
+    """A pidfd for the process that connected; None where there is none to be had.
+
+    The pid comes from the kernel (``SO_PEERCRED``, as this process sees it, so a job in a pid
+    namespace of its own is named by its pid here). A peer that is already gone raises PolicyGone.
+    """
+    try:
+        pid = PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size))[0]
+    except (AttributeError, OSError):
+        return None
+    if pid <= 0:  # not visible from our pid namespace
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError as err:
+        raise PolicyGone(ENDED) from err
+    except (AttributeError, OSError):  # no pidfd (an old kernel): the deadlines still hold
+        return None
+
+
+def _refuse_descriptors(ancillary: list[tuple[int, int, bytes]], flags: int) -> None:
+    """Close every descriptor the policy passed with its bytes; PolicyError if it passed any.
+
+    A descriptor received is open in the host until closed, and one left unread keeps the job's
+    socket alive after the job, so none is kept and the policy is told why it failed.
+    """
+    passed: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds = array.array("i")
+            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+            passed.extend(fds)
+    for fd in passed:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    if ancillary or flags & socket.MSG_CTRUNC:
+        more = " and more the kernel dropped" if flags & socket.MSG_CTRUNC else ""
+        raise PolicyError(f"the policy passed {len(passed)} file descriptor(s){more} over the referee's socket; "
+                          "descriptors are refused (closed unread)")
+
+
 class Listener:
     """The evaluator's end: a listening socket in the job's scratch directory.
 
@@ -99,66 +229,138 @@ class Listener:
         if owner_uid is not None:  # the job runs as a uid of its own: the socket must be its to connect to
             os.chown(self.path, owner_uid, owner_uid)
         self.sock.listen(1)
+        self.sock.setblocking(False)
 
-    def accept(self, timeout: float) -> Channel:
-        ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
-        if not ready:
-            raise PolicyTimeout(f"the policy's process did not connect within {timeout:.0f} s")
-        conn, _ = self.sock.accept()
-        return Channel(conn)
+    def accept(self, timeout: float, until: float = math.inf,
+               ended: Callable[[], bool] | None = None) -> Channel:
+        """The job's connection, then no other: the listener closes behind it.
+
+        Waits at most ``timeout``, and never past ``until`` (the job's wall-clock limit, on the
+        monotonic clock); ``ended`` says whether the job has ended without connecting (it failed
+        to load), so that the wait stops then rather than at the timeout.
+        """
+        give_up = Due(min(time.monotonic() + timeout, until),
+                      f"the policy's process did not connect within {timeout:.0f} s")
+        while True:
+            remaining = give_up.at - time.monotonic()
+            if remaining <= 0:
+                raise PolicyTimeout(give_up.reason)
+            if _ready(self.sock.fileno(), min(remaining, ACCEPT_POLL_S)):
+                try:
+                    conn, _ = self.sock.accept()
+                except BlockingIOError:
+                    continue
+                self.close()
+                return Channel(conn, until)
+            if ended is not None and ended():
+                raise PolicyGone("the policy's process ended before it connected to the referee")
 
     def close(self) -> None:
         self.sock.close()
 
 
 class Channel:
-    """One connection to a policy's process; every read has a deadline."""
+    """One connection to a policy's process; every send and receive has a deadline.
 
-    def __init__(self, conn: socket.socket) -> None:
+    ``until`` is the latest any wait may end (the job's wall-clock limit); each call adds its
+    own, shorter one (the answer timeout).
+    """
+
+    def __init__(self, conn: socket.socket, until: float = math.inf) -> None:
         self.conn = conn
-
-    def _recv_exactly(self, size: int, deadline: float) -> bytes:
-        chunks, got = [], 0
-        while got < size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.conn], [], [], remaining)[0]:
-                raise PolicyTimeout("act(obs) did not answer in time")
-            chunk = self.conn.recv(min(size - got, 1 << 20))
-            if not chunk:
-                raise PolicyGone("the policy's process ended during the episode")
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
-
-    def send_observations(self, obs: np.ndarray) -> None:
-        body = np.ascontiguousarray(obs, dtype=np.float32).tobytes()
+        self.until = until
+        self.pidfd: int | None = None
+        conn.setblocking(False)
         try:
-            self.conn.sendall(LENGTH.pack(len(body)) + body)
-        except OSError as err:
-            raise PolicyGone("the policy's process ended during the episode") from err
+            self.pidfd = _peer_pidfd(conn)
+        except PolicyGone:
+            conn.close()
+            raise
+        self._readable = self._poller(select.POLLIN)
+        self._writable = self._poller(select.POLLOUT)
+
+    def _poller(self, event: int) -> select.poll:
+        poller = select.poll()
+        poller.register(self.conn, event)
+        if self.pidfd is not None:
+            poller.register(self.pidfd, select.POLLIN)
+        return poller
+
+    def due(self, timeout: float, reason: str) -> Due:
+        """The deadline ``timeout`` from now, or the job's own when that comes first."""
+        at = time.monotonic() + timeout
+        return Due(at, reason) if at < self.until else Due(self.until, PAST_WALL)
+
+    def _wait(self, poller: select.poll, due: Due) -> None:
+        """Until the connection is ready (or hung up); PolicyGone once the policy's process has ended."""
+        while True:
+            remaining = due.at - time.monotonic()
+            if remaining <= 0:
+                raise PolicyTimeout(due.reason)
+            ready = dict(poller.poll(math.ceil(remaining * 1000)))
+            if self.pidfd is not None and self.pidfd in ready:
+                raise PolicyGone(ENDED)
+            if ready:
+                return
+
+    def peer_ended(self, timeout: float) -> bool:
+        """Whether the policy's process ends within ``timeout`` (False at once where it cannot be watched)."""
+        return self.pidfd is not None and _ready(self.pidfd, timeout)
+
+    def _recv_exactly(self, size: int, due: Due) -> bytes:
+        buffer = bytearray(size)
+        view, got = memoryview(buffer), 0
+        while got < size:
+            self._wait(self._readable, due)
+            try:
+                count, ancillary, flags, _ = self.conn.recvmsg_into(
+                    [view[got:]], socket.CMSG_SPACE(MAX_PASSED_FDS * 4), socket.MSG_CMSG_CLOEXEC)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as err:
+                raise PolicyGone(CLOSED) from err
+            _refuse_descriptors(ancillary, flags)
+            if count == 0:
+                raise PolicyGone(CLOSED)
+            got += count
+        return bytes(buffer)
+
+    def _send_all(self, data: bytes, due: Due) -> None:
+        view = memoryview(data)
+        while view:
+            self._wait(self._writable, due)
+            try:
+                sent = self.conn.send(view, socket.MSG_NOSIGNAL)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as err:  # EPIPE, ECONNRESET: the policy hung up
+                raise PolicyGone(CLOSED) from err
+            view = view[sent:]
+
+    def send_observations(self, obs: np.ndarray, timeout: float = math.inf) -> None:
+        """Send a batch; a policy that leaves its observations unread for ``timeout`` has timed out."""
+        body = np.ascontiguousarray(obs, dtype=np.float32).tobytes()
+        self._send_all(LENGTH.pack(len(body)) + body,
+                       self.due(timeout, f"the policy did not read its observations within {timeout:g} s"))
 
     def receive_actions(self, n_envs: int, timeout: float) -> np.ndarray:
-        deadline = time.monotonic() + timeout
-        (header_len,) = LENGTH.unpack(self._recv_exactly(LENGTH.size, deadline))
+        """The next answer, whole within ``timeout``; its header is checked (:func:`parse_header`) before the body
+        is read, so the body's size is one the evaluator agreed to."""
+        due = self.due(timeout, f"act(obs) did not answer in time ({timeout:g} s)")
+        (header_len,) = LENGTH.unpack(self._recv_exactly(LENGTH.size, due))
         if header_len > MAX_HEADER_BYTES:
-            raise PolicyError("the policy's answer is malformed (header too long)")
-        try:
-            header = json.loads(self._recv_exactly(header_len, deadline))
-            dtype = np.dtype(header["dtype"])
-            shape = tuple(int(x) for x in header["shape"])
-        except (ValueError, KeyError, TypeError) as err:
-            raise PolicyError("the policy's answer is malformed (bad header)") from err
-        if header["dtype"] not in ACTION_DTYPES or len(shape) > 3 or any(x < 0 for x in shape):
-            raise PolicyError(f"act(obs) returned an array of dtype {header['dtype']} and shape {shape}; "
-                              "expected a numeric array")
-        count = int(np.prod(shape)) if shape else 1
-        if count > 64 * max(1, n_envs):
-            raise PolicyError(f"act(obs) returned {count} values for {n_envs} observations")
-        body = self._recv_exactly(count * dtype.itemsize, deadline)
+            raise PolicyError(f"the policy's answer is malformed: a header of {header_len} bytes "
+                              f"(at most {MAX_HEADER_BYTES})")
+        dtype, shape = parse_header(self._recv_exactly(header_len, due), n_envs)
+        body = self._recv_exactly(math.prod(shape) * dtype.itemsize, due)
         return np.frombuffer(body, dtype=dtype).reshape(shape)
 
     def close(self) -> None:
+        """Close the connection (whatever the policy left unread in it goes with it) and the pidfd."""
         self.conn.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 def load_policy(source: str, filename: str = "<policy>") -> Callable[[np.ndarray], object]:
