@@ -16,7 +16,7 @@ import click
 
 from evosearch import fmt
 from evosearch.cli.options import BadInput, db_option, emit, emit_object, open_archive, output_options, pick_db
-from evosearch.cli.render import echo, markup, plain
+from evosearch.cli.render import echo, labelled, markup, plain
 from evosearch.fmt import clock, score, terminal_text
 
 
@@ -162,7 +162,7 @@ def _print_program(data: dict) -> None:
                           fmt.ci(*t["ci"]))
         console.print(table)
     if data.get("error"):
-        console.print(f"[red]error:[/] {markup(data['error'], multiline=True)}", highlight=False)
+        console.print(labelled("error:", data["error"]))
     calls = data.get("llm_calls") or []
     if calls:
         cost = sum(c["cost"] for c in calls)

@@ -10,8 +10,7 @@ import click
 
 from evosearch import fmt
 from evosearch.cli.options import device_option, output_options, warn_if_weak
-from evosearch.cli.render import markup, plain
-from evosearch.fmt import terminal_text
+from evosearch.cli.render import indented, labelled, markup, plain
 
 
 def _print_eval_table(result, program_name: str) -> None:
@@ -40,20 +39,19 @@ def _print_eval_table(result, program_name: str) -> None:
                       f"[bold]{fmt.score(result.score)}[/]  95% CI {fmt.ci(*result.ci)}"
                       f"   AUC {fmt.score(result.auc)}")
     if result.error:
-        console.print(f"[red]error:[/] {markup(result.error, multiline=True)}", highlight=False)
+        console.print(labelled("error:", result.error))
         _print_tail(console, result.output_tail)
 
 
 def _print_tail(console, tail: str, limit: int = 1500) -> None:
-    """The end of what the program printed, indented under a heading: it cannot pass for evosearch's own lines."""
+    """The end of the job's traceback and output, indented under a heading: no line of it can pass for ours."""
     tail = tail.strip()
     if not tail:
         return
     cut = len(tail) > limit
-    console.print(f"end of the program's output{' (last ' + str(limit) + ' characters)' if cut else ''}:",
+    console.print(f"the job's traceback and output{' (last ' + str(limit) + ' characters)' if cut else ''}:",
                   style="dim", markup=False, highlight=False)
-    lines = terminal_text(tail[-limit:], multiline=True).splitlines()
-    console.print(plain("\n".join("  " + line for line in lines), multiline=True), highlight=False)
+    console.print(indented(tail[-limit:]))
 
 
 @click.command("eval")

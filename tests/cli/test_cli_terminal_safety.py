@@ -89,7 +89,7 @@ def on_a_terminal(*args: str, timeout: float = 180) -> str:
 def test_eval_on_a_terminal_shows_the_programs_controls_as_text():
     shown = on_a_terminal("eval", str(HOSTILE_RULE), "--suite", TINY_SUITE)
     assert "candidate_error" in shown and "AssertionError: hostile" in shown, shown
-    assert "Traceback" not in shown.split("end of the program's output")[0]  # no crash of the command itself
+    assert "Traceback" not in shown.split("the job's traceback and output")[0]  # no crash of the command itself
     assert "[/red][bold]fake[/bold]" in shown and "score 9.999" in shown  # the words, as text
     assert ITS_COLOUR not in shown and "\x1b[2J" not in shown and "\x1b]" not in shown and "\x1bc" not in shown
     rich_styles = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # what rich itself adds: colours, bold
