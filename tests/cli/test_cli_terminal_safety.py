@@ -92,8 +92,9 @@ def test_eval_on_a_terminal_shows_the_programs_controls_as_text():
     assert "Traceback" not in shown.split("the job's traceback and output")[0]  # no crash of the command itself
     assert "[/red][bold]fake[/bold]" in shown and "score 9.999" in shown  # the words, as text
     assert ITS_COLOUR not in shown and "\x1b[2J" not in shown and "\x1b]" not in shown and "\x1bc" not in shown
-    rich_styles = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # what rich itself adds: colours, bold
-    assert unsafe(rich_styles, allow="\n\t\r") == []  # \r: the pty's own line ends
+    text = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # what rich itself adds: colours, bold
+    assert unsafe(text, allow="\n\t\r") == []  # \r: the pty's own line ends
+    assert not any(line.startswith(("score", "9.999")) for line in text.splitlines())  # no fake line of ours
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +165,7 @@ def test_every_view_of_the_archive_shows_hostile_text_as_text(hostile_archive, v
     proc = cli(*args, "--db", str(db))
     assert proc.returncode == 0, proc.stderr
     assert unsafe(proc.stdout + proc.stderr) == []
+    assert not any(line.startswith("score 9.999") for line in proc.stdout.splitlines())  # not at the margin
     if view in ("show", "lineage", "descendants", "diff", "operators", "stats", "heatmap", "status"):
         assert "eulav" in proc.stdout, proc.stdout  # the hostile text is there, as characters
     if view == "show":
