@@ -65,7 +65,7 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
         raise BadInput(str(err)) from err
     log_path = campaign.db_path.with_suffix(".log")
     handler = logging.FileHandler(log_path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("evosearch")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -92,6 +92,21 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
          f"best score {score(summary.best)} (program {summary.best_program or '-'}); QD score "
          f"{score(summary.qd_score)}; coverage {100 * summary.coverage:.1f}%\n"
          f"browse: evosearch archive best --db {campaign.db_path}")
+
+
+class LogFormatter(logging.Formatter):
+    """The campaign log's lines, made safe for a terminal: people read the log with tail -f and cat,
+    and its lines quote candidates' errors and LLM endpoints' messages. A message stays on its own
+    line (a line break in a quoted error cannot forge the next entry); a traceback keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return terminal_text(super().formatMessage(record))
+
+    def formatException(self, ei) -> str:
+        return terminal_text(super().formatException(ei), multiline=True)
+
+    def formatStack(self, stack_info: str) -> str:
+        return terminal_text(super().formatStack(stack_info), multiline=True)
 
 
 def _refuse_keys_in_weak_mode(config, mode) -> None:

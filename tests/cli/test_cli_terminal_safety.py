@@ -256,3 +256,19 @@ def test_llm_check_shows_an_endpoints_text_as_text(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert unsafe(proc.stdout + proc.stderr) == [] and "VF_COEF = 0.25" in proc.stdout
 
+
+
+def test_the_campaign_log_is_safe_to_tail():
+    import logging
+
+    from evosearch.cli.campaign import LogFormatter
+
+    record = logging.LogRecord("evosearch", logging.INFO, __file__, 1, "#%d failed (%s)", (7, HOSTILE), None)
+    [line] = LogFormatter("%(levelname)s %(message)s").format(record).splitlines()  # one entry, one line
+    assert unsafe(line) == [] and line.startswith("INFO #7 failed (x") and "eulav" in line
+    try:
+        raise RuntimeError(HOSTILE)
+    except RuntimeError:
+        record = logging.LogRecord("evosearch", logging.ERROR, __file__, 1, "crashed", (), sys.exc_info())
+    entry = LogFormatter("%(message)s").format(record)
+    assert unsafe(entry) == [] and "Traceback" in entry and len(entry.splitlines()) > 2
