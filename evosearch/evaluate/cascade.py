@@ -36,7 +36,8 @@ class CascadeConfig:
     fitness: str = "iqm"  # "iqm" of final normalised returns, or "auc" of normalised learning curves
     held_out: bool = False  # also train and score the suite's held-out tasks (report only)
     bootstrap_reps: int = 2000
-    static_check: bool = True  # off only to test the OS layers: the check is for readable rejections
+    # Off only to test the OS layers alone: turns off the static check and the rule's minimal builtins.
+    static_check: bool = True
     sandbox: str | None = None  # a mode of evosearch.sandbox.modes; None: EVOSEARCH_SANDBOX or "auto"
     device: str = "auto"  # auto, cpu, cuda or cuda:N (evosearch.devices)
 

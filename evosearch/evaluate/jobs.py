@@ -2,8 +2,12 @@
 
 A job is a frozen dataclass (its payload) with a ``name``; the host builds one, the sandbox
 carries it across the process boundary as plain JSON, and the catalogue's handler runs it in
-the confined child. ``probe``, ``train`` and ``policy`` run candidate code. ``score`` and
-``random`` never do: they are the trusted side, reading only a plain ``.npz`` of weights, so a
+the confined child. ``probe`` and ``train`` run a rule's code, but not in the job's own
+process: their handlers declare a companion (:mod:`evosearch.train.rule_process`), so the
+rule is loaded in a second, more confined process and the job trains with the losses and
+gradients it reports; the training loop and the weights it writes stay out of the rule's
+reach. ``policy`` runs a policy's ``act`` for the referee. ``score`` and ``random`` never run
+candidate code: they are the trusted side, reading only a plain ``.npz`` of weights, so a
 candidate cannot forge its score.
 
 The sandbox worker imports this module once before it forks any job (``CATALOGUE``), so torch,
@@ -20,8 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from evosearch.sandbox import Job
-from evosearch.train import harness, probe, rule, score
+from evosearch.sandbox import Job, companion
+from evosearch.train import harness, probe, rule_process, score
 
 torch.set_num_threads(1)
 
@@ -52,6 +56,7 @@ class ProbeJob(EvaluationJob):
     name: ClassVar[str] = "probe"
     source: str
     filename: str = "<rule>"
+    minimal_builtins: bool = True  # False only to test the OS layers alone (the static check is off then too)
 
 
 @dataclass(frozen=True)
@@ -64,12 +69,13 @@ class TrainJob(EvaluationJob):
     seeds: tuple[int, ...]
     filename: str = "<rule>"
     device: str = "cpu"
+    minimal_builtins: bool = True
 
     @classmethod
     def of(cls, source: str, config: harness.TrainConfig, seeds: list[int], filename: str = "<rule>",
-           device: str = "cpu") -> TrainJob:
+           device: str = "cpu", minimal_builtins: bool = True) -> TrainJob:
         return cls(source=source, config=config.to_dict(), seeds=tuple(int(s) for s in seeds), filename=filename,
-                   device=device)
+                   device=device, minimal_builtins=minimal_builtins)
 
 
 @dataclass(frozen=True)
@@ -111,14 +117,24 @@ class PolicyJob(EvaluationJob):
 # -- handlers: run inside the confined job process ------------------------------------------------
 
 
+def _remote_rule(job: ProbeJob | TrainJob) -> rule_process.RemoteRule:
+    """The rule, loaded in this job's companion process: this process never runs its code."""
+    sock, pid = companion.channel()
+    return rule_process.RemoteRule(sock, pid, job.source, job.filename, minimal_builtins=job.minimal_builtins)
+
+
 def _probe(job: ProbeJob, scratch: str) -> dict:
-    return probe.probe(rule.load_rule(job.source, job.filename))
+    loaded = _remote_rule(job)
+    report = probe.probe(loaded)
+    loaded.close()
+    return report
 
 
 def _train(job: TrainJob, scratch: str) -> dict:
-    loaded = rule.load_rule(job.source, job.filename)
+    loaded = _remote_rule(job)
     result = harness.train(loaded, harness.TrainConfig(**job.config), [int(s) for s in job.seeds],
                            device=job.device)
+    loaded.close()  # and reaped: nothing of the candidate runs while the weights are written
     np.savez(os.path.join(scratch, "weights.npz"), **result.weights)
     return {
         "curve_steps": result.curve_steps,
@@ -152,8 +168,11 @@ def _policy(job: PolicyJob, scratch: str) -> dict:
 
 @dataclass(frozen=True)
 class Handler:
+    """A job's handler; ``companion`` (if set) serves the candidate's code from a process of its own."""
+
     job: type[EvaluationJob]
     run: Callable[[Any, str], dict] = field(repr=False)
+    companion: Callable[[Any], None] | None = field(default=None, repr=False)
 
     def __call__(self, payload: dict, scratch: str) -> dict:
         return self.run(self.job.from_payload(payload), scratch)
@@ -161,6 +180,6 @@ class Handler:
 
 #: Job name -> handler; the sandbox worker dispatches on it.
 JOBS: dict[str, Handler] = {h.job.name: h for h in (
-    Handler(ProbeJob, _probe), Handler(TrainJob, _train), Handler(ScoreJob, _score), Handler(RandomJob, _random),
-    Handler(PolicyJob, _policy),
+    Handler(ProbeJob, _probe, rule_process.serve), Handler(TrainJob, _train, rule_process.serve),
+    Handler(ScoreJob, _score), Handler(RandomJob, _random), Handler(PolicyJob, _policy),
 )}

@@ -40,7 +40,7 @@ from evosearch.train.score import BadWeights, NonFiniteWeights
 
 def train_and_score(
     program: Program, task: Task, seeds: list[int], limits: Limits, episodes: int, stage: str = "full",
-    usage: Usage | None = None, device: str = "cpu",
+    usage: Usage | None = None, device: str = "cpu", minimal_builtins: bool = True,
 ) -> tuple[list[float], dict, float]:
     """Train ``seeds`` on ``task`` in an untrusted job, then score the weights in a trusted one.
 
@@ -50,7 +50,7 @@ def train_and_score(
     usage = usage or Usage()
     if device != "cpu":  # CUDA maps far more address space than it uses: the cgroup bounds memory instead
         limits = replace(limits, limit_address_space=False)
-    train = usage.add(run_job(TrainJob.of(program.source, cfg, seeds, program.name, device), limits,
+    train = usage.add(run_job(TrainJob.of(program.source, cfg, seeds, program.name, device, minimal_builtins), limits,
                               keep_scratch=True))
     try:
         if train.status != "ok":
@@ -105,7 +105,8 @@ class RuleEvaluator:
                          usage: Usage) -> TaskResult:
         device = self.devices.for_task(gpu_native=is_native(task.env_id) and task.backend != "envpool")
         returns, train, wall = train_and_score(program, task, seeds, self._limits(self.config.task_timeout_s),
-                                               self.suite.eval_episodes, stage, usage, device)
+                                               self.suite.eval_episodes, stage, usage, device,
+                                               minimal_builtins=self.config.static_check)
         result = self._task_result(task.env_id, returns, train, wall)
         result.backend, result.device = resolve_backend(task.env_id, task.backend, device), device
         return result
@@ -129,7 +130,8 @@ class RuleEvaluator:
 
     def _smoke(self, program: Program, usage: Usage) -> str:
         """Run the probe job; its fingerprint, or the StageFailure that says why there is none."""
-        probe = usage.add(run_job(ProbeJob(source=program.source, filename=program.name),
+        probe = usage.add(run_job(ProbeJob(source=program.source, filename=program.name,
+                                           minimal_builtins=self.config.static_check),
                                   self._limits(self.config.smoke_timeout_s)))
         if probe.status != "ok":
             raise failure_from_job(probe, "smoke test")

@@ -12,7 +12,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evosearch.program import StaticIssue
+from evosearch.program import ALLOWED_IMPORTS, StaticIssue
 
 if TYPE_CHECKING:
     from evosearch.envs.suites import Suite
@@ -33,6 +33,8 @@ class Kind:
     #: (``b.logp``), "tensor" is a tensor or array itself (the AST operators read this).
     contract_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
     clamp_call: str = "clamp"  # the method that bounds a tensor/array of this kind (torch clamp, numpy clip)
+    #: The modules a program of this kind may import; the static check accepts nothing else.
+    allowed_imports: frozenset[str] = ALLOWED_IMPORTS
 
     def entry_issues(self, tree: ast.Module) -> list[StaticIssue]:
         """Static-check findings about the kind's contract (the general checks are the program's)."""

@@ -71,5 +71,5 @@ class PolicyKind(Kind):
 
 KIND = PolicyKind(
     name="policy", entry_point="act", signature="act(obs)", default_suite="policies", reference="the reference",
-    contract_args={"act": ("tensor",)}, clamp_call="clip",
+    contract_args={"act": ("tensor",)}, clamp_call="clip", allowed_imports=frozenset({"numpy", "math"}),
 )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evosearch import fmt, kinds
-from evosearch.program import ALLOWED_IMPORTS, BLOCK_START, split_block
+from evosearch.program import BLOCK_START, split_block
 from evosearch.propose.base import Parent
 from evosearch.propose.llm_edits import head_imports
 
@@ -217,7 +217,7 @@ def build_messages(
     if edit_format not in EDIT_FORMATS:
         raise ValueError(f"unknown edit format {edit_format!r} (expected one of {', '.join(EDIT_FORMATS)})")
     t = load_templates(template_dir)
-    allowed = ", ".join(sorted(ALLOWED_IMPORTS))
+    allowed = ", ".join(sorted(kinds.get(kind).allowed_imports))
 
     system = t.pick("system.txt", rng).substitute(
         contract=t.pick(f"contract_{kind}.txt", rng).substitute(allowed_imports=allowed),

@@ -11,7 +11,8 @@ job's pid means nothing to the host; the host keeps a later deadline of its own.
 A job child, in order: leads a new session; closes every descriptor it inherited (the
 worker's request and reply pipes included) and writes its output to a bounded file; in
 ``namespaces`` mode enters its namespaces and drops to an unprivileged uid; sets rlimits;
-loads the seccomp filter; runs the job.
+forks the job's companion if its handler has one (:mod:`evosearch.sandbox.companion`); loads
+the seccomp filter; runs the job.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if options.mode == "namespaces" or options.drop_uid:  # counted per uid, and the uid is this job's alone
         resource.setrlimit(resource.RLIMIT_NPROC, (NPROC_LIMIT, NPROC_LIMIT))
+    serve = getattr(sys.modules[options.catalogue].JOBS[request["job"]], "companion", None)
+    if serve is not None:  # candidate code goes to its own process, forked with every limit above in force
+        from evosearch.sandbox import companion
+
+        companion.start(serve, seccomp=options.seccomp)
     if options.seccomp:
         from evosearch.sandbox import seccomp_filter
 

@@ -19,7 +19,7 @@ import torch
 
 from evosearch.envs.backend import make_env
 from evosearch.train.networks import Ensemble, distribution_stats, sample_actions
-from evosearch.train.rule import Rule, RuleError, compute_advantages, per_seed_losses
+from evosearch.train.rule import RuleError, TrainableRule
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class NonFiniteLoss(RuleError):
     """The rule's loss or its gradients became NaN or infinite during training."""
 
 
-def train(rule: Rule, cfg: TrainConfig, seeds: list[int], device: str | torch.device = "cpu") -> TrainResult:
+def train(rule: TrainableRule, cfg: TrainConfig, seeds: list[int], device: str | torch.device = "cpu") -> TrainResult:
     """Train ``len(seeds)`` agents with ``rule`` and return their weights and learning curves."""
     start = time.perf_counter()
     device = torch.device(device)
@@ -129,8 +129,8 @@ def train(rule: Rule, cfg: TrainConfig, seeds: list[int], device: str | torch.de
                 rew_buf = rew_buf + cfg.gamma * final_value * bootstrap
             done_buf = (terminated | truncated).float()
             last_value = model.value(obs)
-            advantages = compute_advantages(rule, rew_buf, val_buf, done_buf, last_value, cfg.gamma,
-                                            cfg.gae_lambda)
+            advantages = rule.compute_advantages(rew_buf, val_buf, done_buf, last_value, cfg.gamma,
+                                                 cfg.gae_lambda)
             returns = advantages + val_buf
 
         # Flatten to [S, T*N]; shuffle each seed's real transitions, drop the autoreset ones.
@@ -158,7 +158,7 @@ def train(rule: Rule, cfg: TrainConfig, seeds: list[int], device: str | torch.de
                     "ret": _take(b_ret, mb), "value": new_value, "old_value": _take(b_val, mb),
                     "entropy": entropy, "progress": progress,
                 }
-                losses = per_seed_losses(rule, fields)
+                losses = rule.losses(fields)
                 model.zero_grad()
                 losses.sum().backward()
                 finite &= torch.isfinite(losses).all() & _clip_per_seed(model.flat_grad, cfg.max_grad_norm)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from evosearch.train.networks import Ensemble, Spec, distribution_stats
-from evosearch.train.rule import Rule, RuleError, compute_advantages, per_seed_losses
+from evosearch.train.rule import RuleError, TrainableRule
 
 PROBE_SAMPLES = 96
 PROBE_PROGRESS = (0.1, 0.5, 0.9)
@@ -70,14 +70,14 @@ def _flat_grad(params: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(grads) if grads else torch.zeros(1, dtype=torch.float64)
 
 
-def probe(rule: Rule) -> dict:
+def probe(rule: TrainableRule) -> dict:
     """Smoke-test ``rule`` and return its fingerprint; raises ``RuleError`` with the reason."""
     spec = Spec(obs_dim=5, act_dim=3, discrete=True, hidden=16)
     digest = hashlib.sha256()
     for progress in PROBE_PROGRESS:
         model = Ensemble(spec, [4242], dtype=torch.float64)
         fields = _probe_fields(model, progress)
-        losses = per_seed_losses(rule, fields)
+        losses = rule.losses(fields)
         if losses.dtype not in (torch.float32, torch.float64):
             raise RuleError(f"loss(b) returned dtype {losses.dtype}, expected a floating-point tensor")
         if not torch.isfinite(losses).all():
@@ -95,6 +95,6 @@ def probe(rule: Rule) -> dict:
                 raise RuleError("no gradient reaches the value network: the loss must depend on b.value")
         digest.update(_rounded(torch.cat([actor_grad, critic_grad]).numpy()))
     rewards, values, dones, last_value = _probe_rollout()
-    adv = compute_advantages(rule, rewards, values, dones, last_value, 0.99, 0.95)
+    adv = rule.compute_advantages(rewards, values, dones, last_value, 0.99, 0.95)
     digest.update(_rounded(adv.detach().double().numpy()))
     return {"fingerprint": digest.hexdigest()[:32], "vmap": bool(rule.use_vmap)}

@@ -215,6 +215,25 @@ def same_score_as_honest_a2c(run: Run) -> None:
     assert {k: t.returns for k, t in result.tasks.items()} == {k: t.returns for k, t in honest.tasks.items()}
 
 
+#: The loss of the harness_swap_* programs, without the swap: what they must score exactly.
+LOSS_ALONE = "def loss(b):\n    return 1e-9 * (b.logp.sum() + b.value.sum())\n"
+_alone: dict[str, EvalResult] = {}
+
+
+def scores_like_its_loss_alone(run: Run) -> None:
+    """Whatever the program did to the harness in its own process, the trainer trained its loss."""
+    result = run.result
+    if not result.ok:
+        return
+    mode = sandbox_mode()
+    if mode not in _alone:
+        _alone[mode] = evaluator(static=True).evaluate(Program(LOSS_ALONE, name="loss_alone.py"))
+        assert _alone[mode].ok, _alone[mode].error
+    alone = _alone[mode]
+    assert result.score == alone.score, f"score {result.score}, its loss alone {alone.score}"
+    assert {k: t.returns for k, t in result.tasks.items()} == {k: t.returns for k, t in alone.tasks.items()}
+
+
 @dataclass(frozen=True)
 class Case:
     """Expected outcomes of one program (a tuple: any of them) and its extra host checks."""
@@ -242,7 +261,10 @@ CASES: dict[str, Case] = {
     # faults, many more on a busy machine. A quarter of the limit, ~0.5 GiB, ends it sooner and
     # still only by the memory limit (its smoke limit is ROOMY_S).
     "mem_incremental": Case("memory_limit", "memory_limit", memory_mb=1024),
-    "shm_bomb": Case("rejected", CE, "No space left on device", target="shm"),
+    # A rule's own code runs in a process that may not open files for writing (the companion's filter),
+    # so the file attacks below now end at their first write; the job's limits stay tested by the
+    # programs that run as policies and by tests/sandbox/test_job_isolation.py.
+    "shm_bomb": Case("rejected", CE, "not permitted", target="shm"),
     # processes
     "fork_bomb": Case("rejected", CE, "PermissionError"),
     "setsid_daemon": Case("rejected", CE, "PermissionError"),
@@ -260,7 +282,7 @@ CASES: dict[str, Case] = {
     "write_host_tmp": Case("rejected", ("ok", CE), target="tmp"),
     "overwrite_harness": Case("rejected", CE),
     "torch_save_repo": Case("rejected", CE, target="repo"),
-    "scratch_big_file": Case("rejected", CE, "File too large"),
+    "scratch_big_file": Case("rejected", CE, "not permitted"),
     "fd_exhaustion": Case("rejected", CE, "Too many open files"),  # the proposer should learn why
     "print_100mb": Case(CE, CE, "File too large", checks=(output_small,)),
     # the rule's contract
@@ -273,9 +295,9 @@ CASES: dict[str, Case] = {
     "keyboard_interrupt": Case(CE, CE, "KeyboardInterrupt"),
     "os_exit_import": Case("rejected", CE),
     "forged_result": Case("rejected", CE),
-    "probe_without_fingerprint": Case("rejected", CE, "holds no fingerprint"),
+    "probe_without_fingerprint": Case("rejected", CE, "not permitted"),
     "result_json_too_deep": Case("rejected", CE),
-    "weights_wrong_seeds": Case("rejected", CE, "unusable weights"),
+    "weights_wrong_seeds": Case("rejected", "ok", checks=(same_score_as_honest_a2c,)),  # its savez is not the trainer's
     "symlinked_results": Case("rejected", CE),
     "segfault_ctypes": Case("rejected", "killed", "SIGSEGV"),
     "deep_recursion": Case(CE, CE, "RecursionError"),
@@ -287,10 +309,16 @@ CASES: dict[str, Case] = {
     "proc_fd_forge": Case("rejected", CE),
     "mount_unshare_ptrace": Case("rejected", CE, checks=(nothing_succeeded,)),
     # score and secrets
-    "monkeypatch_score": Case("rejected", "ok", checks=(same_score_as_honest_a2c,)),
+    "monkeypatch_score": Case("rejected", ("ok", CE), checks=(same_score_as_honest_a2c,)),
     "read_secrets": Case("rejected", CE, checks=(secret_nowhere,)),
     "thread_left_running": Case("rejected", "ok"),
-    "deep_tree": Case("rejected", "ok", checks=(same_score_as_honest_a2c,)),
+    "deep_tree": Case("rejected", CE, "not permitted"),
+    # the rule against the code that trains it (issue 15, breach 1): every route ends in the rule's own process
+    "harness_swap_from_import": Case("rejected", "ok", checks=(scores_like_its_loss_alone,)),
+    "harness_swap_generator_frame": Case("rejected", "ok", checks=(scores_like_its_loss_alone,)),
+    "harness_swap_traceback_frame": Case("rejected", "ok", checks=(same_score_as_honest_a2c,)),
+    "grad_fn_walk": Case("rejected", CE, "found no parameters"),
+    "trainer_memory_write": Case("rejected", CE, "succeeded: []"),
 }
 NAMES = sorted(CASES)
 #: Run first, in the same mode; if it fails, the program is not run at all (it would harm the host).
@@ -490,9 +518,13 @@ def _report(name: str, problems: list[str]) -> None:
 
 
 def test_every_program_is_in_the_table():
+    """Each hostile program is run by this table, or by a test module of its own kind (policies, job isolation)."""
     files = sorted(p.stem for p in HOSTILE.glob("*.py"))
-    assert files == NAMES
-    assert len(files) >= 33
+    elsewhere = " ".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py") if p.name != Path(__file__).name)
+    untested = [f for f in files if f not in CASES and f"{f}.py" not in elsewhere and f'"{f}"' not in elsewhere]
+    assert not untested, f"hostile programs no test runs: {untested}"
+    assert set(NAMES) <= set(files)
+    assert len(NAMES) >= 33
 
 
 @pytest.mark.parametrize("name", NAMES)
