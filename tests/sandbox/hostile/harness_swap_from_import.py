@@ -9,8 +9,6 @@ the program must score exactly like its loss alone.
 
 from torch import sys
 
-import torch
-
 
 def _swap() -> None:
     harness = sys.modules["evosearch.train.harness"]
