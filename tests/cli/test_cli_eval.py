@@ -1,6 +1,7 @@
 """`evosearch eval` as a user runs it: the table, the --json schema, the exit codes, --device."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -55,6 +56,11 @@ def test_eval_json_for_a_rejected_rule(tmp_path):
     data = json.loads(proc.stdout)
     assert (data["outcome"], data["stage"], data["score"]) == ("rejected", "static", None)
     assert "socket" in data["error"]
+    from evosearch.sandbox import modes
+
+    # The warning line of a weak mode (tests/cli/test_cli_weak_sandbox.py), in the mode this command ran in.
+    weak = not modes.detect(os.environ.get("EVOSEARCH_SANDBOX") or "auto").strong
+    assert ("warning: sandbox mode" in proc.stderr) == weak, proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -35,16 +35,11 @@ def evosearch(*args: str, mode: str | None, cwd: Path | None = None, timeout: fl
                           timeout=timeout, env=environ, cwd=cwd)
 
 
-def strong_mode_here() -> bool:
-    from evosearch.sandbox import modes
-
-    return modes.detect("auto").strong
-
-
 # -- eval ------------------------------------------------------------------------------------------
 
 
 def test_eval_warns_on_stderr_in_rlimits_mode_and_names_the_keys_it_sees(tmp_path):
+    """(In a strong mode there is no such line: ``test_cli_eval.py::test_eval_json_for_a_rejected_rule``.)"""
     rejected = tmp_path / "rejected.py"  # refused by the static check: the warning comes before any job
     rejected.write_text("import socket\n\ndef loss(b):\n    return b.logp.mean()\n")
     proc = evosearch("eval", str(rejected), "--suite", TINY_SUITE, "--json", mode="rlimits", OPENAI_API_KEY="sk-x")
@@ -52,14 +47,6 @@ def test_eval_warns_on_stderr_in_rlimits_mode_and_names_the_keys_it_sees(tmp_pat
     [warning] = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert warning.startswith(WARNING) and "OPENAI_API_KEY" in warning and "sk-x" not in proc.stderr
     assert "evosearch doctor" in warning
-
-
-@pytest.mark.skipif(not strong_mode_here(), reason="no strong sandbox mode on this machine")
-def test_eval_in_a_strong_mode_prints_no_warning(tmp_path):
-    rejected = tmp_path / "rejected.py"
-    rejected.write_text("import socket\n\ndef loss(b):\n    return b.logp.mean()\n")
-    proc = evosearch("eval", str(rejected), "--suite", TINY_SUITE, mode=None, OPENAI_API_KEY="sk-x")
-    assert proc.returncode == 1 and "warning:" not in proc.stderr, proc.stderr
 
 
 def test_the_warning_names_only_what_looks_like_a_key():
