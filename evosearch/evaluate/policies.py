@@ -112,7 +112,10 @@ class RefereeSession:
         return [self.listener.path]
 
     def _job_ended(self) -> bool:
-        """Whether the job has written its result, which it does as it ends (a plain check: no file is read)."""
+        """Whether the job has written its result, as it does when it ends (a plain check: no file is read).
+
+        Asked only while waiting for the job to connect: a job that failed to load never will.
+        """
         return self.result_path is not None and os.path.lexists(self.result_path)
 
     def _ask(self, channel: Channel, obs: np.ndarray) -> np.ndarray:
@@ -129,7 +132,7 @@ class RefereeSession:
             return self._play_episodes(channel)
         except PolicyGone as err:
             self.record.error = err
-            return not self._ends_by_itself(channel)
+            return self._stop_after_hangup(channel)
         except PolicyError as err:
             self.record.error = err
             return True
@@ -139,20 +142,19 @@ class RefereeSession:
             self.listener.close()
             self.env.close()
 
-    def _ends_by_itself(self, channel: Channel | None) -> bool:
-        """Whether a job that hung up ends within the grace, and so may report its own error.
+    def _stop_after_hangup(self, channel: Channel | None) -> bool:
+        """Whether to stop a job that hung up: yes, unless it is seen to end within the grace.
 
-        One that does not (it closed its end and slept) is stopped then, not at its wall limit.
-        The job's process is watched where it can be; its result file is the sign only where it
-        cannot (it never connected, or there is no pidfd), as a job could write that file and live on.
+        A job that ends by itself (``act`` raised) reports its own error, which says more than ours;
+        one that lives on (it closed its end and sleeps) is stopped after the grace, not at its
+        wall-clock limit. A job that cannot be watched (it never connected, or the kernel has no
+        pidfd) is given the grace and then stopped all the same: a stop that comes after the job
+        has ended is ignored by the worker, and a sign the job could fake (its result file) is no
+        reason to let it run on.
         """
         if channel is not None and channel.pidfd is not None:
-            return channel.peer_ended(HANGUP_GRACE_S)
-        give_up = time.monotonic() + HANGUP_GRACE_S
-        while not self._job_ended():
-            if time.monotonic() >= give_up:
-                return False
-            time.sleep(0.05)
+            return not channel.peer_ended(HANGUP_GRACE_S)
+        time.sleep(HANGUP_GRACE_S)
         return True
 
     def _play_episodes(self, channel: Channel) -> bool:

@@ -253,7 +253,7 @@ class Listener:
                 self.close()
                 return Channel(conn, until)
             if ended is not None and ended():
-                raise PolicyGone("the policy's process ended before it connected to the referee")
+                raise PolicyGone("the policy's job wrote its result without connecting to the referee")
 
     def close(self) -> None:
         self.sock.close()

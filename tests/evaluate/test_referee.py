@@ -304,7 +304,7 @@ def test_the_wait_for_a_connection_stops_when_the_job_ended_without_one(tmp_path
     listener = Listener(str(tmp_path))
     start = time.monotonic()
     try:
-        with pytest.raises(PolicyGone, match="ended before it connected"):
+        with pytest.raises(PolicyGone, match="without connecting to the referee"):
             listener.accept(30.0, ended=lambda: time.monotonic() - start > SHORT_S)
         assert time.monotonic() - start < SLACK_S
         with pytest.raises(PolicyTimeout, match="did not connect within"):
