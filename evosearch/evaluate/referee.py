@@ -163,11 +163,16 @@ class Due:
     reason: str
 
 
+def _poll_ms(seconds: float) -> int:
+    """``seconds`` as poll's timeout: whole milliseconds, rounded up so a wait never ends early; -1 for ever."""
+    return -1 if seconds == math.inf else min(math.ceil(max(0.0, seconds) * 1000), 2**31 - 1)
+
+
 def _ready(fd: int, timeout: float) -> bool:
     """Whether ``fd`` is readable within ``timeout`` s (``poll``: a host may hold descriptors past 1024)."""
     poller = select.poll()
     poller.register(fd, select.POLLIN)
-    return bool(poller.poll(math.ceil(max(0.0, timeout) * 1000)))
+    return bool(poller.poll(_poll_ms(timeout)))
 
 
 def _peer_pidfd(conn: socket.socket) -> int | None:
@@ -297,7 +302,7 @@ class Channel:
             remaining = due.at - time.monotonic()
             if remaining <= 0:
                 raise PolicyTimeout(due.reason)
-            ready = dict(poller.poll(math.ceil(remaining * 1000)))
+            ready = dict(poller.poll(_poll_ms(remaining)))
             if self.pidfd is not None and self.pidfd in ready:
                 raise PolicyGone(ENDED)
             if ready:
@@ -337,7 +342,7 @@ class Channel:
                 raise PolicyGone(CLOSED) from err
             view = view[sent:]
 
-    def send_observations(self, obs: np.ndarray, timeout: float = math.inf) -> None:
+    def send_observations(self, obs: np.ndarray, timeout: float) -> None:
         """Send a batch; a policy that leaves its observations unread for ``timeout`` has timed out."""
         body = np.ascontiguousarray(obs, dtype=np.float32).tobytes()
         self._send_all(LENGTH.pack(len(body)) + body,

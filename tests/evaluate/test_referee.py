@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 import json
+import math
 import os
 import socket
 import subprocess
@@ -129,6 +130,8 @@ def test_an_honest_exchange(pair):
     assert size == 3 * 4 * 4 and np.frombuffer(theirs.recv(size), dtype=np.float32).tolist() == [1.0] * 12
     theirs.sendall(answer(np.array([0, 1, 1])))
     assert channel.receive_actions(3, SHORT_S).tolist() == [0, 1, 1]
+    theirs.sendall(answer(np.array([1, 0, 1])))
+    assert channel.receive_actions(3, math.inf).tolist() == [1, 0, 1]  # no deadline at all is poll's -1
 
 
 def test_a_huge_length_is_refused_before_anything_is_read(pair):
