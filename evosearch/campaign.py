@@ -47,6 +47,10 @@ FIXED_SECTIONS = ("kind", "evaluation", "archive")
 #: Consecutive duplicate candidates after which a run stops: its operators only re-make what it has.
 MAX_DUPLICATE_STREAK = 200
 
+#: How many more times a program that behaves like one that ended in ``sandbox_failure`` is evaluated:
+#: the machine may have failed once, but a program that fails it every time must not take every slot.
+SANDBOX_FAILURE_RETRIES = 1
+
 
 class EvaluatorLike(Protocol):
     def evaluate(self, program: Program, skip_if: SkipIf | None = None) -> EvalResult: ...
@@ -131,6 +135,7 @@ class Campaign:
         self.rng.setstate(_rng_from_json(self.state["rng"]))
         self._known_fingerprints = self.archive.fingerprints(self.campaign_id)
         self._running_fingerprints: dict[str, int] = {}
+        self._sandbox_failures: dict[str, int] = {}  # per fingerprint, this run
         self._fingerprint_lock = threading.Lock()
         self.llm = (LlmDriver(config, self.archive, self.campaign_id, self.state, self._fingerprint_known,
                               self._fingerprint) if config.llm.models else None)
@@ -462,7 +467,10 @@ class Campaign:
             elif fingerprint:
                 if self._running_fingerprints.get(fingerprint) == program_id:
                     del self._running_fingerprints[fingerprint]
-                if result.outcome != "sandbox_failure":  # not the program's doing: let a twin try again
+                if result.outcome == "sandbox_failure":  # not the program's doing: a twin may try again, once
+                    self._sandbox_failures[fingerprint] = self._sandbox_failures.get(fingerprint, 0) + 1
+                if (result.outcome != "sandbox_failure"
+                        or self._sandbox_failures[fingerprint] > SANDBOX_FAILURE_RETRIES):
                     self._known_fingerprints.setdefault(fingerprint, program_id)
         if result.outcome == "duplicate":
             self.state["duplicates"] += 1

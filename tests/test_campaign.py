@@ -241,3 +241,41 @@ def test_broken_machinery_and_a_crashing_operator_do_not_stop_the_campaign(tmp_p
     failed = [r for r in done_rows(tmp_path / "f.db") if r["outcome"] == "sandbox_failure"]
     assert "worker did not start" in failed[0]["error"]
     assert_consistent(tmp_path / "f.db", 5)
+
+
+class MachineFailsEveryTime:
+    """The real probe fingerprints each program; the rest of the evaluation fails as broken machinery would."""
+
+    def __init__(self, suite: str):
+        from evosearch.evaluate import CascadeConfig, RuleEvaluator
+
+        self.inner = RuleEvaluator(CascadeConfig(suite=suite, hurdle=False, smoke_timeout_s=30, workers=1))
+
+    def fingerprint(self, program):
+        return self.inner.fingerprint(program)
+
+    def evaluate(self, program, skip_if=None):
+        from evosearch.evaluate import EvalResult
+
+        fingerprint = self.inner.fingerprint(program)
+        if skip_if is not None and skip_if(fingerprint):
+            return EvalResult(outcome="duplicate", stage="smoke", fingerprint=fingerprint)
+        return EvalResult(outcome="sandbox_failure", stage="full", fingerprint=fingerprint,
+                          error="WorkerLost: the worker died during training")
+
+
+def test_a_program_that_fails_the_machine_is_retried_once_then_counted_as_known(tmp_path):
+    """A twin of a sandbox failure gets one more try (the machine may have failed once), not every slot."""
+    spellings = []
+    for i in range(3):  # three spellings of one rule: one fingerprint
+        path = tmp_path / f"a2c_{i}.py"
+        path.write_text((RULES / "a2c.py").read_text() + f"\n# spelling {i}\n")
+        spellings.append(str(path))
+    campaign = Campaign(config(seeds=spellings, parallel=1), db_path=tmp_path / "m.db",
+                        evaluator=MachineFailsEveryTime(TINY_SUITE))
+    campaign.run(max_evals=3)
+    campaign.close()
+    seeds = sorted(done_rows(tmp_path / "m.db"), key=lambda r: r["id"])[:3]
+    assert [r["outcome"] for r in seeds] == ["sandbox_failure", "sandbox_failure", "duplicate"]
+    fingerprints = {r["fingerprint"] for r in seeds}
+    assert len(fingerprints) == 1 and None not in fingerprints  # the failures record what they were
