@@ -7,6 +7,7 @@ its own environment and its own return accounting, so a candidate cannot forge i
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 
 import numpy as np
@@ -28,8 +29,17 @@ class NonFiniteWeights(BadWeights):
 
 
 def load_weights(path: str) -> dict[str, np.ndarray]:
-    """Read a weights file written by a training job; refuses pickled objects, and anything unreadable."""
+    """Read a weights file written by a training job; refuses pickled objects, and anything unreadable.
+
+    ``np.savez`` stores its arrays uncompressed, so a compressed member can only be a file made to
+    expand (a zip bomb would end this trusted job by its memory limit, a machine failure): refused.
+    """
     try:
+        with zipfile.ZipFile(path) as archive:
+            packed = [i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED]
+        if packed:
+            raise BadWeights(f"the weights file has compressed members ({', '.join(packed[:3])}); "
+                             "np.savez writes none")
         with np.load(path, allow_pickle=False) as data:
             return {str(k): np.asarray(data[k], dtype=np.float32) for k in data.files}
     except BadWeights:

@@ -319,6 +319,8 @@ CASES: dict[str, Case] = {
     "harness_swap_traceback_frame": Case("rejected", "ok", checks=(same_score_as_honest_a2c,)),
     "grad_fn_walk": Case("rejected", CE, "found no parameters"),
     "trainer_memory_write": Case("rejected", CE, "succeeded: []"),
+    # what reaches the terminal (tests/cli/test_cli_terminal_safety.py checks the screen)
+    "terminal_escapes": Case(CE, CE, "AssertionError"),
 }
 NAMES = sorted(CASES)
 #: Run first, in the same mode; if it fails, the program is not run at all (it would harm the host).
