@@ -64,4 +64,6 @@ def _print(mode, live: dict | None) -> None:
     for key, value in live.items():
         if key == "environment variables":
             value = ", ".join(value)
+        elif isinstance(value, dict):
+            value = "; ".join(f"{k}: {v}" for k, v in value.items())
         console.print(f"  {markup(key)}: {markup(value)}")  # what a sandboxed job reported

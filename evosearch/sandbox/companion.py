@@ -119,7 +119,7 @@ def start(serve: Callable[[socket.socket], None], *, seccomp: bool) -> None:
 
 
 def _confine(keep: int, job_pid: int, seccomp: bool) -> None:
-    """Keep only stdin/stdout/stderr and the socket; die with the job; load the allow-list filter."""
+    """Keep only stdin/stdout/stderr and the socket; die with the job; no capabilities; the allow-list filter."""
     os.closerange(3, keep)
     os.closerange(keep + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     if sys.platform.startswith("linux"):
@@ -129,5 +129,23 @@ def _confine(keep: int, job_pid: int, seccomp: bool) -> None:
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG: the job's end is the companion's end
         if os.getppid() != job_pid:  # the job ended before the tie was made
             os._exit(1)
+        _drop_capabilities(libc)
     if seccomp:
         install_filter()
+
+
+def _drop_capabilities(libc) -> None:
+    """Empty every capability set: where jobs run as root (the rlimits mode), CAP_SYS_PTRACE would
+    otherwise let the companion read the job's memory through /proc, non-dumpable or not."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3: two 32-bit words
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset: could not drop the companion's capabilities")
