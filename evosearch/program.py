@@ -211,8 +211,6 @@ def _node_issue(node: ast.AST, modules: set[str], allowed: frozenset[str]) -> st
         return "class definitions are not allowed: a program is functions of tensors or arrays"
     elif isinstance(node, (ast.Yield, ast.YieldFrom, ast.Await, ast.AsyncFunctionDef, ast.AsyncFor, ast.AsyncWith)):
         return "generators and coroutines are not allowed"
-    elif isinstance(node, (ast.GeneratorExp,)):
-        return "generator expressions are not allowed (use a list comprehension)"
     for target in _assigned_attributes(node):
         if _root_name(target) in modules:
             return (f"changing {ast.unparse(target)!r} alters the module {_root_name(target)!r} for the code that "

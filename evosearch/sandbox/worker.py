@@ -105,7 +105,7 @@ def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if options.mode == "namespaces" or options.drop_uid:  # counted per uid, and the uid is this job's alone
         resource.setrlimit(resource.RLIMIT_NPROC, (NPROC_LIMIT, NPROC_LIMIT))
-    serve = getattr(sys.modules[options.catalogue].JOBS[request["job"]], "companion", None)
+    serve = getattr(sys.modules[options.catalogue].JOBS.get(request["job"]), "companion", None)
     if serve is not None:  # candidate code goes to its own process, forked with every limit above in force
         from evosearch.sandbox import companion
 
