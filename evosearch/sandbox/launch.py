@@ -70,7 +70,10 @@ def _bwrap_args(mode: Mode, worker_dir: str, env: dict[str, str]) -> list[str]:
     # No --die-with-parent: it is PR_SET_PDEATHSIG, which fires when the *thread* that started bwrap
     # ends, and workers are often started by short-lived evaluation threads. A worker leaves when its
     # request pipe closes (the host is gone), and bwrap's pid namespace takes everything with it.
-    args = [mode.bwrap or "bwrap", *isolation, "--new-session",
+    # --as-pid-1: the worker is the namespace's init (it reaps its jobs' orphans anyway). bwrap's own
+    # init would exit without being reaped by the bwrap above it, and linger as a zombie under the
+    # host's PID 1 after every worker.
+    args = [mode.bwrap or "bwrap", *isolation, "--as-pid-1", "--new-session",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for device in gpu_devices():  # CUDA jobs need the driver's device nodes; --dev leaves them out
         args += ["--dev-bind", device, device]

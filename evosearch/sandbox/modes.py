@@ -69,8 +69,9 @@ class Mode:
 
 def _bwrap_works(path: str) -> tuple[bool, str]:
     try:
-        run = subprocess.run([path, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--ro-bind", "/", "/",
-                              "--dev", "/dev", "--proc", "/proc", "--", "true"],
+        # --as-pid-1 as the workers run: bwrap's own init would be left a zombie under the host's PID 1.
+        run = subprocess.run([path, "--unshare-all", "--cap-drop", "ALL", "--as-pid-1", "--die-with-parent",
+                              "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--", "true"],
                              capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
         return False, str(err)

@@ -48,6 +48,7 @@ _worker_numbers = itertools.count(1)
 _busy: set[Worker] = set()  # workers running a job now, for shutdown()
 _recycle_after = 200  # jobs per worker before it is replaced by a fresh one
 WORKER_GRACE_S = 30.0  # past a job's wall limit, how long the host waits for the worker to report
+STOP_GRACE_S = 2.0  # how long a worker asked to leave (end of its request pipe) gets before it is killed
 
 
 @dataclass(frozen=True)
@@ -217,19 +218,25 @@ class Worker:
             pass  # the worker is gone: the next read says so
 
     def close(self) -> None:
-        """Kill the worker and everything it started, then remove its scratch root and cgroup."""
+        """Stop the worker and everything it started, then remove its scratch root and cgroup.
+
+        In an order that lets every process be reaped by its own parent, so that none lingers as a
+        zombie under the host's PID 1 (``[bwrap] <defunct>``): the worker is first asked to leave
+        (the end of its request pipe: it kills a running job and exits); one that does not is
+        killed from the inside out, its jobs and itself before the bwrap above it.
+        """
         _kill_group(self.job_pid)
-        if self.group is not None:
-            self.group.kill()
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.process.kill()
-            self.process.wait(5)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+        if not self._leave():
+            self._kill_inside()
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.process.kill()
+                self.process.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         for pipe in (self.process.stdin, self.process.stdout):
             try:
                 pipe.close()
@@ -238,6 +245,60 @@ class Worker:
         if self.group is not None:
             self.group.remove()
         remove_tree(self.root)
+
+    def _leave(self) -> bool:
+        """Ask the worker to leave by closing its request pipe; True once it (and bwrap above it) has exited."""
+        if self.process.poll() is not None:
+            return not (self.group and self.group.pids())  # dead, but maybe not all of its slot
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            return False
+        return not (self.group and self.group.pids())
+
+    def _kill_inside(self) -> None:
+        """SIGKILL everything below the process we started, and let its parent reap it before that one goes.
+
+        Under bubblewrap the worker is its namespace's init: its death takes its jobs along, and
+        bwrap reaps it and exits. Outside bubblewrap the worker is the process we started, and its
+        jobs go first.
+        """
+        inside = (self.group.pids() if self.group else _descendants(self.process.pid)) - {self.process.pid}
+        for pid in inside:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self.mode.name == "bubblewrap":
+            try:
+                self.process.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, from /proc (empty where there is no /proc)."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", encoding="ascii") as f:
+                    children = {int(c) for c in f.read().split()} - found
+            except OSError:
+                continue
+            found |= children
+            todo += children
+    return found
 
 
 def scratch_root() -> str:

@@ -292,4 +292,6 @@ if __name__ == "__main__":
     try:
         main()
     except BrokenPipeError:  # the host is gone (killed while we started or replied): nothing left to do
-        os._exit(0)
+        pass
+    # At once, without tearing down torch: a host closing its workers waits for each to be gone.
+    os._exit(0)
