@@ -25,7 +25,8 @@ from evosearch.sandbox.runner import shutdown
 
 procs = crash_script()
 
-#: A rule whose loss sleeps: plenty of time to find its processes and kill one.
+#: A rule whose loss sleeps: plenty of time to find its processes and kill one (its import of time
+#: needs the full builtins, which only a test of the OS layers turns on).
 SLEEPS = "import time\n\ndef loss(b):\n    time.sleep(600)\n    return (b.logp * b.adv).mean() + b.value.mean()\n"
 #: The same through the static check (no imports): a loss that spins.
 SPINS = "def loss(b):\n    n = 0\n    while n < 10 ** 10:\n        n += 1\n    return (b.logp * b.adv).mean()\n"
@@ -118,7 +119,7 @@ def test_a_worker_killed_from_outside_is_a_sandbox_failure_and_the_next_evaluati
 
 def test_run_job_reports_a_lost_worker_and_starts_a_fresh_one(no_leftovers):
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(run_job, ProbeJob(source=SLEEPS, filename="sleeps.py"), LIMITS)
+        future = pool.submit(run_job, ProbeJob(source=SLEEPS, filename="sleeps.py", minimal_builtins=False), LIMITS)
         worker, job = running_job()
         killed = sandbox_of(worker)
         os.kill(worker, signal.SIGKILL)
@@ -135,7 +136,7 @@ def test_run_job_reports_a_lost_worker_and_starts_a_fresh_one(no_leftovers):
 
 def test_a_job_killed_from_outside_is_killed_and_its_worker_serves_the_next_job(no_leftovers):
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(run_job, ProbeJob(source=SLEEPS, filename="sleeps.py"), LIMITS)
+        future = pool.submit(run_job, ProbeJob(source=SLEEPS, filename="sleeps.py", minimal_builtins=False), LIMITS)
         worker, job = running_job(in_code=True)
         os.kill(job, signal.SIGKILL)
         outcome = future.result(timeout=ROOMY_S + 60)
