@@ -187,6 +187,20 @@ class SlotGroup:
                 return int(value)
         return 0
 
+    def shmem_mb(self) -> float:
+        """Shared memory charged to this group (tmpfs files, System V and POSIX segments), in MiB.
+
+        The one charge that outlives the processes that made it: the anonymous memory of a process
+        goes with the process, these pages go only when their file or segment is removed.
+        """
+        if "memory" not in self.dirs:
+            return 0.0
+        for line in _read(self.dirs["memory"] / "memory.stat").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "shmem":
+                return int(value) / (1024 * 1024)
+        return 0.0
+
     def pids(self) -> set[int]:
         found: set[int] = set()
         for d in self.dirs.values():

@@ -124,6 +124,8 @@ def worker_command(mode: Mode, worker_dir: str, job_uid: int, procs_files: list[
               "--tmpfs-mb", str(TMPFS_MB), "--catalogue", catalogue] + (["--seccomp"] if mode.seccomp else [])
     if mode.name == "bubblewrap" and drops_uid():
         python.append("--drop-uid")
+    if mode.private_ipc:
+        python.append("--private-ipc")
     argv = (_bwrap_args(mode, worker_dir, env) if mode.name == "bubblewrap" else []) + python
     if procs_files:  # join before exec: nothing of the worker ever runs outside its group
         join = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"'

@@ -11,7 +11,9 @@ Modes, strongest first (docs/security.md has the threat model):
   scratch directory and wall-clock kill only: enough against accidents, not against malice.
 
 On top of every mode: seccomp where libseccomp is usable, cgroups where writable, and scoring
-in processes that never ran candidate code. ``EVOSEARCH_SANDBOX`` (or a config's
+in processes that never ran candidate code. What of a job could outlive it on its warm worker
+(IPC objects, temporary files, processes, memory charged to the slot) is the doctor's "job
+isolation" row: held in both strong modes, only in part in ``rlimits``. ``EVOSEARCH_SANDBOX`` (or a config's
 ``evaluation.sandbox``) asks for a mode; ``auto`` takes the strongest that works.
 """
 
@@ -23,7 +25,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from evosearch.sandbox import cgroups, seccomp_filter
+from evosearch.sandbox import cgroups, namespaces, seccomp_filter
 
 MODES = ("bubblewrap", "namespaces", "rlimits")
 STRONG = ("bubblewrap", "namespaces")
@@ -49,6 +51,7 @@ class Mode:
     seccomp: bool
     cgroups: cgroups.Support = field(default_factory=cgroups.Support)
     bwrap: str | None = None
+    private_ipc: bool = False  # each job gets an IPC namespace of its own
     layers: tuple[Layer, ...] = ()
 
     @property
@@ -92,6 +95,38 @@ def _namespaces_work() -> tuple[bool, str]:
     return run.returncode == 0, (run.stderr.strip().splitlines() or [""])[-1]
 
 
+def _private_ipc(name: str) -> tuple[bool, str]:
+    """Whether jobs in mode ``name`` get an IPC namespace of their own here, and if not, why not."""
+    if not sys.platform.startswith("linux"):
+        return False, "Linux only"
+    if name == "namespaces":  # root, and the job's namespaces include one
+        return True, ""
+    # A root job (rlimits mode as root) unshares by itself; the others are unprivileged and need a user namespace.
+    return namespaces.private_ipc_possible(job_has_root=name == "rlimits" and os.geteuid() == 0)
+
+
+def _job_isolation(name: str, private_ipc: bool, why: str) -> Layer:
+    """What of a job is gone before the next job on the same worker starts, in mode ``name``.
+
+    Processes are killed and reaped by the worker (a subreaper) in every mode, and no job may
+    create a POSIX message queue; the rest depends on what the mode gives a job of its own.
+    """
+    ipc = "own IPC namespace, gone with the job" if private_ipc else f"no IPC namespace of its own ({why})"
+    if name == "bubblewrap" and not private_ipc:
+        ipc += ": the worker removes the System V objects a job leaves in the worker's"
+    files = {"namespaces": "own /tmp, /dev/shm and /var/tmp, gone with the job",
+             "bubblewrap": "private /tmp, /dev/shm and /var/tmp emptied"}.get(name)
+    held = (f"per job: leftover processes killed; {ipc}; {files or 'scratch directory as $TMPDIR'}; "
+            "no POSIX message queues")
+    if files:
+        return Layer("job isolation", True, held)
+    missing = "/tmp and /dev/shm are the host's: files a job leaves there outlive it"
+    if not private_ipc:
+        missing += ", and so do its System V objects"
+    return Layer("job isolation", False, f"{held}; NOT held: {missing}",
+                 "a strong mode: install bubblewrap, or run as root")
+
+
 def _install_hint() -> str:
     if shutil.which("apt-get"):
         return "apt-get install bubblewrap"
@@ -123,6 +158,7 @@ def detect(requested: str = "auto") -> Mode:
     else:
         name = requested
     support = cgroups.detect() if linux else cgroups.Support(problems=["cgroups are Linux-only"])
+    private_ipc, ipc_why = _private_ipc(name)
     seccomp = linux and seccomp_filter.available()
     layers = (
         Layer("process per job", True, "forked from a warm worker: own session, wall-clock kill, scratch directory"),
@@ -147,10 +183,11 @@ def detect(requested: str = "auto") -> Mode:
         Layer("cgroups", support.any, support.describe() if support.any else "; ".join(support.problems) or "none",
               "" if support.memory and support.pids else
               "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes ...)"),
+        _job_isolation(name, private_ipc, ipc_why),
         Layer("trusted scoring", True, "scores are measured by fresh jobs that never ran candidate code"),
     )
     return Mode(name=name, seccomp=seccomp, cgroups=support, bwrap=bwrap if name == "bubblewrap" else None,
-                layers=layers)
+                private_ipc=private_ipc, layers=layers)
 
 
 _current: Mode | None = None

@@ -7,6 +7,11 @@ namespaces, sees the filesystem read-only apart from its scratch directory and p
 unprivileged uid of its own, which takes ``/proc/<pid>/fd`` of other processes, ``kill`` of
 them and root-only files away from it. Python 3.11 has no ``os.unshare``; these are the libc
 calls through ctypes. Everything here runs in the child after ``fork`` and before the job.
+
+In the other modes a job still gets an IPC namespace of its own (:func:`private_ipc`): System V
+shared memory, semaphores and message queues, and POSIX message queues, live in the IPC
+namespace, not in any process, so without one a job's segments outlive it, stay charged to the
+slot's memory cgroup and are there for the next job to read or to run out of memory against.
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ import pwd
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -40,6 +50,14 @@ PRIVATE_DIRS = ("/tmp", "/dev/shm", "/var/tmp")
 HIDDEN_DIRS = ("/root", "/home")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+class CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
 class MountAttr(ctypes.Structure):
@@ -131,6 +149,88 @@ def become(uid: int) -> None:
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
+
+
+def private_ipc() -> str:
+    """Move the calling (single-threaded) process into a fresh IPC namespace; returns how.
+
+    With ``CAP_SYS_ADMIN`` (a root job) a plain ``unshare(CLONE_NEWIPC)``: ``"ipc"``. Without it
+    (a job already dropped to its own uid, or a host user), the IPC namespace comes with a user
+    namespace of its own: ``"user+ipc"``. That user namespace maps the job's uid and gid onto
+    themselves, so files, ``getuid()`` and permission checks are as before, and every
+    capability it would hold in it is dropped at once: the job ends up with nothing but
+    private IPC. Raises OSError where the kernel refuses (user namespaces disabled).
+    """
+    try:
+        unshare(CLONE_NEWIPC)
+        return "ipc"
+    except OSError:
+        pass
+    uid, gid = os.geteuid(), os.getegid()
+    unshare(CLONE_NEWUSER | CLONE_NEWIPC)
+    _map_identity(uid, gid)
+    _drop_capabilities()
+    return "user+ipc"
+
+
+def _map_identity(uid: int, gid: int) -> None:
+    """Map ``uid`` and ``gid`` onto themselves in the user namespace we just entered.
+
+    The /proc files belong to root while the process is not dumpable (it is not, after a uid
+    change or when forked from the worker), so it is made dumpable for the three writes only.
+    """
+    _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
+    try:
+        for name, line in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w", encoding="ascii") as f:
+                f.write(line)
+    finally:
+        _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
+
+
+def _drop_capabilities() -> None:
+    """Drop every capability: the bounding set first (that needs CAP_SETPCAP), then the rest."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
+            last = int(f.read())
+    except (OSError, ValueError):
+        last = 63
+    for cap in range(last + 1):
+        _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"prctl(PR_CAPBSET_DROP, {cap})")
+    header = CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    _check(_libc.capset(ctypes.byref(header), ctypes.byref((CapData * 2)())), "capset")
+
+
+#: Settings that turn unprivileged user namespaces off, and the value that does.
+USERNS_OFF = (("user/max_user_namespaces", 0), ("kernel/unprivileged_userns_clone", 0),
+              ("kernel/apparmor_restrict_unprivileged_userns", 1))
+
+
+def private_ipc_possible(job_has_root: bool) -> tuple[bool, str]:
+    """Whether a job can get an IPC namespace of its own here, from the kernel's settings (no process made).
+
+    ``job_has_root``: the job runs as root with its capabilities (rlimits mode on a root host) and
+    needs no user namespace. Otherwise it needs an unprivileged user namespace.
+    """
+    if not os.path.exists("/proc/self/ns/ipc"):
+        return False, "no IPC namespaces on this system"
+    if _sysctl("user/max_ipc_namespaces") == 0:
+        return False, "IPC namespaces are disabled (user.max_ipc_namespaces = 0)"
+    if job_has_root:
+        return True, ""
+    for name, off in USERNS_OFF:
+        if _sysctl(name) == off:
+            return False, f"unprivileged user namespaces are disabled ({name.replace('/', '.')} = {off})"
+    return True, ""
+
+
+def _sysctl(name: str) -> int | None:
+    """A numeric kernel setting from /proc/sys, or None where this kernel has no such setting."""
+    try:
+        with open(f"/proc/sys/{name}", encoding="ascii") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def real_home() -> str:

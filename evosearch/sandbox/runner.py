@@ -7,6 +7,13 @@ start clean and single-threaded. How a job is confined depends on the sandbox mo
 keeps a pool of workers, one per concurrent job, replaces any that fails or has served
 ``recycle_after`` jobs, and trusts nothing a job wrote: it parses the result file
 defensively and takes the exit status and resource use from the worker, which measured them.
+
+Nothing of one job may reach the next on the same worker (issue 15): the worker takes away
+what a job left (processes, private files, IPC objects), and the host checks the result
+before it hands the worker another job. Where the slot has a cgroup, the processes in it must
+be the worker's own again and its shared memory (what outlives a process: tmpfs files,
+System V segments) back near what it was when the worker started; a worker that cannot get
+there is retired, never reused.
 """
 
 from __future__ import annotations
@@ -48,6 +55,11 @@ _worker_numbers = itertools.count(1)
 _busy: set[Worker] = set()  # workers running a job now, for shutdown()
 _recycle_after = 200  # jobs per worker before it is replaced by a fresh one
 WORKER_GRACE_S = 30.0  # past a job's wall limit, how long the host waits for the worker to report
+#: Shared memory a slot may still hold after a job, over its start: weights a job left in a kept scratch
+#: directory on a tmpfs count here until the evaluation removes them.
+LEFTOVER_SHMEM_MB = 64
+SETTLE_S = 2.0  # a dead job's IPC namespace is freed by the kernel a moment later: how long to wait for it
+SETTLE_STEP_S = 0.02
 STOP_GRACE_S = 2.0  # how long a worker asked to leave (end of its request pipe) gets before it is killed
 
 
@@ -127,6 +139,10 @@ class Worker:
             raise RuntimeError(f"the sandbox worker did not start in mode {mode.name}: "
                                + (" | ".join(said) or "no message (is evosearch importable?)")
                                + "; `evosearch doctor` checks the sandbox")
+        # What the slot holds with no job in it: after every job it must hold this again.
+        self.baseline_pids = self.group.pids() if self.group else set()
+        self.baseline_shmem_mb = self.group.shmem_mb() if self.group else 0.0
+        self.left_behind = ""  # what the last job left that could not be taken away: the worker is then retired
 
     def _read(self, timeout: float) -> dict | None:
         """One reply line, or None on timeout, on a line that is not JSON, or if the worker died.
@@ -207,7 +223,34 @@ class Worker:
             self.close()
             return None
         self.jobs_done += 1
+        self.left_behind = self._left_behind(finished)
         return finished
+
+    def _left_behind(self, report: dict) -> str:
+        """What the job that just ended left in the slot ("" when nothing): a process, or shared memory.
+
+        The worker has already swept; this is the host's own check, from the slot's cgroup, so it
+        holds whatever the job did that the worker's cleanup does not know about.
+        """
+        if report.get("clean") is False:
+            return "the worker could not remove everything its job left"
+        if self.group is None:
+            return ""
+        deadline = time.monotonic() + SETTLE_S
+        before = None
+        while True:
+            stray = self.group.pids() - self.baseline_pids
+            held = self.group.shmem_mb() - self.baseline_shmem_mb
+            # The kernel frees a dead job's segments one by one after the job is gone: judge what stays.
+            settled = held < 1 or (before is not None and held >= before)
+            if settled and not stray:
+                return "" if held <= LEFTOVER_SHMEM_MB else f"{held:.0f} MiB of shared memory still charged to its slot"
+            if time.monotonic() >= deadline:
+                if stray:
+                    return f"processes of its job still running: {sorted(stray)}"
+                return f"{held:.0f} MiB of shared memory still charged to its slot"
+            before = held
+            time.sleep(SETTLE_STEP_S)
 
     def _cancel(self, request_id: str) -> None:
         """Ask the worker to kill the running job now (it then reports the job as cancelled)."""
@@ -423,9 +466,9 @@ def _release(worker: Worker) -> None:
         _busy.discard(worker)
         worker.job_pid = None
     pool = _pools.get(worker.catalogue)
-    if worker.alive() and pool is not None and worker.jobs_done < _recycle_after:
+    if worker.alive() and pool is not None and worker.jobs_done < _recycle_after and not worker.left_behind:
         pool.put(worker)
-    else:  # dead, or due for a fresh start: a long-lived process accumulates whatever state it has
+    else:  # dead, holding what its last job left, or due for a fresh start (a long-lived process accumulates state)
         worker.close()
 
 

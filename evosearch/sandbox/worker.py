@@ -2,17 +2,25 @@
 
 Run as ``python -m evosearch.sandbox.worker --mode MODE``. It reads one JSON request per line
 on stdin and answers on stdout with two lines per job, each carrying the request's id:
-``{"id", "pid"}`` when the child starts and ``{"id", "status", "timed_out", "cpu_s",
-"peak_rss_mb"}`` (the raw wait status and the child's resource use, measured here) when it
-ends. The worker never runs candidate code and never runs a multi-threaded op, so its forks
-start clean. It enforces each job's wall-clock limit itself, because under bubblewrap the
-job's pid means nothing to the host; the host keeps a later deadline of its own.
+``{"id", "pid"}`` when the child starts and ``{"id", "status", "confined", "clean", "timed_out",
+"cancelled", "cpu_s", "peak_rss_mb"}`` (the raw wait status and the child's resource use,
+measured here, and whether what it left could all be taken away) when it ends. The worker
+never runs candidate code and never runs a multi-threaded op, so its forks start clean. It
+enforces each job's wall-clock limit itself, because under bubblewrap the job's pid means
+nothing to the host; the host keeps a later deadline of its own.
 
 A job child, in order: leads a new session; closes every descriptor it inherited (the
 worker's request and reply pipes included) and writes its output to a bounded file; in
-``namespaces`` mode enters its namespaces and drops to an unprivileged uid; sets rlimits;
+``namespaces`` mode enters its namespaces and drops to an unprivileged uid, in the other modes
+enters an IPC namespace of its own where the kernel allows one; sets rlimits;
 forks the job's companion if its handler has one (:mod:`evosearch.sandbox.companion`); loads
 the seccomp filter; runs the job.
+
+Nothing of one job may reach the next (issue 15): after each job the worker kills and reaps
+whatever the job left running, empties its sandbox's private ``/tmp``, ``/dev/shm`` and
+``/var/tmp`` (bubblewrap), and removes System V objects a job left in the worker's IPC
+namespace when the job could not have one of its own. It reports ``clean`` false when any
+of that failed, and the host then retires the worker rather than give it another job.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import ctypes.util
 import importlib
 import json
 import os
+import re
 import resource
 import select
 import signal
@@ -35,6 +44,11 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 NPROC_LIMIT = 64  # threads count: EnvPool and torch start a few; a fork bomb is stopped by seccomp first
+#: What the job writes to its setup pipe once confined: with an IPC namespace of its own, or sharing the worker's.
+SETUP_OWN_IPC, SETUP_SHARED_IPC = b"1", b"2"
+PRIVATE_DIRS = ("/tmp", "/dev/shm", "/var/tmp")  # a bubblewrap sandbox's own tmpfs, emptied after every job
+SYSV_KINDS = ("shm", "sem", "msg")  # /proc/sysvipc/<kind>: the objects of the reader's IPC namespace
+IPC_RMID = 0
 
 try:
     _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -88,12 +102,14 @@ def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_
     if options.mode == "namespaces":
         from evosearch.sandbox import namespaces
 
-        namespaces.isolate(scratch, options.uid, options.tmpfs_mb, options.visible)
+        namespaces.isolate(scratch, options.uid, options.tmpfs_mb, options.visible)  # an IPC namespace included
+    own_ipc = options.mode == "namespaces" or (options.private_ipc and _enter_private_ipc())
     if not _prctl(PR_SET_PDEATHSIG, signal.SIGKILL) and sys.platform.startswith("linux"):
         raise OSError("prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != worker_pid:  # the worker died before we could tie ourselves to it
         raise OSError("the worker is gone")
-    os.environ.update(HOME=scratch, TMPDIR="/tmp")
+    # rlimits mode has no /tmp of its own: honest temporary files go to the scratch directory, removed after the job.
+    os.environ.update(HOME=scratch, TMPDIR=scratch if options.mode == "rlimits" else "/tmp")
     memory = int(limits["memory_mb"]) * MIB
     cpu = int(limits["cpu_s"])
     files = int(limits["file_mb"]) * MIB
@@ -103,6 +119,8 @@ def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_
     resource.setrlimit(resource.RLIMIT_FSIZE, (files, files))
     resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits["open_files"]), int(limits["open_files"])))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # No POSIX message queues: where the IPC namespace is shared, one would outlive the job (none needs them).
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
     if options.mode == "namespaces" or options.drop_uid:  # counted per uid, and the uid is this job's alone
         resource.setrlimit(resource.RLIMIT_NPROC, (NPROC_LIMIT, NPROC_LIMIT))
     serve = getattr(sys.modules[options.catalogue].JOBS.get(request["job"]), "companion", None)
@@ -115,8 +133,24 @@ def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_
 
         seccomp_filter.install()
     os.chdir(scratch)
-    os.write(keep, b"1")
+    os.write(keep, SETUP_OWN_IPC if own_ipc else SETUP_SHARED_IPC)
     os.close(keep)
+
+
+def _enter_private_ipc() -> bool:
+    """Give the job an IPC namespace of its own; False (and a line in its output) where the kernel refuses.
+
+    Not fatal: in bubblewrap mode the worker then empties its own IPC namespace after the job,
+    and in rlimits mode the namespace is the host's, as ``evosearch doctor`` says.
+    """
+    from evosearch.sandbox import namespaces
+
+    try:
+        namespaces.private_ipc()
+    except OSError as err:
+        print(f"evosearch sandbox: no IPC namespace of its own for this job ({err})", file=sys.stderr)
+        return False
+    return True
 
 
 def _wait(pid: int, in_fd: int, deadline: float) -> str:
@@ -147,14 +181,15 @@ def _wait(pid: int, in_fd: int, deadline: float) -> str:
             os.close(watched)
 
 
-def _setup_done(fd: int) -> bool:
-    """Whether the child reported its confinement complete (one byte, then end of file)."""
+def _setup_done(fd: int) -> tuple[bool, bool]:
+    """(whether the child reported its confinement complete, whether it had an IPC namespace of its own)."""
     try:
-        return os.read(fd, 1) == b"1"
+        said = os.read(fd, 1)
     except OSError:
-        return False
+        said = b""
     finally:
         os.close(fd)
+    return said in (SETUP_OWN_IPC, SETUP_SHARED_IPC), said == SETUP_OWN_IPC
 
 
 def _kill_group(pid: int) -> None:
@@ -177,8 +212,8 @@ def _children() -> list[int]:
     return found
 
 
-def _sweep() -> None:
-    """Kill and reap whatever the job left behind, so the next job starts alone."""
+def _sweep() -> bool:
+    """Kill and reap whatever the job left behind, so the next job starts alone; True when nothing is left."""
     for _ in range(100):
         left = _children()
         if not left:
@@ -188,6 +223,44 @@ def _sweep() -> None:
         time.sleep(0.005)
         _reap()
     _reap()
+    return not _children()
+
+
+def _sysv_objects() -> list[tuple[str, int]]:
+    """(kind, id) of every System V object in our IPC namespace."""
+    found = []
+    for kind in SYSV_KINDS:
+        try:
+            with open(f"/proc/sysvipc/{kind}", encoding="ascii") as f:
+                rows = f.read().splitlines()[1:]  # a header line first
+        except OSError:
+            continue
+        found += [(kind, int(row.split()[1])) for row in rows if len(row.split()) > 1]
+    return found
+
+
+def _remove_sysv(owner: int | None) -> bool:
+    """Remove every System V object in the worker's IPC namespace (nobody but its jobs lives there).
+
+    Only the owner may remove an object without CAP_SYS_ADMIN, which the worker does not have:
+    where jobs run as their own uid (``owner``), the worker takes that uid as its effective uid
+    for the removal and back (its saved uid keeps the way back). True when none is left.
+    """
+    objects = _sysv_objects()
+    if not objects:
+        return True
+    if owner is not None:
+        os.setresuid(-1, owner, -1)
+    try:
+        for kind, ident in objects:
+            if kind == "sem":
+                _libc.semctl(ident, 0, IPC_RMID)
+            else:
+                getattr(_libc, f"{kind}ctl")(ident, IPC_RMID, None)
+    finally:
+        if owner is not None:
+            os.setresuid(-1, 0, -1)
+    return not _sysv_objects()
 
 
 def _reap() -> None:
@@ -200,30 +273,68 @@ def _reap() -> None:
             return
 
 
-def _wipe(directory: str, keep: str) -> None:
-    """Empty a private directory between jobs, except the path down to ``keep`` (the scratch root).
+def _mount_points(under: tuple[str, ...]) -> set[str]:
+    """The mount points below ``under``: what bubblewrap bound into the private directories (the scratch
+    root, a Python installation in a clone under /tmp), which a wipe must leave where they are."""
+    points = set()
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return points
+    for line in lines:
+        fields = line.split()
+        point = _unescape(fields[4]) if len(fields) > 4 else ""
+        if any(point.startswith(d.rstrip("/") + "/") for d in under):
+            points.add(point)
+    return points
+
+
+def _unescape(field: str) -> str:
+    """A path as /proc/self/mountinfo writes it (space, tab, newline and backslash as octal escapes)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _wipe(directory: str, keep: set[str]) -> bool:
+    """Empty a private directory between jobs, except the paths in ``keep`` and the directories down to them.
 
     Whatever a job left is removed without recursion (a job may nest directories thousands deep).
+    True when nothing else is left.
     """
     from evosearch.sandbox.cleanup import remove_tree
 
     try:
         names = os.listdir(directory)
     except OSError:
-        return
+        return not os.path.isdir(directory)
+    gone = True
     for name in names:
         path = os.path.join(directory, name)
-        if keep == path:
+        if path in keep:
             continue
-        if keep.startswith(path + "/"):
-            _wipe(path, keep)
+        if any(k.startswith(path + "/") for k in keep):
+            gone = _wipe(path, keep) and gone
         elif os.path.isdir(path) and not os.path.islink(path):
-            remove_tree(path)
+            gone = remove_tree(path) and gone
         else:
             try:
                 os.unlink(path)
-            except OSError:
+            except FileNotFoundError:
                 pass
+            except OSError:
+                gone = False
+    return gone
+
+
+def _clean_up(options: argparse.Namespace, own_ipc: bool) -> bool:
+    """Leave nothing of the job for the next one: processes, private files, IPC objects; True when all went."""
+    clean = _sweep()
+    if options.mode == "bubblewrap":  # its /tmp, /dev/shm and IPC namespace belong to this sandbox alone
+        for directory in PRIVATE_DIRS:
+            clean = _wipe(directory, options.bound) and clean
+        if not own_ipc:
+            clean = _remove_sysv(options.uid if options.drop_uid else None) and clean
+    return clean
 
 
 def _options(argv: list[str] | None) -> argparse.Namespace:
@@ -233,6 +344,8 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tmpfs-mb", type=int, default=64)
     parser.add_argument("--seccomp", action="store_true")
     parser.add_argument("--drop-uid", action="store_true", help="bubblewrap mode on a root host: jobs switch to --uid")
+    parser.add_argument("--private-ipc", action="store_true",
+                        help="each job enters an IPC namespace of its own (namespaces mode always does)")
     parser.add_argument("--catalogue", required=True,
                         help="the module whose JOBS this worker runs; imported before any fork")
     return parser.parse_args(argv)
@@ -248,6 +361,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if options.seccomp:
         from evosearch.sandbox import seccomp_filter  # noqa: F401  - loads libseccomp before any fork
+    options.bound = _mount_points(PRIVATE_DIRS) if options.mode == "bubblewrap" else set()
     if options.mode == "namespaces":
         from evosearch.sandbox import launch, namespaces  # noqa: F401
 
@@ -258,7 +372,6 @@ def main(argv: list[str] | None = None) -> None:
     writer = os.fdopen(os.dup(out_fd), "w", encoding="utf-8", buffering=1)
     worker_pid = os.getpid()
     writer.write(json.dumps({"ready": worker_pid}) + "\n")
-    private = options.mode == "bubblewrap"  # its /tmp and /dev/shm belong to this sandbox alone
     for line in reader:
         request = json.loads(line)
         if "cancel" in request:  # came after its job had ended: nothing left to cancel
@@ -275,14 +388,11 @@ def main(argv: list[str] | None = None) -> None:
         if ended != "exited":
             _kill_group(pid)  # out of time, or the host is gone: take the job (and its group) down
         _, status, usage = os.wait4(pid, 0)  # measured by us, not reported by the job
-        confined = _setup_done(setup_r)
-        _sweep()
-        if private:
-            for directory in ("/tmp", "/dev/shm", "/var/tmp"):
-                _wipe(directory, os.path.dirname(request["scratch"]))  # keep the bound scratch root
+        confined, own_ipc = _setup_done(setup_r)
+        clean = _clean_up(options, own_ipc)
         if ended == "orphaned":
             return
-        writer.write(json.dumps({"id": request["id"], "status": status, "confined": confined,
+        writer.write(json.dumps({"id": request["id"], "status": status, "confined": confined, "clean": clean,
                                  "timed_out": ended == "timeout", "cancelled": ended == "cancelled",
                                  "cpu_s": usage.ru_utime + usage.ru_stime,
                                  "peak_rss_mb": usage.ru_maxrss / 1024}) + "\n")
