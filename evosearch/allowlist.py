@@ -15,10 +15,12 @@ what holds (see docs/security.md).
 
 from __future__ import annotations
 
+import builtins
 import functools
 import importlib
 import math
 import types
+from collections.abc import Callable
 
 #: The fields a rule's batch has (``b.logp``) and the names kinds' programs declare.
 PROGRAM_NAMES = frozenset({"logp", "old_logp", "adv", "ret", "value", "old_value", "entropy", "progress"})
@@ -108,3 +110,37 @@ def attribute_verdict(name: str, modules: frozenset[str]) -> str:
         return (f"attribute {name!r} is not part of the tensor or array math a program may use "
                 f"(the public functions of {', '.join(sorted(modules))}, tensor and array methods, the batch fields)")
     return ""
+
+
+#: The builtins a program's module sees: arithmetic, containers, iteration. No ``getattr``, ``open``,
+#: ``type``, ``vars``, ``exec``: those are the usual first step out of the data a program is given.
+SAFE_BUILTINS = frozenset({
+    "abs", "all", "any", "bool", "bytearray", "bytes", "callable", "complex", "dict", "divmod", "enumerate",
+    "filter", "float", "frozenset", "int", "isinstance", "iter", "len", "list", "map", "max", "min", "next", "pow",
+    "print", "range", "reversed", "round", "set", "slice", "sorted", "str", "sum", "tuple", "zip",
+    "ArithmeticError", "AssertionError", "Exception", "IndexError", "KeyError", "LookupError", "MemoryError",
+    "NotImplementedError", "OverflowError", "RuntimeError", "StopIteration", "TypeError", "ValueError",
+    "ZeroDivisionError", "__build_class__",
+})
+
+
+def restricted_import(modules: frozenset[str]) -> Callable[..., types.ModuleType]:
+    """An ``__import__`` that returns the allowed modules only, and from them no module or private name."""
+
+    def _import(name: str, globals=None, locals=None, fromlist=(), level: int = 0):  # noqa: A002 - its signature
+        if level or name not in modules:
+            raise ImportError(f"a program may import only {', '.join(sorted(modules))} (not {name!r})")
+        module = builtins.__import__(name, globals, locals, fromlist, level)
+        for attr in fromlist or ():
+            if attr.startswith("_") or isinstance(getattr(module, attr, None), types.ModuleType):
+                raise ImportError(f"a program may not import {attr!r} from {name!r}")
+        return module
+
+    return _import
+
+
+def minimal_builtins(modules: frozenset[str]) -> dict:
+    """A fresh builtins namespace for one program's module, importing from ``modules`` only."""
+    names = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
+    names["__import__"] = restricted_import(modules)
+    return names

@@ -112,6 +112,7 @@ class PolicyJob(EvaluationJob):
     source: str
     obs_dim: int
     filename: str = "<policy>"
+    minimal_builtins: bool = True  # False only to test the OS layers alone (the static check is off then too)
 
 
 # -- handlers: run inside the confined job process ------------------------------------------------
@@ -162,7 +163,7 @@ def _random(job: RandomJob, scratch: str) -> dict:
 def _policy(job: PolicyJob, scratch: str) -> dict:
     from evosearch.evaluate import referee
 
-    act = referee.load_policy(job.source, job.filename)
+    act = referee.load_policy(job.source, job.filename, minimal_builtins=job.minimal_builtins)
     return {"batches": referee.serve(act, int(job.obs_dim))}
 
 

@@ -243,7 +243,8 @@ class PolicyEvaluator:
         limits = Limits(wall_s=self.config.task_timeout_s, memory_mb=self.config.memory_mb)
         session = RefereeSession(task, self.seeds, self.suite.eval_episodes, act_timeout_s=self.config.smoke_timeout_s,
                                  skip_if=skip_if, wall_s=limits.wall_s)
-        job = run_job(PolicyJob(source=program.source, obs_dim=session.obs_dim, filename=program.name), limits,
+        job = run_job(PolicyJob(source=program.source, obs_dim=session.obs_dim, filename=program.name,
+                                 minimal_builtins=self.config.static_check), limits,
                       session=session)
         return job, session
 

@@ -368,10 +368,20 @@ class Channel:
             self.pidfd = None
 
 
-def load_policy(source: str, filename: str = "<policy>") -> Callable[[np.ndarray], object]:
-    """Execute policy source in a fresh module and return its ``act``; only ever inside a sandboxed job."""
+def load_policy(source: str, filename: str = "<policy>", *,
+                minimal_builtins: bool = True) -> Callable[[np.ndarray], object]:
+    """Execute policy source in a fresh module and return its ``act``; only ever inside a sandboxed job.
+
+    The module sees minimal builtins and may import numpy and math only (``minimal_builtins=False``
+    exists to test the OS layers alone).
+    """
     module = types.ModuleType("evosearch_candidate_policy")
     module.__file__ = filename
+    if minimal_builtins:
+        from evosearch.allowlist import minimal_builtins as builtins_for
+        from evosearch.kinds.policy import KIND
+
+        module.__dict__["__builtins__"] = builtins_for(KIND.allowed_imports)
     exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - sandboxed job only
     act = module.__dict__.get("act")
     if not callable(act):

@@ -8,7 +8,6 @@ for all seeds) and a per-seed loop otherwise (data-dependent Python control flow
 
 from __future__ import annotations
 
-import builtins
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Protocol
 
 import torch
 
+from evosearch import allowlist
 from evosearch.program import ALLOWED_IMPORTS
 
 #: Per-sample fields of the batch a rule's ``loss(b)`` receives (1-d over the minibatch).
@@ -71,38 +71,6 @@ class Rule:
         return compute_advantages(self, rewards, values, dones, last_value, gamma, lam)
 
 
-#: The modules a rule may import (the static check says the same, readably, before any job runs).
-RULE_MODULES = ALLOWED_IMPORTS
-#: The builtins a rule's module sees: arithmetic, containers, iteration. No ``getattr``, ``open``,
-#: ``type``, ``vars``, ``exec``: those are the usual first step out of the data a rule is given.
-SAFE_BUILTINS = frozenset({
-    "abs", "all", "any", "bool", "bytearray", "bytes", "callable", "complex", "dict", "divmod", "enumerate",
-    "filter", "float", "frozenset", "int", "isinstance", "iter", "len", "list", "map", "max", "min", "next", "pow",
-    "print", "range", "reversed", "round", "set", "slice", "sorted", "str", "sum", "tuple", "zip",
-    "ArithmeticError", "AssertionError", "Exception", "IndexError", "KeyError", "LookupError", "MemoryError",
-    "NotImplementedError", "OverflowError", "RuntimeError", "StopIteration", "TypeError", "ValueError",
-    "ZeroDivisionError", "__build_class__",
-})
-
-
-def _import(name: str, globals=None, locals=None, fromlist=(), level: int = 0):  # noqa: A002 - __import__'s own
-    """``import`` for a rule: the allowed modules only, and from them no module or private name."""
-    if level or name not in RULE_MODULES:
-        raise ImportError(f"a rule may import only {', '.join(sorted(RULE_MODULES))} (not {name!r})")
-    module = builtins.__import__(name, globals, locals, fromlist, level)
-    for attr in fromlist or ():
-        if attr.startswith("_") or isinstance(getattr(module, attr, None), types.ModuleType):
-            raise ImportError(f"a rule may not import {attr!r} from {name!r}")
-    return module
-
-
-def rule_builtins() -> dict:
-    """A fresh builtins namespace for one rule module."""
-    names = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
-    names["__import__"] = _import
-    return names
-
-
 def load_rule(source: str, filename: str = "<rule>", *, minimal_builtins: bool = True) -> Rule:
     """Execute rule source in a fresh module with minimal builtins and pick out its entry points.
 
@@ -112,7 +80,7 @@ def load_rule(source: str, filename: str = "<rule>", *, minimal_builtins: bool =
     module = types.ModuleType("evosearch_candidate_rule")
     module.__file__ = filename
     if minimal_builtins:
-        module.__dict__["__builtins__"] = rule_builtins()
+        module.__dict__["__builtins__"] = allowlist.minimal_builtins(ALLOWED_IMPORTS)
     code = compile(source, filename, "exec")
     exec(code, module.__dict__)  # noqa: S102 - only ever called inside a sandboxed job
     loss = module.__dict__.get("loss")

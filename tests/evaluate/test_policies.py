@@ -48,7 +48,7 @@ HOSTILE = {
     "wrong dtype": ("def act(obs):\n    return np.array(['left'] * len(obs))", "candidate_error", "dtype"),
     "out of range": ("def act(obs):\n    return np.full(len(obs), 7)", "candidate_error", "valid actions are 0..1"),
     "NaN": ("def act(obs):\n    return np.full(len(obs), np.nan)", "candidate_error", "non-integer"),
-    "a list of objects": ("def act(obs):\n    return [object()] * len(obs)", "candidate_error", "dtype object"),
+    "a list of objects": ("def act(obs):\n    return [None] * len(obs)", "candidate_error", "dtype object"),
     "raises": ("def act(obs):\n    raise ValueError('no idea')", "candidate_error", "ValueError: no idea"),
     "hangs": ("def act(obs):\n    while True:\n        pass", "timeout", "did not answer in time"),
     "exits": ("import sys\n\ndef act(obs):\n    sys.exit(0)", "rejected", "import of 'sys'"),
