@@ -82,7 +82,8 @@ def test_module_level_constants_may_be_computed():
 
 
 @pytest.mark.parametrize("expr", [
-    "(i for i in ()).gi_frame", "[i for i in ()].gi_frame", "b.value.grad_fn.next_functions", "b.logp.untyped_storage()", "b.logp.data",
+    "(i for i in ()).gi_frame", "[i for i in ()].gi_frame", "b.value.grad_fn.next_functions",
+    "b.logp.untyped_storage()", "b.logp.data",
     "loss.__code__", "torch.ops.load_library", "torch.jit.script", "torch.compile(loss)", "torch.package",
     "b.logp.register_hook", "torch.nn.functional.torch", "torch.not_a_function_of_torch",
 ])
