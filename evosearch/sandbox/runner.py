@@ -58,7 +58,9 @@ WORKER_GRACE_S = 30.0  # past a job's wall limit, how long the host waits for th
 #: Shared memory a slot may still hold after a job, over its start: weights a job left in a kept scratch
 #: directory on a tmpfs count here until the evaluation removes them.
 LEFTOVER_SHMEM_MB = 64
-SETTLE_S = 2.0  # a dead job's IPC namespace is freed by the kernel a moment later: how long to wait for it
+#: The kernel frees a dead job's IPC namespace (its segments) later, from a work queue after an RCU grace
+#: period: tens of milliseconds, more on a busy machine. How long the host waits for the slot to be clean.
+SETTLE_S = 5.0
 SETTLE_STEP_S = 0.02
 STOP_GRACE_S = 2.0  # how long a worker asked to leave (end of its request pipe) gets before it is killed
 
@@ -237,19 +239,15 @@ class Worker:
         if self.group is None:
             return ""
         deadline = time.monotonic() + SETTLE_S
-        before = None
         while True:
             stray = self.group.pids() - self.baseline_pids
             held = self.group.shmem_mb() - self.baseline_shmem_mb
-            # The kernel frees a dead job's segments one by one after the job is gone: judge what stays.
-            settled = held < 1 or (before is not None and held >= before)
-            if settled and not stray:
-                return "" if held <= LEFTOVER_SHMEM_MB else f"{held:.0f} MiB of shared memory still charged to its slot"
+            if not stray and held <= LEFTOVER_SHMEM_MB:
+                return ""
             if time.monotonic() >= deadline:
                 if stray:
                     return f"processes of its job still running: {sorted(stray)}"
                 return f"{held:.0f} MiB of shared memory still charged to its slot"
-            before = held
             time.sleep(SETTLE_STEP_S)
 
     def _cancel(self, request_id: str) -> None:
