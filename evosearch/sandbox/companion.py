@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Callable
 
 from evosearch.sandbox import seccomp_filter
+from evosearch.sandbox.jobrun import flush_output
 
 #: The calls a companion may make: memory, its own descriptors, time, threads, exit. Everything
 #: else fails with EPERM; ``openat`` is allowed read-only (a lazily imported module of torch).
@@ -108,11 +109,7 @@ def start(serve: Callable[[socket.socket], None], *, seccomp: bool) -> None:
             except BaseException:  # noqa: BLE001 - its output file may be full
                 pass
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:  # noqa: BLE001
-                    pass
+            flush_output()
             os._exit(code)
     companion_end.close()
     _fd, _pid = job_end.detach(), pid

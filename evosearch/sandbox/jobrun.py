@@ -42,9 +42,14 @@ def run(handler: Callable[[dict, str], dict], payload: dict, scratch: str) -> No
         except BaseException:  # noqa: BLE001
             code = 3
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:  # noqa: BLE001
-                pass
+        flush_output()
     os._exit(code)
+
+
+def flush_output() -> None:
+    """Flush stdout and stderr before ``os._exit``; a full output file loses the rest, nothing more."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass

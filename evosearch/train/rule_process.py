@@ -23,6 +23,8 @@ import socket
 import struct
 import time
 import traceback
+from collections.abc import Sequence
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -40,7 +42,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # -- framing --------------------------------------------------------------------------------------
 
 
-def _send(sock: socket.socket, head: bytes, arrays: list[np.ndarray] = ()) -> None:
+def _send(sock: socket.socket, head: bytes, arrays: Sequence[np.ndarray] = ()) -> None:
     """One request: its header and arrays gathered by the kernel, not joined into a new buffer here."""
     buffers = [memoryview(head), *(memoryview(np.ascontiguousarray(a)).cast("B") for a in arrays)]
     while buffers:
@@ -135,15 +137,23 @@ class RemoteRule:
     def close(self) -> None:
         """End the companion (end of file on its socket) and reap it, so its CPU time is counted."""
         self.sock.close()
-        for _ in range(100):
+        self._reap()
+
+    def _reap(self, within_s: float = 1.0) -> int | None:
+        """The companion's wait status once it has ended (None if it has not within ``within_s``)."""
+        deadline = time.monotonic() + within_s
+        while True:
             try:
-                if os.waitpid(self.pid, os.WNOHANG)[0]:
-                    return
-            except ChildProcessError:
-                return
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already
+                return None
+            if pid:
+                return status
+            if time.monotonic() > deadline:
+                return None
             time.sleep(0.01)
 
-    def _ask(self, header: dict, size: int, arrays: list[np.ndarray] = ()) -> bytearray:
+    def _ask(self, header: dict, size: int, arrays: Sequence[np.ndarray] = ()) -> bytearray:
         """Send one request; the answer's ``size`` bytes after its status byte, or the rule's error raised."""
         try:
             _send(self.sock, _request(header), arrays)
@@ -165,19 +175,10 @@ class RemoteRule:
             pass
         self._gone()
 
-    def _gone(self):
+    def _gone(self) -> NoReturn:
         """The companion closed its end: end this job the way the companion ended."""
         self.sock.close()
-        status = None
-        for _ in range(100):
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid:
-                break
-            time.sleep(0.01)
-            status = None
+        status = self._reap()
         if status is not None and os.WIFSIGNALED(status):
             # Killed (its CPU limit, the memory cgroup): this job ends the same way, so the host
             # classifies it as it would a one-process job.
