@@ -550,3 +550,26 @@ def test_without_static_check(name, strong_mode, secret, reference):
             pytest.fail(f"not running {name}: {preflight} shows this mode does not contain it:\n- "
                         + "\n- ".join(problems))
     _report(name, run_program(name, static=False, reference=reference, secret=secret))
+
+
+#: The rule against the code that trains it: in-process attacks, harmless to run where the OS layers
+#: are weakest, which is where they must hold too (the companion is a process boundary in every mode).
+AGAINST_THE_TRAINER = ("harness_swap_from_import", "harness_swap_generator_frame", "harness_swap_traceback_frame",
+                       "grad_fn_walk", "trainer_memory_write")
+
+
+@pytest.fixture(scope="module")
+def weak_mode(secret, reference):
+    try:
+        sandbox.configure("rlimits")
+    except sandbox.SandboxUnavailable as err:
+        pytest.skip(f"sandbox mode rlimits is not available here: {err}")
+    try:
+        yield "rlimits"
+    finally:
+        sandbox.configure("auto")
+
+
+@pytest.mark.parametrize("name", AGAINST_THE_TRAINER)
+def test_the_rule_cannot_change_its_training_in_the_weak_mode_either(name, weak_mode, secret, reference):
+    _report(name, run_program(name, static=False, reference=reference, secret=secret))

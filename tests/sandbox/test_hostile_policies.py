@@ -74,6 +74,8 @@ CASES: dict[str, Case] = {
     "policy_second_connection": Case("ok", honest=True),
     # breach 4 where candidate code can still write: cleanup without recursion, then an honest score
     "policy_deep_tree": Case("ok", honest=True),
+    # weaker finding: policies had the rules' allow-list; with every check off, sys reaches nothing
+    "policy_torch_sys": Case("ok", honest=True),
     "policy_fake_result_then_sleep": Case(CE, ("wrote its result without connecting",)),
     # every answer on time (0.5 s each), the episodes not: the job's wall-clock limit (3 s here) ends it
     "policy_slow_steps": Case("timeout", ("wall-clock limit",), wall_s=3.0),
