@@ -2,16 +2,20 @@
 
 A campaign runs for hours, so a typo must fail at once with the key it concerns, not an hour
 in. :func:`load_config` checks every key against the dataclasses below (unknown keys, wrong
-types, out-of-range values, missing files) and raises :class:`ConfigError` naming the key;
-the CLI turns that into exit code 2. Paths in a config file are relative to that file.
+types, out-of-range values, missing files) and raises one :class:`ConfigError` listing every
+problem it found, each naming its key, so a user fixes a config in one round instead of one
+error per run; the CLI turns that into exit code 2. Paths in a config file are relative to
+that file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +27,14 @@ from evosearch.propose.registry import OPERATOR_NAMES
 
 
 class ConfigError(ValueError):
-    """A config that cannot be run; the message names the file and the key."""
+    """A config that cannot be run; the message names the file and, for each problem, its key.
+
+    ``problems`` holds one line per mistake (the message joins them), for callers that want them apart.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,9 @@ class LLMModelConfig:
     weight: float = 1.0  # scales the bandit's draw for this model: a prior preference
     timeout_s: float = 120.0  # per attempt, the whole response
     max_retries: int = 3  # on 429, 5xx, timeouts
+    max_tokens_param: str = "max_tokens"  # the request field for max_tokens (OpenAI o-series: max_completion_tokens)
+    headers: dict[str, str] = field(default_factory=dict)  # extra HTTP headers, sent as given (no secrets here)
+    header_env: dict[str, str] = field(default_factory=dict)  # header -> env variable holding its value (Azure api-key)
 
     @property
     def label(self) -> str:
@@ -105,6 +119,7 @@ class LLMModelConfig:
 @dataclass(frozen=True)
 class LLMConfig:
     models: tuple[LLMModelConfig, ...] = ()
+    share: float = 0.5  # of the proposals, asked of the models (a bandit picks which); the rest: offline operators
     cost_cap: float | None = None  # USD for the whole campaign; LLM use stops before passing it
     edit_format: Literal["diff", "rewrite"] = "diff"  # SEARCH/REPLACE blocks, or one fenced rewrite
     max_attempts: int = 3  # model answers per proposal: failed edits and duplicates are sent back
@@ -154,7 +169,7 @@ def config_dir(config: CampaignConfig) -> Path:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CampaignConfig:
-    """Read, type-check and validate a campaign config; raise ConfigError naming the bad key."""
+    """Read, type-check and validate a campaign config; raise one ConfigError listing every bad key."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
@@ -170,191 +185,334 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ca
         section = raw.get(key)
         raw[key] = {**section, **value} if isinstance(section, dict) and isinstance(value, dict) else value
     raw["source_path"] = str(path)
-    try:
-        config = _build(CampaignConfig, raw, "")
-        _validate(config)
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
-    return config
+    return _checked(raw, f"{path}: ")
 
 
 def config_from_dict(raw: dict[str, Any]) -> CampaignConfig:
     """Build a config from a mapping (tests, programmatic use); same checks as :func:`load_config`."""
-    config = _build(CampaignConfig, dict(raw), "")
-    _validate(config)
+    return _checked(dict(raw), "")
+
+
+def _checked(raw: dict[str, Any], prefix: str) -> CampaignConfig:
+    """Build and validate, collecting every problem; raise them together in one ConfigError."""
+    problems = Problems()
+    config = _build(CampaignConfig, raw, "", problems)
+    if config is not _BAD:  # checks beyond types need a whole config (every required key given)
+        _validate(config, problems)
+    problems.raise_if_any(prefix)
     return config
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
+class Problems:
+    """Every mistake found in one config, so that all are reported at once.
+
+    Build problems (unknown keys, wrong types) are found first; a bad value is replaced by its
+    default so validation can go on, and validation then stays quiet about keys that already
+    have a problem, which would only repeat it in other words.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.keys: list[str] = []
+
+    def add(self, key: str, line: str) -> None:
+        """Record a problem with ``key``, unless an earlier one concerns it, a key inside it or its section."""
+        if any(_related(key, known) for known in self.keys):
+            return
+        self.keys.append(key)
+        self.lines.append(line)
+
+    def raise_if_any(self, prefix: str = "") -> None:
+        if not self.lines:
+            return
+        if len(self.lines) == 1:
+            raise ConfigError(prefix + self.lines[0], list(self.lines))
+        listed = "".join(f"\n  - {line}" for line in self.lines)
+        raise ConfigError(f"{prefix}{len(self.lines)} problems:{listed}", list(self.lines))
+
+
+def _related(key: str, other: str) -> bool:
+    """Whether one key is the other or lies inside it (``a.b`` and ``a.b.c``, ``a`` and ``a[0]``)."""
+    if not key or not other:
+        return False
+    outer, inner = sorted((key, other), key=len)
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
+
+
+class _Bad:
+    """The value of a key that did not pass (its problem is recorded); the field keeps its default."""
+
+    def __repr__(self) -> str:
+        return "<bad value>"
+
+
+_BAD: Any = _Bad()
+
+
+def _build(cls: type, raw: Any, where: str, problems: Problems) -> Any:
+    """An instance of dataclass ``cls`` from a mapping; _BAD when a required key is missing or bad."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(raw).__name__}")
+        problems.add(where, f"{where or 'config'}: expected a mapping, got {_describe(raw)}")
+        return _BAD
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        key = f"{where}.{unknown[0]}" if where else unknown[0]
-        known = ", ".join(sorted(n for n in names if n != "source_path"))
-        raise ConfigError(f"unknown key {key!r} (known here: {known})")
-    values = {}
+    known = ", ".join(sorted(n for n in names if n != "source_path"))
+    for name in sorted(set(raw) - names, key=str):
+        key = f"{where}.{name}" if where else str(name)
+        problems.add(key, f"unknown key {key!r} (known here: {known})")
+    values, complete = {}, True
     for f in dataclasses.fields(cls):
         key = f"{where}.{f.name}" if where else f.name
-        if f.name in raw:
-            values[f.name] = _coerce(hints[f.name], raw[f.name], key)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"missing required key {key!r}")
-    return cls(**values)
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        value = _coerce(hints[f.name], raw[f.name], key, problems) if f.name in raw else _BAD
+        if value is not _BAD:
+            values[f.name] = value
+        elif required:
+            complete = False
+            if f.name not in raw:
+                problems.add(key, f"missing required key {key!r}")
+    return cls(**values) if complete else _BAD
 
 
-def _coerce(hint: Any, value: Any, key: str) -> Any:
+def _coerce(hint: Any, value: Any, key: str, problems: Problems) -> Any:
+    """``value`` checked against the type ``hint``; _BAD (with the problem recorded) if it does not fit."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, key)
+        return _coerce(inner[0], value, key, problems)
     if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
-        return value
+        if value in args:
+            return value
+        problems.add(key, f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return _BAD
     if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {_describe(value)}")
-        return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+        return _coerce_list(args[0], value, key, problems)
+    if origin is dict:
+        return _coerce_mapping(args[1], value, key, problems)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {_describe(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {_describe(value)}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {hint}")  # a bug in this module, not in the config
+        return _build(hint, value, key, problems)
+    return _coerce_scalar(hint, value, key, problems)
+
+
+def _coerce_list(item: Any, value: Any, key: str, problems: Problems) -> Any:
+    if not isinstance(value, list):
+        problems.add(key, f"{key}: expected a list, got {_describe(value)}")
+        return _BAD
+    items = [_coerce(item, v, f"{key}[{i}]", problems) for i, v in enumerate(value)]
+    return _BAD if any(v is _BAD for v in items) else tuple(items)
+
+
+def _coerce_mapping(item: Any, value: Any, key: str, problems: Problems) -> Any:
+    """A mapping with string keys (HTTP header names and the like)."""
+    if not isinstance(value, dict):
+        problems.add(key, f"{key}: expected a mapping, got {_describe(value)}")
+        return _BAD
+    items = {}
+    for name, v in value.items():
+        if not isinstance(name, str):
+            problems.add(f"{key}.{name}", f"{key}: key {name!r} is not a string")
+            return _BAD
+        items[name] = _coerce(item, v, f"{key}.{name}", problems)
+    return _BAD if any(v is _BAD for v in items.values()) else items
+
+
+_SCALARS: dict[type, tuple[str, Callable[[Any], bool]]] = {
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def _coerce_scalar(hint: Any, value: Any, key: str, problems: Problems) -> Any:
+    if hint not in _SCALARS:
+        raise TypeError(f"{key}: unsupported type {hint} in a config dataclass")  # a bug here, not in the config
+    expected, fits = _SCALARS[hint]
+    if not fits(value):
+        problems.add(key, f"{key}: expected {expected}, got {_describe(value)}")
+        return _BAD
+    return float(value) if hint is float else value
 
 
 def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(value).__name__
 
 
-def _validate(config: CampaignConfig) -> None:
+def _positive(problems: Problems, key: str, value: float | None, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value <= 0:
+        problems.add(key, f"{key}: must be greater than 0, got {value!r}")
+
+
+def _validate(config: CampaignConfig, problems: Problems) -> None:
     """Checks that need more than a type: ranges, files that must exist, names that must be known."""
-    from evosearch.archive.descriptors import DESCRIPTORS
-    from evosearch.envs.suites import SuiteError, load_suite
+    _validate_identity(config, problems)
+    _validate_budget(config, problems)
+    _validate_evaluation(config, problems)
+    _validate_archive(config.archive, problems)
+    _validate_selection(config.selection, problems)
+    _validate_operators(config, problems)
+    _validate_llm(config.llm, config_dir(config), problems)
 
-    def positive(key: str, value: float | None, allow_none: bool = True) -> None:
-        if value is None and allow_none:
-            return
-        if value is None or value <= 0:
-            raise ConfigError(f"{key}: must be greater than 0, got {value!r}")
 
+def _validate_identity(config: CampaignConfig, problems: Problems) -> None:
     from evosearch import kinds
 
     if config.kind not in kinds.names():
-        raise ConfigError(f"kind: {config.kind!r} is not one of {', '.join(map(repr, kinds.names()))}")
+        problems.add("kind", f"kind: {config.kind!r} is not one of {', '.join(map(repr, kinds.names()))}")
     if not config.name or any(c in config.name for c in "/\\\0"):
-        raise ConfigError(f"name: {config.name!r} is not a usable campaign name")
+        problems.add("name", f"name: {config.name!r} is not a usable campaign name")
     if not config.seeds:
-        raise ConfigError("seeds: list at least one seed program")
+        problems.add("seeds", "seeds: list at least one seed program")
     for i, path in enumerate(config.seed_paths()):
         if not path.is_file():
-            raise ConfigError(f"seeds[{i}]: no such file {str(path)!r}")
-    positive("parallel", config.parallel, allow_none=False)
-    positive("budget.max_evals", config.budget.max_evals)
-    positive("budget.minutes", config.budget.minutes)
+            problems.add(f"seeds[{i}]", f"seeds[{i}]: no such file {str(path)!r}")
+
+
+def _validate_budget(config: CampaignConfig, problems: Problems) -> None:
+    _positive(problems, "parallel", config.parallel, allow_none=False)
+    _positive(problems, "budget.max_evals", config.budget.max_evals)
+    _positive(problems, "budget.minutes", config.budget.minutes)
     if config.budget.max_evals is None and config.budget.minutes is None:
-        raise ConfigError("budget: set max_evals, minutes, or both (a campaign needs an end)")
+        problems.add("budget", "budget: set max_evals, minutes, or both (a campaign needs an end)")
+
+
+def _validate_evaluation(config: CampaignConfig, problems: Problems) -> None:
+    from evosearch import kinds
+    from evosearch.envs.suites import SuiteError, load_suite
+
     ev = config.evaluation
     try:
         suite = load_suite(resolved_suite(config))
     except SuiteError as err:
-        raise ConfigError(f"evaluation.suite: {err}") from None
-    if suite.kind != config.kind:
-        raise ConfigError(f"evaluation.suite: suite {suite.name!r} scores {suite.kind} programs, but this campaign's "
-                          f"kind is {config.kind!r}")
+        problems.add("evaluation.suite", f"evaluation.suite: {err}")
+    else:
+        if suite.kind != config.kind and config.kind in kinds.names():
+            problems.add("evaluation.suite", f"evaluation.suite: suite {suite.name!r} scores {suite.kind} programs, "
+                                             f"but this campaign's kind is {config.kind!r}")
     for key in ("smoke_timeout_s", "task_timeout_s", "memory_mb", "workers", "seeds"):
-        positive(f"evaluation.{key}", getattr(ev, key))
-    if ev.memory_mb < 700:
-        raise ConfigError(f"evaluation.memory_mb: {ev.memory_mb} is below the ~700 MiB that torch alone needs")
+        _positive(problems, f"evaluation.{key}", getattr(ev, key))
+    if 0 < ev.memory_mb < 700:
+        problems.add("evaluation.memory_mb",
+                     f"evaluation.memory_mb: {ev.memory_mb} is below the ~700 MiB that torch alone needs")
     if not DEVICE_PATTERN.match(ev.device):
-        raise ConfigError(f"evaluation.device: {ev.device!r} is not one of auto, cpu, cuda, cuda:N")
-    try:
-        kinds.get(config.kind).check_device(ev.device)
-    except ValueError as err:
-        raise ConfigError(f"evaluation.device: {err}") from None
-    ar = config.archive
-    positive("archive.islands", ar.islands, allow_none=False)
-    positive("archive.migration_interval", ar.migration_interval, allow_none=False)
+        problems.add("evaluation.device", f"evaluation.device: {ev.device!r} is not one of auto, cpu, cuda, cuda:N")
+    elif config.kind in kinds.names():
+        try:
+            kinds.get(config.kind).check_device(ev.device)
+        except ValueError as err:
+            problems.add("evaluation.device", f"evaluation.device: {err}")
+
+
+def _validate_archive(ar: ArchiveConfig, problems: Problems) -> None:
+    from evosearch.archive.descriptors import DESCRIPTORS
+
+    _positive(problems, "archive.islands", ar.islands, allow_none=False)
+    _positive(problems, "archive.migration_interval", ar.migration_interval, allow_none=False)
     if ar.migration_count < 0:
-        raise ConfigError("archive.migration_count: must be 0 or more")
+        problems.add("archive.migration_count", "archive.migration_count: must be 0 or more")
     if not ar.descriptors:
-        raise ConfigError("archive.descriptors: list at least one descriptor")
+        problems.add("archive.descriptors", "archive.descriptors: list at least one descriptor")
     for i, d in enumerate(ar.descriptors):
+        key = f"archive.descriptors[{i}]"
         if d.name not in DESCRIPTORS:
-            raise ConfigError(f"archive.descriptors[{i}].name: unknown descriptor {d.name!r} "
-                              f"(known: {', '.join(sorted(DESCRIPTORS))})")
+            problems.add(f"{key}.name", f"{key}.name: unknown descriptor {d.name!r} "
+                                        f"(known: {', '.join(sorted(DESCRIPTORS))})")
         if not d.max > d.min:
-            raise ConfigError(f"archive.descriptors[{i}]: max must be greater than min")
-        positive(f"archive.descriptors[{i}].bins", d.bins, allow_none=False)
-    sel = config.selection
+            problems.add(f"{key}.max", f"{key}: max must be greater than min")
+        _positive(problems, f"{key}.bins", d.bins, allow_none=False)
+
+
+def _validate_selection(sel: SelectionConfig, problems: Problems) -> None:
     if not 0.0 <= sel.exploit_ratio <= 1.0:
-        raise ConfigError(f"selection.exploit_ratio: must be between 0 and 1, got {sel.exploit_ratio}")
-    positive("selection.tournament_size", sel.tournament_size, allow_none=False)
+        problems.add("selection.exploit_ratio",
+                     f"selection.exploit_ratio: must be between 0 and 1, got {sel.exploit_ratio}")
+    _positive(problems, "selection.tournament_size", sel.tournament_size, allow_none=False)
     if sel.inspirations < 0:
-        raise ConfigError("selection.inspirations: must be 0 or more")
+        problems.add("selection.inspirations", "selection.inspirations: must be 0 or more")
+
+
+def _validate_operators(config: CampaignConfig, problems: Problems) -> None:
     ops = config.operators
     if not ops.enabled and not config.llm.models:
-        raise ConfigError("operators.enabled: enable at least one operator (or configure llm.models)")
+        problems.add("operators.enabled", "operators.enabled: enable at least one operator (or configure llm.models)")
     for i, name in enumerate(ops.enabled):
         if name not in OPERATOR_NAMES:
-            raise ConfigError(f"operators.enabled[{i}]: unknown operator {name!r} "
-                              f"(known: {', '.join(OPERATOR_NAMES)})")
-    positive("operators.max_attempts", ops.max_attempts, allow_none=False)
-    _validate_llm(config.llm, config_dir(config))
+            problems.add(f"operators.enabled[{i}]", f"operators.enabled[{i}]: unknown operator {name!r} "
+                                                    f"(known: {', '.join(OPERATOR_NAMES)})")
+    _positive(problems, "operators.max_attempts", ops.max_attempts, allow_none=False)
     if ops.gp_seed_genomes and any(n.startswith("gp.") for n in ops.enabled):
         from evosearch.propose.gp import SEED_GENOMES
 
         for i, genome in enumerate(ops.gp_seed_genomes):
             if genome not in SEED_GENOMES:
-                raise ConfigError(f"operators.gp_seed_genomes[{i}]: unknown genome {genome!r} "
-                                  f"(known: {', '.join(sorted(SEED_GENOMES))})")
+                problems.add(f"operators.gp_seed_genomes[{i}]",
+                             f"operators.gp_seed_genomes[{i}]: unknown genome {genome!r} "
+                             f"(known: {', '.join(sorted(SEED_GENOMES))})")
+    if config.llm.models and not ops.enabled and config.llm.share == 0:
+        problems.add("llm.share", "llm.share: 0 with no offline operators enabled leaves nothing to propose")
 
 
-def _validate_llm(llm: LLMConfig, base: Path) -> None:
+#: An HTTP header name (an RFC 9110 token); anything else would corrupt the request.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _validate_llm(llm: LLMConfig, base: Path, problems: Problems) -> None:
     from evosearch.propose.prompts import TemplateError, load_templates
 
     labels = [m.label for m in llm.models]
     for i, m in enumerate(llm.models):
         key = f"llm.models[{i}]"
         if labels.count(m.label) > 1:
-            raise ConfigError(f"{key}: the label {m.label!r} is used twice; give each model a distinct name")
-        if not m.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{key}.base_url: {m.base_url!r} must start with http:// or https://")
-        if m.api_key_env and not os.environ.get(m.api_key_env):
-            raise ConfigError(f"{key}.api_key_env: the environment variable {m.api_key_env} is not set")
-        for name in ("max_tokens", "timeout_s", "weight"):
-            if getattr(m, name) <= 0:
-                raise ConfigError(f"{key}.{name}: must be greater than 0")
-        if m.max_retries < 0 or m.price_in_per_1k < 0 or m.price_out_per_1k < 0:
-            raise ConfigError(f"{key}: max_retries and prices cannot be negative")
+            problems.add(f"{key}.name", f"{key}: the label {m.label!r} is used twice; give each model a distinct name")
+        _validate_model(m, key, problems)
+    if not 0.0 <= llm.share <= 1.0:
+        problems.add("llm.share", f"llm.share: must be between 0 and 1, got {llm.share}")
     if llm.cost_cap is not None and llm.cost_cap < 0:
-        raise ConfigError("llm.cost_cap: cannot be negative")
+        problems.add("llm.cost_cap", "llm.cost_cap: cannot be negative")
     for name in ("max_attempts", "max_in_flight"):
         if getattr(llm, name) < 1:
-            raise ConfigError(f"llm.{name}: must be at least 1")
+            problems.add(f"llm.{name}", f"llm.{name}: must be at least 1")
     if llm.template_dir is not None:
         try:
             load_templates(llm_template_dir(llm, base))
         except (TemplateError, OSError) as err:
-            raise ConfigError(f"llm.template_dir: {err}") from None
+            problems.add("llm.template_dir", f"llm.template_dir: {err}")
+
+
+def _validate_model(m: LLMModelConfig, key: str, problems: Problems) -> None:
+    if not m.base_url.startswith(("http://", "https://")):
+        problems.add(f"{key}.base_url", f"{key}.base_url: {m.base_url!r} must start with http:// or https://")
+    if m.api_key_env and not os.environ.get(m.api_key_env):
+        problems.add(f"{key}.api_key_env", f"{key}.api_key_env: the environment variable {m.api_key_env} is not set")
+    for name in ("max_tokens", "timeout_s", "weight"):
+        if getattr(m, name) <= 0:
+            problems.add(f"{key}.{name}", f"{key}.{name}: must be greater than 0")
+    if m.max_retries < 0 or m.price_in_per_1k < 0 or m.price_out_per_1k < 0:
+        problems.add(f"{key}.max_retries", f"{key}: max_retries and prices cannot be negative")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", m.max_tokens_param):
+        problems.add(f"{key}.max_tokens_param", f"{key}.max_tokens_param: {m.max_tokens_param!r} is not a field name "
+                                                "(e.g. max_tokens, max_completion_tokens)")
+    _validate_headers(m, key, problems)
+
+
+def _validate_headers(m: LLMModelConfig, key: str, problems: Problems) -> None:
+    """Header names must be HTTP tokens and values one line; a secret's variable must be set now, not at hour 3."""
+    for section, headers in (("headers", m.headers), ("header_env", m.header_env)):
+        for name, value in headers.items():
+            where = f"{key}.{section}.{name}"
+            if not _HEADER_NAME.match(name):
+                problems.add(where, f"{where}: {name!r} is not a valid HTTP header name")
+            elif "\r" in value or "\n" in value:
+                problems.add(where, f"{where}: a header value must be one line")
+            elif section == "header_env" and not os.environ.get(value):
+                problems.add(where, f"{where}: the environment variable {value} is not set")
+    both = sorted({n.lower() for n in m.headers} & {n.lower() for n in m.header_env})
+    if both:
+        problems.add(f"{key}.header_env", f"{key}: header {both[0]!r} is set in both headers and header_env")
 
 
 def llm_template_dir(llm: LLMConfig, base: Path) -> Path | None:

@@ -88,3 +88,66 @@ def test_run_with_a_missing_config_exits_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "evosearch.cli", "run", str(tmp_path / "nope.yaml")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no such config file" in proc.stderr
+
+
+def test_every_mistake_is_reported_at_once():
+    raw = with_(budget__max_evlas=3, parallel="two", seeds=[str(RULES / "a2c.py"), "missing.py"])
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw)
+    message = str(err.value)
+    assert message.startswith("3 problems:")
+    for part in ("unknown key 'budget.max_evlas'", "parallel: expected an integer, got str 'two'",
+                 "seeds[1]: no such file"):
+        assert part in message
+    assert len(err.value.problems) == 3
+
+
+def test_a_bad_value_is_reported_once_not_again_by_the_checks_after_it():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(with_(budget__max_evals="ten", budget__minutes=None))
+    assert err.value.problems == ["budget.max_evals: expected an integer, got str 'ten'"]
+
+
+def test_a_config_file_with_several_mistakes_names_the_file_once(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: c\nseeds: [nope.py]\nevaluation: {{suite: {TINY_SUITE}, fitnes: iqm}}\n"
+                    "llm: {share: 2.0}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: 3 problems:")
+    assert [p.split(":")[0] for p in err.value.problems] == ["unknown key 'evaluation.fitnes' (known here", "seeds[0]",
+                                                            "llm.share"]
+
+
+LLM_MODEL = {"model": "m", "base_url": "http://127.0.0.1:1/v1"}
+
+
+def test_llm_request_options_are_read(monkeypatch):
+    monkeypatch.setenv("AZURE_KEY_FOR_TEST", "secret")
+    model = {**LLM_MODEL, "max_tokens_param": "max_completion_tokens", "headers": {"X-Team": "rl"},
+             "header_env": {"api-key": "AZURE_KEY_FOR_TEST"}}
+    config = config_from_dict({**GOOD, "llm": {"models": [model], "share": 0.25}})
+    [m] = config.llm.models
+    assert m.max_tokens_param == "max_completion_tokens" and m.headers == {"X-Team": "rl"}
+    assert m.header_env == {"api-key": "AZURE_KEY_FOR_TEST"} and config.llm.share == 0.25
+    assert config_from_dict({**GOOD, "llm": {"models": [LLM_MODEL]}}).llm.share == 0.5
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ({"headers": {"Bad Name": "x"}}, "llm.models[0].headers.Bad Name: 'Bad Name' is not a valid HTTP header name"),
+    ({"headers": {"X-A": "one\r\nX-B: two"}}, "llm.models[0].headers.X-A: a header value must be one line"),
+    ({"headers": {"X-A": 3}}, "llm.models[0].headers.X-A: expected a string, got int 3"),
+    ({"headers": ["X-A"]}, "llm.models[0].headers: expected a mapping, got list"),
+    ({"header_env": {"api-key": "NO_SUCH_VARIABLE_FOR_EVOSEARCH"}},
+     "llm.models[0].header_env.api-key: the environment variable NO_SUCH_VARIABLE_FOR_EVOSEARCH is not set"),
+    ({"max_tokens_param": "max tokens"}, "llm.models[0].max_tokens_param: 'max tokens' is not a field name"),
+])
+def test_bad_llm_request_options_name_their_key(model, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({**GOOD, "llm": {"models": [{**LLM_MODEL, **model}]}})
+    assert message in str(err.value)
+
+
+def test_a_share_outside_0_and_1_is_refused():
+    with pytest.raises(ConfigError, match="llm.share: must be between 0 and 1"):
+        config_from_dict({**GOOD, "llm": {"models": [LLM_MODEL], "share": -0.1}})
