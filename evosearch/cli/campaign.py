@@ -14,6 +14,7 @@ from evosearch.cli.options import (
     db_option,
     device_option,
     emit,
+    note_database,
     open_archive,
     output_options,
     warn_if_weak,
@@ -60,6 +61,7 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
         if not allow_weak_sandbox:
             _refuse_keys_in_weak_mode(config, mode)
         device_pool = devices.DevicePool(config.evaluation.device)
+        note_database(db or config.db_path())  # an archive it cannot open is named in the one-line error
         campaign = Campaign(config, db_path=db)
     except (ConfigError, sandbox.SandboxUnavailable, devices.DeviceError) as err:
         raise BadInput(str(err)) from err

@@ -7,12 +7,17 @@
 - ``device_option(...)`` is the ``--device`` of ``eval`` and ``run``: auto, cpu, cuda or cuda:N,
   checked with the pattern the config uses.
 - ``emit`` and ``emit_object`` print a result in the chosen format.
+- ``Commands`` (the top-level group) and ``user_errors`` turn what a user's files and paths cause
+  (not an archive, a newer or locked one, a path that cannot be created or written) into one
+  ``Error:`` line and exit 2, for every command alike.
 - ``warn_if_weak`` is the line ``eval`` and ``run`` print when the sandbox does not isolate candidates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import functools
 import io
 import json
@@ -20,7 +25,7 @@ import os
 import re
 import sqlite3
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -190,15 +195,89 @@ def find_db(db: Path | None) -> Path:
 
 
 def open_archive(db: Path | None):
-    """The Archive at ``find_db(db)``; a file that is not one (or is newer) is a BadInput."""
-    from evosearch.archive.schema import SchemaError
+    """The Archive at ``find_db(db)``; a file that is not one (or is newer, or locked) is a BadInput.
+
+    It converts errors itself, not only through :class:`Commands`, because some callers (the
+    report's tests, scripts) invoke a command without the top-level group.
+    """
     from evosearch.archive.store import Archive
 
     path = find_db(db)
-    try:
+    note_database(path)
+    with user_errors():
         return Archive(path)
-    except (SchemaError, sqlite3.DatabaseError) as err:  # a newer archive, or a file that is not SQLite
-        raise BadInput(f"{path}: cannot open as an evosearch archive: {err}") from err
+
+
+# -- errors caused by what the user named ----------------------------------------------------------
+
+_DATABASE = "evosearch.database"  # key in click's shared ctx.meta: the archive this command works on
+
+
+def note_database(path: Path) -> None:
+    """Remember the archive this command works on, so that an SQLite error met later can name the file."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_DATABASE] = path
+
+
+def user_error(err: BaseException) -> BadInput | None:
+    """The one-line BadInput for an error caused by a file or path the user named; None for anything else.
+
+    The same files reach many commands (an archive that is not one, a newer or locked one, a
+    directory that cannot be created, an output path that cannot be written): each should end
+    the same way, in one ``Error:`` line with exit 2, whichever command met it. A programming
+    error (``sqlite3.ProgrammingError``) and a closed pipe (click handles EPIPE) are left alone.
+    """
+    from evosearch.archive.schema import SchemaError
+
+    if isinstance(err, SchemaError):  # a newer archive, or a file that is not one
+        return BadInput(_naming_the_database(str(err)))
+    if isinstance(err, sqlite3.DatabaseError) and not isinstance(err, sqlite3.ProgrammingError):
+        return BadInput(_naming_the_database(f"cannot open as an evosearch archive: {err}", str(err)))
+    if isinstance(err, OSError) and err.errno != errno.EPIPE:
+        return BadInput(_os_message(err))
+    return None
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors :func:`user_error` knows into its BadInput; let every other one through."""
+    try:
+        yield
+    except (OSError, sqlite3.Error, RuntimeError) as err:  # SchemaError is a RuntimeError
+        bad = user_error(err)
+        if bad is None:
+            raise
+        raise bad from err
+
+
+def _naming_the_database(message: str, original: str | None = None) -> str:
+    """``message`` prefixed with the command's database, unless the library's own text already names it."""
+    ctx = click.get_current_context(silent=True)
+    path = ctx.meta.get(_DATABASE) if ctx is not None else None
+    if path is None or str(path) in (original or message):
+        return original or message
+    return f"{path}: {message}"
+
+
+def _os_message(err: OSError) -> str:
+    """``PATH: Reason`` (``a -> b: Reason`` for a rename), as a person reads it, without Python's ``[Errno N]``."""
+    if err.filename is None:
+        return err.strerror or str(err)
+    where = str(err.filename) + (f" -> {err.filename2}" if err.filename2 is not None else "")
+    return f"{where}: {err.strerror}"
+
+
+class Commands(click.Group):
+    """The top-level group: what :func:`user_error` knows ends as one ``Error:`` line and exit 2.
+
+    One place for every command (``run``, ``export``, the browsers...), so that none needs its
+    own try/except for the files and paths a user names: a traceback is for evosearch's bugs.
+    """
+
+    def invoke(self, ctx: click.Context):
+        with user_errors():
+            return super().invoke(ctx)
 
 
 # -- the device ----------------------------------------------------------------------------------
