@@ -139,6 +139,19 @@ class ArchiveReads:
             " WHERE p.campaign_id = ? AND e.curve IS NOT NULL ORDER BY e.program_id, e.held_out, e.task, e.seed",
             (campaign_id,)).fetchall()
 
+    def task_results(self, campaign_id: int, program_id: int | None = None) -> list[sqlite3.Row]:
+        """Per-task results (the ``task_results`` view): one row per program and task, by program, held-out, task.
+
+        Columns: campaign_id, program_id, operator, outcome, task, held_out, seeds, normalized
+        (mean over seeds), ci_low, ci_high, mean_return, returns and normalized_by_seed (JSON
+        lists by seed), auc, train_wall_s. ``program_id`` narrows it to one program.
+        """
+        where, args = "campaign_id = ?", [campaign_id]
+        if program_id is not None:
+            where, args = where + " AND program_id = ?", [*args, program_id]
+        return self.conn.execute(f"SELECT * FROM task_results WHERE {where} ORDER BY program_id, held_out, task",
+                                 args).fetchall()
+
     # -- the grid ----------------------------------------------------------------------------------
 
     def cells(self, campaign_id: int) -> list[sqlite3.Row]:

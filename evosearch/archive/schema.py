@@ -135,6 +135,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX llm_calls_program ON llm_calls (program_id);
     CREATE INDEX llm_calls_conversation ON llm_calls (campaign_id, conversation);
     """,
+    # 4: per-task results as rows, for readers who query the file (Datasette, sqlite-utils, SQL).
+    """
+    CREATE VIEW task_results AS  -- one row per program and task: its seeds' scores without unpacking JSON
+        SELECT p.campaign_id,
+               e.program_id,
+               p.operator,
+               p.outcome,
+               e.task,                              -- environment id, e.g. CartPole-v1
+               e.held_out,                          -- 1: a held-out task, reported but never selected on
+               COUNT(*) AS seeds,
+               AVG(e.normalized) AS normalized,     -- mean normalised score over the seeds
+               json_extract(p.metrics, '$.' || IIF(e.held_out, 'held_out', 'tasks') || '."' || e.task
+                            || '".ci[0]') AS ci_low,   -- bootstrap CI of that mean (from programs.metrics)
+               json_extract(p.metrics, '$.' || IIF(e.held_out, 'held_out', 'tasks') || '."' || e.task
+                            || '".ci[1]') AS ci_high,
+               AVG(e.mean_return) AS mean_return,   -- raw return, mean over the seeds
+               (SELECT json_group_array(mean_return) FROM (SELECT s.mean_return FROM evaluations s
+                    WHERE s.program_id = e.program_id AND s.held_out = e.held_out AND s.task = e.task
+                    ORDER BY s.seed)) AS returns,   -- JSON list: each seed's return, by seed
+               (SELECT json_group_array(normalized) FROM (SELECT s.normalized FROM evaluations s
+                    WHERE s.program_id = e.program_id AND s.held_out = e.held_out AND s.task = e.task
+                    ORDER BY s.seed)) AS normalized_by_seed,  -- JSON list, by seed
+               AVG(e.auc) AS auc,                   -- mean normalised area under the learning curves
+               MAX(e.train_wall_s) AS train_wall_s  -- the task's training time in seconds
+        FROM evaluations e JOIN programs p ON p.id = e.program_id
+        GROUP BY p.campaign_id, e.program_id, e.held_out, e.task;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -144,7 +171,16 @@ class SchemaError(RuntimeError):
     """The database was written by a newer evosearch, or is not an evosearch archive."""
 
 
+class NotAnArchive(SchemaError):
+    """The file is not an evosearch archive: not SQLite, an empty database, or another program's database.
+
+    A :class:`SchemaError`, so callers that already turn schema problems into one clear line
+    handle it too; its message names the file and says what it is instead.
+    """
+
+
 def user_version(conn: sqlite3.Connection) -> int:
+    """The schema version the archive records (0 for a new database, or one that is not an archive)."""
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
@@ -170,6 +206,22 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration into statements (none of ours holds a ';' inside a string or trigger)."""
-    lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """Split a migration into statements, each with its comments, so ``sqlite_master`` keeps them.
+
+    SQLite stores a CREATE statement's text as given: the column comments are the schema's
+    documentation for anyone who opens the file with ``sqlite3``, ``sqlite-utils`` or Datasette.
+    A ';' ends a statement only where SQLite agrees (``sqlite3.complete_statement``), so one inside
+    a comment or a string does not split it. Comments before a statement are dropped by SQLite.
+    """
+    statements, start = [], 0
+    for end, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start:end + 1]):
+            statements.append(script[start:end + 1].strip())
+            start = end + 1
+    if script[start:].strip() and not all(_is_comment(line) for line in script[start:].splitlines()):
+        raise ValueError(f"a migration ends without ';': {script[start:].strip()[:80]!r}")
+    return statements
+
+
+def _is_comment(line: str) -> bool:
+    return not line.strip() or line.strip().startswith("--")

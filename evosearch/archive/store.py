@@ -13,16 +13,15 @@ import datetime
 import json
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
+from evosearch.archive.opening import connect
 from evosearch.archive.reads import ArchiveReads
-from evosearch.archive.schema import SCHEMA_VERSION, migrate
+from evosearch.archive.schema import SCHEMA_VERSION
 from evosearch.fmt import finite
 
 if TYPE_CHECKING:
@@ -65,18 +64,22 @@ class Archive(ArchiveReads):
     and the exporter come from :class:`~evosearch.archive.reads.ArchiveReads`.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False, timeout: float = 30.0,
+                 on_wait: Callable[[str], None] | None = None) -> None:
+        """Open (or, unless ``readonly``, create) the archive at ``path``.
+
+        ``readonly`` is for browsing: the file is opened read-only and must already be an
+        archive, so a wrong path is refused (:class:`~evosearch.archive.schema.NotAnArchive`)
+        instead of being turned into one. Without it, an empty or missing file becomes an archive
+        and another program's database is refused the same way. ``on_wait`` is told, before
+        the wait, when another process holds the file; after ``timeout`` seconds of waiting,
+        :class:`~evosearch.archive.opening.ArchiveLocked`.
+        """
         self.path = Path(path)
-        if str(path) != ":memory:":
+        self.readonly = readonly
+        if str(path) != ":memory:" and not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)  # autocommit; explicit BEGINs
-        conn.row_factory = sqlite3.Row
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn)  # for introspection (tables, columns) and WAL setup
-        self.db.enable_wal()
-        conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process kills
-        conn.execute("PRAGMA foreign_keys = ON")
-        self.migrated_from = migrate(conn)
+        self.conn, self.migrated_from = connect(self.path, readonly=readonly, timeout=timeout, on_wait=on_wait)
 
     def close(self) -> None:
         self.conn.close()
