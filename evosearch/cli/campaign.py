@@ -38,8 +38,12 @@ ALLOW_WEAK_FLAG = "--allow-weak-sandbox"
 @click.option(ALLOW_WEAK_FLAG, "allow_weak_sandbox", is_flag=True,
               help="Run an LLM campaign even in a weak sandbox mode (rlimits), where candidate programs can read "
               "the API keys in this process's environment. Without it such a campaign refuses to start.")
+@click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also log the progress as TensorBoard scalars into DIR, one point per evaluation "
+              "(`tensorboard --logdir DIR` shows them).")
 def run_command(config_file: Path, db: Path | None, max_evals: int | None, minutes: float | None,
-                parallel: int | None, device: str | None, allow_weak_sandbox: bool) -> None:
+                parallel: int | None, device: str | None, allow_weak_sandbox: bool,
+                tensorboard_dir: Path | None) -> None:
     """Start the campaign in CONFIG, or resume it: same database, same name.
 
     Ctrl-C once finishes the evaluations in flight and stops; twice abandons them (they are
@@ -51,6 +55,7 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     from evosearch.campaign import BudgetReached, Campaign
     from evosearch.config import ConfigError, load_config
     from evosearch.progress import ProgressView
+    from evosearch.tensorboard_log import ProgressScalars, with_scalars
 
     overrides: dict = {"parallel": parallel} if parallel else {}
     if device:
@@ -65,6 +70,11 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
         campaign = Campaign(config, db_path=db)
     except (ConfigError, sandbox.SandboxUnavailable, devices.DeviceError) as err:
         raise BadInput(str(err)) from err
+    try:
+        scalars = ProgressScalars(tensorboard_dir) if tensorboard_dir else None
+    except OSError as err:
+        campaign.close()
+        raise BadInput(f"cannot write TensorBoard logs to {tensorboard_dir}: {err.strerror or err}") from err
     log_path = campaign.db_path.with_suffix(".log")
     handler = logging.FileHandler(log_path, encoding="utf-8")
     handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(message)s"))
@@ -77,7 +87,7 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     click.echo(f"device: {device_pool.describe()}", err=True)
     try:
         with ProgressView() as view:
-            summary = campaign.run(max_evals=max_evals, minutes=minutes, on_progress=view)
+            summary = campaign.run(max_evals=max_evals, minutes=minutes, on_progress=with_scalars(view, scalars))
     except BudgetReached as err:
         click.echo(str(err), err=True)
         return
