@@ -47,9 +47,12 @@ POSITIONAL = {
 
 # Code-block languages that hold no shell commands (``from evosearch import ...`` is Python).
 _NOT_SHELL = {"python", "py", "yaml", "yml", "json", "toml", "sql"}
-# ``evosearch`` as a command word: at the start, after whitespace or a ``.venv/bin/`` prefix,
-# followed by a sub-command; not ``from evosearch import`` nor the ``evosearch/...`` package.
-_COMMAND = re.compile(r"(?:^|(?<=\s)|(?<=/bin/))evosearch\s+(?=[a-z-])")
+# ``evosearch`` followed by a word, as a command: not the ``evosearch/...`` package.
+_COMMAND = re.compile(r"(?:^|(?<=\s)|(?<=/bin/))evosearch\s+(?=([a-z-]+))")
+# Where the command word certainly starts a command (the line's start, a path prefix, a shell
+# separator, a prompt); elsewhere in a line (``ruff check evosearch tests``, ``from evosearch
+# import``) it counts only when a real sub-command follows.
+_COMMAND_START = re.compile(r"(?:^|/bin/|&&\s*|;\s*|\|\s*|\$\s*)$")
 _PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]*\b")
 _TOKEN = re.compile(r"\[[^\]]*\]|\S+")
 
@@ -66,7 +69,7 @@ def _command_texts(span: str) -> list[str]:
     """The ``evosearch ...`` commands in one line of text, cut at shell separators and comments."""
     found = []
     starts = [m.start() for m in _COMMAND.finditer(span)
-              if not re.search(r"\b(?:from|import)\s+$", span[: m.start()])]
+              if _COMMAND_START.search(span[: m.start()]) or m.group(1) in main.commands]
     ends = [*starts[1:], len(span)] if starts else []
     for start, end in zip(starts, ends, strict=True):  # a line may show two commands
         text = span[start:end]
