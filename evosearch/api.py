@@ -49,7 +49,8 @@ def evaluate_file(path: str | Path, *, suite: str | Path | None = None,
     config = dataclasses.replace(config, suite=str(suite) if suite is not None else config.suite)
     loaded = load_suite(config.suite)
     if loaded.kind != kind.name:
-        raise ValueError(f"{path.name} is a {kind.name} program but suite {loaded.name!r} scores {loaded.kind} programs")
+        raise ValueError(f"{path.name} is a {kind.name} program but suite {loaded.name!r} scores "
+                         f"{loaded.kind} programs")
     evaluator = kind.evaluator(config, loaded)
     return evaluator.evaluate(Program(source=source, kind=kind.name, name=str(path)))
 
