@@ -75,3 +75,13 @@ def test_a_statistic_without_a_vectorised_form_still_gets_its_ci():
 def test_one_run_per_task_gives_the_point_estimate():
     assert stats.stratified_bootstrap_ci(np.array([[0.2, 0.4]])) == (pytest.approx(0.3), pytest.approx(0.3))
     assert stats.mean_ci(np.array([0.7])) == (pytest.approx(0.7), pytest.approx(0.7))
+
+
+def test_the_interval_is_scipys_percentile_bootstrap_with_each_task_a_sample():
+    from scipy.stats import bootstrap, trim_mean
+
+    scores = np.random.default_rng(5).normal(0.5, 0.4, size=(8, 3))
+    expected = bootstrap(tuple(scores.T), lambda *tasks, axis: trim_mean(np.concatenate(tasks, axis), 0.25, axis=axis),
+                         n_resamples=2000, method="percentile", paired=False, rng=np.random.default_rng(11))
+    ci = expected.confidence_interval
+    assert stats.stratified_bootstrap_ci(scores, seed=11) == (pytest.approx(ci.low), pytest.approx(ci.high))
