@@ -5,7 +5,10 @@ reads in ``store.py``, the browsers', report's and exporter's reads in ``reads.p
 """
 
 from evosearch.archive.descriptors import DESCRIPTORS, Axis, Grid, grid_from_config
+from evosearch.archive.opening import ArchiveLocked
 from evosearch.archive.reads import Walk
+from evosearch.archive.schema import NotAnArchive, SchemaError
 from evosearch.archive.store import Archive, CellEntry
 
-__all__ = ["DESCRIPTORS", "Archive", "Axis", "CellEntry", "Grid", "Walk", "grid_from_config"]
+__all__ = ["DESCRIPTORS", "Archive", "ArchiveLocked", "Axis", "CellEntry", "Grid", "NotAnArchive", "SchemaError",
+           "Walk", "grid_from_config"]

@@ -53,13 +53,29 @@ def connect(path: Path, *, readonly: bool, timeout: float = 30.0,
         version = _patiently(path, timeout, on_wait, lambda seconds: _archive_version(conn, path, seconds))
         if version < SCHEMA_VERSION:
             conn.close()
-            _open_writable(path, timeout, on_wait)[0].close()
+            _upgrade(path, version, timeout, on_wait)
             conn = _connection(path, readonly=True)
         _set_busy_timeout(conn, timeout)
     except BaseException:
         conn.close()
         raise
     return conn, version
+
+
+def _upgrade(path: Path, version: int, timeout: float, on_wait: Callable[[str], None] | None) -> None:
+    """Bring an older archive to the current schema, or say why it cannot be read here.
+
+    Without the upgrade, reads of what later migrations added (``llm_calls``, ``task_results``)
+    would fail midway with "no such table"; a file that cannot be written fails here instead.
+    """
+    try:
+        _open_writable(path, timeout, on_wait)[0].close()
+    except ArchiveLocked:
+        raise
+    except sqlite3.OperationalError as err:
+        raise SchemaError(f"{path} has archive schema version {version}, older than this evosearch "
+                          f"({SCHEMA_VERSION}), and cannot be upgraded here ({err}): open it once where it "
+                          "can be written") from err
 
 
 def _open_writable(path: Path, timeout: float, on_wait: Callable[[str], None] | None) -> tuple[sqlite3.Connection, int]:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from evosearch.archive import opening
 from evosearch.archive.opening import ArchiveLocked
-from evosearch.archive.schema import SCHEMA_VERSION, NotAnArchive, SchemaError
+from evosearch.archive.schema import SCHEMA_VERSION, NotAnArchive, SchemaError, migrate
 from evosearch.archive.store import Archive
 
 
@@ -92,6 +93,20 @@ def test_a_newer_archive_is_refused_read_only_too(archive_path):
     conn.close()
     with pytest.raises(SchemaError, match="newer than this evosearch"):
         Archive(archive_path, readonly=True)
+
+
+def test_an_older_archive_that_cannot_be_upgraded_says_so(tmp_path, monkeypatch):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=1)
+    conn.close()
+
+    def read_only_medium(*args, **kwargs):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(opening, "_open_writable", read_only_medium)  # root writes through chmod; fake the medium
+    with pytest.raises(SchemaError, match="version 1, older than this evosearch .* cannot be upgraded here"):
+        Archive(path, readonly=True)
 
 
 @pytest.mark.parametrize("readonly", [True, False])
