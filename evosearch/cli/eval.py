@@ -204,11 +204,15 @@ class EvalProgress:
                     self._write(self._live_line())
 
     def _write(self, line: str, end: str = "") -> None:
-        """Over the live line: ``\r``, the text (one terminal line at most), spaces over what was left."""
+        """``line`` then ``end``; on a terminal over the live line: ``\r``, the text, spaces over what was left.
+
+        The live line (no ``end``) is cut to the terminal's width: one that wrapped could not be
+        redrawn with a carriage return.
+        """
         line = fmt.terminal_text(line)  # task names come from a suite file: shown, never obeyed
         if self.live:
-            width = max(20, shutil.get_terminal_size((100, 24)).columns - 1)
-            line = line[:width]
+            if not end:
+                line = line[:max(20, shutil.get_terminal_size((100, 24)).columns - 1)]
             self.stream.write("\r" + line.ljust(self._drawn) + end)
             self._drawn = 0 if end else len(line)
         else:
