@@ -32,7 +32,7 @@ from evosearch import fmt, kinds
 from evosearch.archive.descriptors import grid_from_config
 from evosearch.archive.selection import as_parent, select_inspirations, select_parent
 from evosearch.archive.store import Archive, CellEntry, dumps
-from evosearch.campaign_llm import LlmDriver
+from evosearch.campaign_llm import LlmDriver, ShareKeeper
 from evosearch.config import CampaignConfig, ConfigError, resolved_suite
 from evosearch.evaluate import CascadeConfig, EvalResult, Evaluator, SkipIf
 from evosearch.program import Program
@@ -90,6 +90,8 @@ class Progress:
     llm_models: dict[str, str] = field(default_factory=dict)  # label -> "ok" or why it is resting
     llm_in_flight: int = 0
     llm_capped: bool = False
+    llm_share: float | None = None  # of the proposals asked of a model so far (None: no model configured or none yet)
+    llm_share_target: float | None = None  # llm.share, when a model is configured
 
 
 @dataclass
@@ -103,6 +105,7 @@ class RunSummary:
     qd_score: float
     coverage: float
     outcomes: dict[str, int] = field(default_factory=dict)
+    llm_share: float | None = None  # of the proposals asked of a model, whole campaign; None without a model
 
 
 class BudgetReached(Exception):
@@ -139,6 +142,7 @@ class Campaign:
         self._fingerprint_lock = threading.Lock()
         self.llm = (LlmDriver(config, self.archive, self.campaign_id, self.state, self._fingerprint_known,
                               self._fingerprint) if config.llm.models else None)
+        self.share = ShareKeeper(config.llm.share, self.state) if self.llm is not None else None
         if self.llm is not None:
             self.operators.update(self.llm.operators())
         self.bandit = Bandit.from_state(tuple(self.operators), config.operators.bandit, self.state.get("bandit"))
@@ -292,7 +296,7 @@ class Campaign:
         best = self.archive.list_programs(self.campaign_id, outcome="ok", order="score", limit=1)
         return RunSummary(self.campaign_id, self.state["evaluations"], done_this_run, reason, stats["best"],
                           int(best[0]["id"]) if best else None, stats["qd_score"], stats["coverage"],
-                          self.archive.counts(self.campaign_id))
+                          self.archive.counts(self.campaign_id), self.state.get("llm_share"))
 
     def _install_interrupt_handler(self):
         """First Ctrl-C: stop proposing and finish what is running. Second: abandon it (KeyboardInterrupt)."""
@@ -329,11 +333,13 @@ class Campaign:
             allowed = [n for n, ps in options.items() if ps is not None and self.operators[n].applies(ps)]
             if not allowed:
                 return None
-            name = self.bandit.choose(self.rng, allowed)
+            name = self.bandit.choose(self.rng, self.share.narrow(allowed) if self.share else allowed)
             pending = self._start(name, options[name], mates, island)
             if pending is None:
                 declined.add(name)
                 continue
+            if self.share is not None:
+                self.share.count(name)
             if not pending.future.done():
                 return pending
             row = self._take(pending)
@@ -562,7 +568,8 @@ class Campaign:
                                    if in_flight and self._interrupts == 1 else ""),
             llm_spend=self.state.get("llm_cost", 0.0), llm_cap=self.config.llm.cost_cap,
             llm_models=self.llm.status() if self.llm else {}, llm_in_flight=llm_in_flight,
-            llm_capped=bool(self.llm and self.llm.capped))
+            llm_capped=bool(self.llm and self.llm.capped), llm_share=self.state.get("llm_share"),
+            llm_share_target=self.config.llm.share if self.llm else None)
 
     def close(self) -> None:
         self.archive.close()

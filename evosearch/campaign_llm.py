@@ -8,6 +8,11 @@ request from the archive (parent, its feedback, inspirations), reserving the pro
 worst-case cost so the cost cap holds even with calls in flight, and (3) takes a finished
 proposal back: accounts its cost, rests a model whose endpoint failed, and hands over the
 calls to store.
+
+A :class:`ShareKeeper` decides, before the bandit draws, whether a proposal is the models' turn
+or the offline operators': left to a bandit over a few models and ~8 offline operators, a model
+would get ~1/9 of the draws until rewards accumulate, and someone who pays for a model expects
+it to drive the search (as in OpenEvolve and ShinkaEvolve).
 """
 
 from __future__ import annotations
@@ -225,3 +230,46 @@ class LlmOperator(DeferredOperator):
     def may_come_back(self) -> bool:
         return self.driver.may_come_back()
 
+
+
+class ShareKeeper:
+    """Keeps the models' share of the proposals at ``llm.share``; the bandit chooses inside each group.
+
+    Deterministic (no RNG draw, so a campaign's proposal sequence does not shift): a proposal is
+    the models' turn while their count is below ``share`` times the proposals so far plus this
+    one. When it is their turn but no model can be asked (all busy, resting or over the cost
+    cap) an offline operator proposes instead, so the CPUs never wait for a model; the models
+    then catch up as soon as one can be asked. The realised share is kept in the campaign state
+    (``proposal_mix`` and ``llm_share``) for ``evosearch status``.
+    """
+
+    def __init__(self, share: float, state: dict) -> None:
+        self.share = share
+        self.state = state
+        self.mix: dict[str, int] = state.setdefault("proposal_mix", {"llm": 0, "offline": 0})
+
+    @staticmethod
+    def is_llm(arm: str) -> bool:
+        return arm.startswith("llm:")
+
+    def narrow(self, allowed: list[str]) -> list[str]:
+        """The arms the bandit may choose from for this proposal: the models' or the offline operators'."""
+        models = [a for a in allowed if self.is_llm(a)]
+        offline = [a for a in allowed if not self.is_llm(a)]
+        if not models or not offline:
+            return allowed
+        return models if self.models_turn() else offline
+
+    def models_turn(self) -> bool:
+        total = self.mix["llm"] + self.mix["offline"]
+        return self.mix["llm"] < self.share * (total + 1)
+
+    def count(self, arm: str) -> None:
+        """Record a proposal started by ``arm`` (a model's answer may still fail: it was asked)."""
+        self.mix["llm" if self.is_llm(arm) else "offline"] += 1
+        self.state["llm_share"] = self.realised()
+
+    def realised(self) -> float | None:
+        """The fraction of the proposals asked of the models so far; None before the first."""
+        total = self.mix["llm"] + self.mix["offline"]
+        return self.mix["llm"] / total if total else None

@@ -5,9 +5,11 @@ Each kind of answer (a good edit, an edit that does not apply, prose, an odd fen
 programs, and none may stop the campaign.
 """
 
+import itertools
 import json
 import re
 import sqlite3
+import time
 
 import pytest
 from conftest import campaign_config
@@ -145,3 +147,55 @@ def test_a_dead_endpoint_does_not_stop_the_campaign(tmp_path):
     [call] = rows(tmp_path / "d.db", "SELECT * FROM llm_calls")
     assert call["status"] == "llm_error" and "connection" in call["error"]
     assert campaign.llm.status()[MODEL].startswith("resting")
+
+
+class Slow:
+    """Every program fails at once after a short pause: the share tests count proposals and need no training.
+
+    The pause is longer than the fake model takes to answer, so a model asked on its turn is free again by
+    the next one and the realised share does not depend on thread timing.
+    """
+
+    def evaluate(self, program, skip_if=None):
+        from evosearch.evaluate import EvalResult
+
+        time.sleep(0.25)
+        return EvalResult(outcome="candidate_error", stage="smoke", fingerprint=program.sha,
+                          error="not trained in this test")
+
+
+def rewrites():
+    """A model that answers every request with a new whole-block rewrite (a fresh constant each time)."""
+    count = itertools.count(1)
+    return lambda request: REWRITE.replace("0.0123", f"0.{next(count):04d}")
+
+
+def share_campaign(tmp_path, share: float, evaluations: int):
+    with FakeOpenAI(rewrites()) as server:
+        config = campaign_config(f"share{share}", parallel=1,
+                                 operators={"enabled": ["ast.constant", "ast.operator", "ast.drop_term"]},
+                                 llm=llm_config(server.base_url, share=share, max_attempts=1,
+                                                model={"weight": 1.0}))
+        campaign = Campaign(config, db_path=tmp_path / "s.db", evaluator=Slow())
+        summary = campaign.run(max_evals=evaluations)
+        campaign.close()
+        hits = [r for r in server.requests if r.path.endswith("/chat/completions")]
+    state = json.loads(rows(tmp_path / "s.db", "SELECT state FROM campaigns")[0]["state"])
+    return summary, state, hits
+
+
+def test_the_models_get_their_share_of_the_proposals(tmp_path):
+    summary, state, hits = share_campaign(tmp_path, 0.5, 20)
+    mix = state["proposal_mix"]
+    total = mix["llm"] + mix["offline"]
+    assert total >= 20 and abs(mix["llm"] - total / 2) <= 2  # the bandit alone gave a model ~1 in 9
+    assert len(hits) == mix["llm"]  # each of the models' turns asked it (one answer each here)
+    assert state["llm_share"] == pytest.approx(mix["llm"] / total) == summary.llm_share
+    llm_programs = rows(tmp_path / "s.db", "SELECT COUNT(*) AS n FROM programs WHERE operator = 'llm'")[0]["n"]
+    assert llm_programs == mix["llm"]
+
+
+def test_a_share_of_0_never_asks_the_model(tmp_path):
+    summary, state, hits = share_campaign(tmp_path, 0.0, 6)
+    assert hits == [] and state["proposal_mix"]["llm"] == 0 and state["llm_share"] == 0.0
+    assert summary.evaluations == 6

@@ -166,7 +166,21 @@ class LlmProposer:
 
 
 def client_for(model: LLMModelConfig) -> ChatClient:
+    """The model's client, with secrets read from the environment now (a config never holds them)."""
     key = os.environ.get(model.api_key_env) if model.api_key_env else None
-    source = f"${model.api_key_env}" if model.api_key_env else "the model's api_key_env setting (none is set)"
+    secret_vars = [model.api_key_env] if model.api_key_env else []
+    secret_vars += list(model.header_env.values())
+    source = " or ".join(f"${v}" for v in secret_vars) or "the model's api_key_env setting (none is set)"
     return ChatClient(model.base_url, model.model, api_key=key, timeout_s=model.timeout_s,
-                      max_retries=model.max_retries, key_source=source)
+                      max_retries=model.max_retries, key_source=source, extra_headers=request_headers(model),
+                      max_tokens_param=model.max_tokens_param)
+
+
+def request_headers(model: LLMModelConfig) -> dict[str, str]:
+    """The model's extra headers: those given as is, and those whose value an environment variable holds.
+
+    A variable unset since the config was checked sends no header, so the server's 401 (which names
+    the variable) says what is missing instead of an empty value.
+    """
+    from_env = {name: os.environ[var] for name, var in model.header_env.items() if os.environ.get(var)}
+    return {**model.headers, **from_env}

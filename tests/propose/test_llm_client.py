@@ -250,3 +250,50 @@ def test_the_server_stops_promptly_while_a_reply_hangs():
     t0 = time.monotonic()
     server.stop()
     assert time.monotonic() - t0 < 1.0
+
+
+def test_a_configs_token_field_and_headers_reach_the_server(tmp_path, monkeypatch):
+    """Models that reject ``max_tokens`` and Azure-style key headers, set from a config file, not code."""
+    from conftest import RULES, TINY_SUITE
+
+    from evosearch.config import load_config
+    from evosearch.propose.llm import client_for
+
+    monkeypatch.setenv("EVOSEARCH_TEST_AZURE_KEY", "azure-secret")
+    with FakeOpenAI(["hello"]) as server:
+        path = tmp_path / "c.yaml"
+        path.write_text(f"""
+name: c
+seeds: [{RULES / 'a2c.py'}]
+evaluation: {{suite: {TINY_SUITE}}}
+llm:
+  models:
+    - model: o-mini
+      base_url: {server.base_url}
+      max_tokens: 321
+      max_tokens_param: max_completion_tokens
+      headers: {{X-Team: rl-search}}
+      header_env: {{api-key: EVOSEARCH_TEST_AZURE_KEY}}
+""")
+        [model] = load_config(path).llm.models
+        assert "azure-secret" not in repr(load_config(path))  # the config holds the variable's name only
+        assert client_for(model).chat(MESSAGES, max_tokens=model.max_tokens).text == "hello"
+        [request] = server.requests
+    assert request.json["max_completion_tokens"] == 321 and "max_tokens" not in request.json
+    assert request.header("api-key") == "azure-secret" and request.header("X-Team") == "rl-search"
+    assert request.header("Authorization") is None  # no api_key_env: no bearer token
+
+
+def test_an_unset_header_variable_sends_no_header_and_the_auth_error_names_it(monkeypatch):
+    from evosearch.config import LLMModelConfig
+    from evosearch.propose.llm import client_for
+
+    monkeypatch.delenv("EVOSEARCH_TEST_AZURE_KEY", raising=False)
+    with FakeOpenAI([Reply(status=401)]) as server:
+        model = LLMModelConfig(model="m", base_url=server.base_url, max_retries=0,
+                               header_env={"api-key": "EVOSEARCH_TEST_AZURE_KEY"})
+        with pytest.raises(LLMError) as err:
+            client_for(model).chat(MESSAGES)
+        [request] = server.requests
+    assert request.header("api-key") is None
+    assert err.value.kind == "auth" and "$EVOSEARCH_TEST_AZURE_KEY" in err.value.message
