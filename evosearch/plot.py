@@ -292,10 +292,11 @@ def write_figures(archive: Archive, out_dir: Path, fmt: str = "png", campaign: s
     """
     if fmt not in FORMATS:
         raise PlotError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+    drawn = figures(archive, campaign, ids)  # a wrong campaign or program id fails before the folder exists
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {"Date": None} if fmt == "svg" else {}
     written = []
-    for name, fig in figures(archive, campaign, ids).items():
+    for name, fig in drawn.items():
         path = out_dir / f"{name}.{fmt}"
         fig.savefig(path, format=fmt, dpi=DPI, metadata=metadata)
         written.append(path)
