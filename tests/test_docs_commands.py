@@ -1,4 +1,5 @@
-"""Every ``evosearch ...`` command line shown in README.md and docs/*.md parses against the real CLI.
+"""Every ``evosearch ...`` command line shown in README.md and docs/*.md parses against the real CLI,
+and every figure table marked in the docs matches the recorded result it comes from.
 
 Docs drift: an option is renamed, a format flag is dropped, a synopsis promises a value the
 option refuses, and nothing fails until a reader copies the line. This test finds each command
@@ -20,6 +21,7 @@ with a clearer message.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,3 +251,15 @@ def test_documented_command_parses(command: DocCommand, monkeypatch):
         except click.UsageError as err:
             failures.append(f"evosearch {' '.join(args)}: {err.format_message()}")
     assert not failures, f"{command.where}: {command.text}\n" + "\n".join(failures)
+
+
+def test_doc_figures_match_their_recorded_sources():
+    """The tables marked ``<!-- figures: ... -->`` equal what scripts/doc_figures.py builds from
+    the recorded calibrations and benchmark results, so a re-run cannot leave old figures quoted.
+    """
+    spec = importlib.util.spec_from_file_location("doc_figures", ROOT / "scripts" / "doc_figures.py")
+    doc_figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(doc_figures)
+    marked = sum(path.read_text(encoding="utf-8").count("<!-- figures: ") for path in doc_figures.DOCS)
+    assert marked >= 4
+    assert doc_figures.stale() == [], "run .venv/bin/python scripts/doc_figures.py"

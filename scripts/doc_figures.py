@@ -1,0 +1,177 @@
+"""Write the figure tables in the docs from the files that recorded them, or check that they match.
+
+    .venv/bin/python scripts/doc_figures.py           # rewrite every marked table in place
+    .venv/bin/python scripts/doc_figures.py --check   # exit 1, naming each table that differs
+
+Figures copied into prose by hand drift: a benchmark or a calibration is re-run, the JSON
+changes, and the docs keep quoting the old run. So each table that comes from a recorded
+result sits between two markers (HTML comments, invisible when rendered) that name its source:
+
+    <!-- figures: calibration classic-quick -->
+    | task | role | ... |
+    <!-- /figures -->
+
+and this script rebuilds the text between them. Sources (see ``TABLES``):
+
+- ``calibration SUITE``: ``evosearch/envs/suites/SUITE.calibration.json`` (written by
+  ``evosearch suite calibrate SUITE``) with the roles from ``SUITE.yaml``;
+- ``eval-throughput``: ``bench/results_eval_throughput.json`` (``bench/eval_throughput.py --json``);
+- ``campaign-rate``: ``bench/results_campaign_rate.json`` (``bench/campaign_rate.py --json``).
+
+It only formats what was recorded; it never measures. tests/test_docs_commands.py runs the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SUITES = ROOT / "evosearch" / "envs" / "suites"
+BENCH = ROOT / "bench"
+
+_BLOCK = re.compile(r"(<!-- figures: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /figures -->)", re.DOTALL)
+
+
+def _num(value: float, digits: int = 1) -> str:
+    """A figure as the docs print it: fixed digits, thousands commas, a true minus sign."""
+    text = f"{value:,.{digits}f}"
+    if float(text.replace(",", "")) == 0:
+        text = text.lstrip("-")  # no "−0.0"
+    return text.replace("-", "−")
+
+
+def _steps(total: int) -> str:
+    return f"{total // 1000}k" if total % 1000 == 0 else f"{total:,}"
+
+
+def _table(header: list[str], align: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def calibration(suite: str) -> str:
+    """A suite's normalisation constants: random play, PPO-clip and its CI, per task and role."""
+    calib = json.loads((SUITES / f"{suite}.calibration.json").read_text())
+    spec = yaml.safe_load((SUITES / f"{suite}.yaml").read_text())
+    roles = [(task["env_id"], "selection") for task in spec.get("tasks", [])]
+    roles += [(task["env_id"], "held-out") for task in spec.get("held_out", [])]
+    rows = []
+    for env_id, role in roles:
+        task = calib["tasks"].get(env_id)
+        if task is None:
+            continue  # a task the calibration left out (PPO-clip no better than random): the prose says why
+        low, high = task["r_ref_ci"]
+        rows.append([env_id, role, _steps(task["total_steps"]), _num(task["r_random"]), _num(task["r_ref"]),
+                     f"[{_num(low)}, {_num(high)}]", _num(task["train_wall_s"], 0), task["backend"]])
+    return _table(["task", "role", "steps/seed", "R_random", "R_ref (PPO-clip)", "95% CI of R_ref", "train s",
+                   "backend"], ["---", "---", "---:", "---:", "---:", "---", "---:", "---"], rows)
+
+
+_THROUGHPUT_NAMES = {
+    "cleanrl-style reference": "CleanRL-style reference",
+    "cleanrl-style reference x2": "CleanRL-style reference, one per core",
+    "harness envpool x8": "harness, EnvPool",
+    "harness envpool x64": "harness, EnvPool",
+    "harness native x8": "harness, native",
+    "harness native x64": "harness, native",
+    "harness native x64, 2 procs": "harness, native, one per core",
+}
+
+
+def eval_throughput() -> str:
+    """Agent-steps/s of the harness against the CleanRL-style loop; the fastest row in bold."""
+    result = json.loads((BENCH / "results_eval_throughput.json").read_text())
+    fastest = max(row["agent_steps_per_s"] for row in result["rows"])
+    rows = []
+    for row in result["rows"]:
+        bold = (lambda text: f"**{text}**") if row["agent_steps_per_s"] == fastest else (lambda text: text)
+        low, high = row["return_ci95"]
+        inside = {None: "–", True: "yes", False: "no"}[row["inside_reference_ci"]]
+        rows.append([bold(_THROUGHPUT_NAMES.get(row["config"], row["config"])), str(row["processes"]),
+                     str(row["seeds"]), bold(_num(row["agent_steps_per_s"], 0)), bold(_num(row["ratio"])),
+                     bold(_num(row["per_core_ratio"])), f"{_num(row['return_mean'])} [{_num(low, 0)}, {_num(high, 0)}]",
+                     _num(row["normalised"], 2), inside])
+    return _table(["configuration", "processes", "seeds", "agent-steps/s", "× reference", "× reference per core",
+                   "return [95% CI]", "normalised", "inside the reference's CI"],
+                  ["---", "---:", "---:", "---:", "---:", "---:", "---", "---:", "---"], rows)
+
+
+def campaign_rate(target: float = 300.0) -> str:
+    """Candidate evaluations per hour: the CleanRL-style bound, full evaluations, a real campaign."""
+    result = json.loads((BENCH / "results_campaign_rate.json").read_text())
+    full, campaign = result["full_evaluations"], result["campaign"]
+    names = {"ok": "ok", "candidate_error": "candidate errors", "duplicate": "duplicate"}
+    outcomes = ", ".join(f"{count} {names.get(outcome, outcome)}"
+                         for outcome, count in sorted(campaign["outcomes"].items(), key=lambda item: -item[1]))
+    bound = result["reference"]["per_hour_upper_bound"]
+    rows = [
+        ["CleanRL-style loop, 2 processes, training alone (upper bound of an evaluator built on it)", "–", "–",
+         _num(bound, 0), f"{bound / target:.2f}×"],
+        ["full evaluations: the four baselines × 2, every one trains the whole suite", str(full["evaluations"]),
+         f"{_num(full['wall_s'], 0)} s", f"**{_num(full['per_hour'], 0)}**", f"{full['per_hour'] / target:.2f}×"],
+        [f"the quickstart campaign itself ({outcomes})", str(campaign["evaluations"]),
+         f"{_num(campaign['wall_s'], 0)} s", f"**{_num(campaign['per_hour'], 0)}**",
+         f"{campaign['per_hour'] / target:.2f}×"],
+    ]
+    return _table(["measurement", "evaluations", "wall", "per hour", f"vs the {target:.0f}/hour target"],
+                  ["---", "---:", "---:", "---:", "---:"], rows)
+
+
+TABLES: dict[str, Callable[..., str]] = {
+    "calibration": calibration,
+    "eval-throughput": eval_throughput,
+    "campaign-rate": campaign_rate,
+}
+
+
+def regenerate(text: str) -> str:
+    """``text`` with every marked table rebuilt from its source."""
+    def rebuild(match: re.Match) -> str:
+        name, *args = match.group("spec").split()
+        if name not in TABLES:
+            raise SystemExit(f"unknown figures source {name!r}: one of {', '.join(TABLES)}")
+        return match.group(1) + TABLES[name](*args) + match.group(4)
+
+    return _BLOCK.sub(rebuild, text)
+
+
+def stale(paths: list[Path] = DOCS) -> list[str]:
+    """The marked tables whose text differs from what their source gives now, as ``file: spec``."""
+    found = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        for match in _BLOCK.finditer(text):
+            if regenerate(match.group(0)) != match.group(0):
+                found.append(f"{path.relative_to(ROOT)}: {match.group('spec')}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table differs")
+    args = parser.parse_args(argv)
+    if args.check:
+        differing = stale()
+        for item in differing:
+            print(f"stale: {item} (run scripts/doc_figures.py)")
+        return 1 if differing else 0
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        new = regenerate(text)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            print(f"rewrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
