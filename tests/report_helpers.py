@@ -65,3 +65,44 @@ def add_hostile_program(db: Path) -> int:
         return program_id
     finally:
         archive.close()
+
+
+def stage_report_cases(db: Path, hostile_id: int) -> dict:
+    """Make the archive at ``db`` show what the quickstart archive showed wrong in the report (issue 16).
+
+    - program 1's seeds diverge (one never learns) and its curve ends with a 52-step interval (a hook);
+    - another program holds the hostile program's cell on island 1 with a lower score, so that cell is
+      filled on both islands while its elite lives on island 0 only;
+    - a program that ran 0.198 s, and resources (CPU time, peak memory) to show;
+    - a duplicate (an outcome that the campaign's state counts too).
+    Returns the ids and values the tests look for.
+    """
+    conn = sqlite3.connect(db)
+    try:
+        seeded = 1
+        metrics = json.loads(conn.execute("SELECT metrics FROM programs WHERE id = ?", (seeded,)).fetchone()[0])
+        task = next(iter(metrics["tasks"]))
+        steps = metrics["tasks"][task]["curve_steps"]
+        metrics["tasks"][task]["curve_steps"] = steps + [steps[-1] + 52]
+        conn.execute("UPDATE programs SET metrics = ? WHERE id = ?", (json.dumps(metrics), seeded))
+        seeds = [s for (s,) in conn.execute(
+            "SELECT seed FROM evaluations WHERE program_id = ? AND task = ? ORDER BY seed", (seeded, task))]
+        for k, seed in enumerate(seeds):
+            curve = [10.0] * len(steps) if k == 0 else [10.0 + 40 * i for i in range(len(steps))]
+            conn.execute("UPDATE evaluations SET curve = ? WHERE program_id = ? AND task = ? AND seed = ?",
+                         (json.dumps(curve + [500.0]), seeded, task, seed))
+        other = conn.execute("SELECT id FROM programs WHERE id NOT IN (?, ?) AND outcome = 'ok' ORDER BY id DESC",
+                             (seeded, hostile_id)).fetchone()[0]
+        cell = conn.execute("SELECT * FROM cells WHERE program_id = ?", (hostile_id,)).fetchone()
+        conn.execute("INSERT OR REPLACE INTO cells (campaign_id, island, cell, coords, program_id, score, updated) "
+                     "VALUES (?, 1, ?, ?, ?, -5, '2030-01-01')", (cell[0], cell[2], cell[3], other))
+        conn.execute("UPDATE programs SET wall_s = 0.198, cpu_s = 0.31, peak_rss_mb = 123.4 WHERE id = ?", (other,))
+        conn.execute("INSERT INTO programs (campaign_id, kind, source, sha, operator, created, status, outcome, "
+                     "duplicate_of) SELECT campaign_id, kind, source || '\n', 'dup', 'ast.noop', created, 'done', "
+                     "'duplicate', id FROM programs WHERE id = ?", (seeded,))
+        duplicates = conn.execute("SELECT COUNT(*) FROM programs WHERE outcome = 'duplicate'").fetchone()[0]
+        conn.execute("UPDATE campaigns SET state = json_set(state, '$.duplicates', ?)", (duplicates,))
+        conn.commit()
+        return {"curved": seeded, "task": task, "checkpoints": len(steps), "seeds": len(seeds), "other": other}
+    finally:
+        conn.close()

@@ -14,11 +14,11 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from evosearch.archive.descriptors import grid_from_config
+from evosearch.archive.descriptors import DESCRIPTORS, grid_from_config
 from evosearch.archive.store import Archive, dumps
 from evosearch.fmt import finite
 
-REPORT_FORMAT = 1  # bump when the shape of the dict changes; the page checks it
+REPORT_FORMAT = 2  # bump when the shape of the dict changes; the page checks it
 
 
 def _loads(text: str | None, default: Any = None) -> Any:
@@ -45,9 +45,16 @@ def _grid(config: dict) -> dict:
     """The MAP-Elites axes as configured; cells are numbered row-major, the last axis fastest."""
     archive = config.get("archive") or {}
     grid = grid_from_config(archive.get("descriptors") or [])
-    axes = [{"name": a.name, "min": a.low, "max": a.high, "bins": a.bins} for a in grid.axes]
+    axes = [{"name": a.name, "min": a.low, "max": a.high, "bins": a.bins, "help": _definition(a.name)}
+            for a in grid.axes]
     return {"axes": axes, "islands": int(archive.get("islands") or 1), "qd_offset": archive.get("qd_offset", 0.0),
             "size": grid.size if axes else 0}
+
+
+def _definition(descriptor: str) -> str:
+    """What a descriptor measures, from its function's docstring, so the page's text cannot drift from the code."""
+    doc = getattr(DESCRIPTORS.get(descriptor), "__doc__", None) or ""
+    return " ".join(doc.strip().split("\n\n")[0].split())
 
 
 def _program(row: Any) -> dict:
@@ -71,8 +78,14 @@ def _program(row: Any) -> dict:
         # The tail of a failed job's output explains the error; a successful one's is noise.
         "output_tail": "" if ok else (row["output_tail"] or ""),
         "fingerprint": row["fingerprint"], "created": row["created"], "evaluated": row["evaluated"],
-        "eval_seq": row["eval_seq"], "wall_s": row["wall_s"],
+        "eval_seq": row["eval_seq"], "wall_s": row["wall_s"], "resources": _resources(row),
     }
+
+
+def _resources(row: Any) -> dict:
+    """What the evaluation cost (stored per program, shown on its page); absent columns read as None."""
+    keys = row.keys()
+    return {k: finite(row[k]) if k in keys else None for k in ("wall_s", "cpu_s", "peak_rss_mb")}
 
 
 def _mean_curve(curves: list[list[float | None]]) -> tuple[list[float | None], int]:
@@ -85,8 +98,34 @@ def _mean_curve(curves: list[list[float | None]]) -> tuple[list[float | None], i
     return mean, len(curves)
 
 
+def _short_tail(steps: list | None) -> bool:
+    """Whether the last checkpoint closes an interval under half the one before it.
+
+    Training stops at its step budget, not at a checkpoint, so the last interval can be a few
+    hundred steps: its return averages the few (short) episodes that ended there and bends the
+    curve into a hook. The page leaves that point out; the stored curve keeps it.
+    """
+    if not isinstance(steps, list) or len(steps) < 3 or not all(isinstance(s, (int, float)) for s in steps[-3:]):
+        return False
+    return steps[-1] - steps[-2] < 0.5 * (steps[-2] - steps[-3])
+
+
+def _curve_entry(task: str, held_out: int, curves: list[list], known: Any) -> dict:
+    """One task's curves as the page draws them: the mean, each seed, and whether a short last interval was cut."""
+    runs = [[v if (v := finite(x)) is None else round(v, 4) for x in c] for c in curves]
+    mean, seeds = _mean_curve(curves)
+    steps = known if isinstance(known, list) and len(known) == len(mean) else None
+    trimmed = None
+    if _short_tail(steps):
+        trimmed = steps[-1]
+        steps, mean = steps[:-1], mean[:-1]
+        runs = [r[:len(mean)] for r in runs]
+    return {"task": task, "held_out": bool(held_out), "seeds": seeds, "mean": mean, "runs": runs,
+            "steps": steps, "trimmed_step": trimmed}
+
+
 def _curves(archive: Archive, campaign_id: int, steps: dict[int, dict[str, list]]) -> dict[str, list[dict]]:
-    """Program id (as a JSON key) -> per-task learning curves, the mean return over seeds."""
+    """Program id (as a JSON key) -> per-task learning curves: each seed's, and the mean over seeds."""
     per: dict[tuple[int, str, int], list] = defaultdict(list)
     for r in archive.learning_curves(campaign_id):
         curve = _loads(r["curve"])
@@ -94,10 +133,8 @@ def _curves(archive: Archive, campaign_id: int, steps: dict[int, dict[str, list]
             per[(r["program_id"], r["task"], r["held_out"])].append(curve)
     out: dict[str, list[dict]] = defaultdict(list)
     for (program_id, task, held_out), curves in per.items():
-        mean, seeds = _mean_curve(curves)
         known = steps.get(program_id, {}).get(task)
-        out[str(program_id)].append({"task": task, "held_out": bool(held_out), "seeds": seeds, "mean": mean,
-                                     "steps": known if isinstance(known, list) and len(known) == len(mean) else None})
+        out[str(program_id)].append(_curve_entry(task, held_out, curves, known))
     return dict(out)
 
 

@@ -7,6 +7,7 @@ Playwright is not installed (``apt-get install chromium``, ``pip install -e .[br
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import sqlite3
 import threading
@@ -21,7 +22,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip("no Chromium at /usr/bin/chromium (Debian: apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 
-from report_helpers import HOSTILE, HOSTILE_NOTE, copy_db  # noqa: E402 (after the skips above)
+from report_helpers import HOSTILE, HOSTILE_NOTE, copy_db, stage_report_cases  # noqa: E402 (after the skips above)
 
 from evosearch.archive.store import Archive  # noqa: E402
 from evosearch.report.server import make_server  # noqa: E402
@@ -172,3 +173,110 @@ def test_served_page_refreshes_as_the_archive_grows(watched, hostile, tmp_path):
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+# -- what the quickstart archive showed wrong (issue 16) ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def staged(hostile, tmp_path_factory):
+    """(report URL, database, hostile id, what stage_report_cases set up)."""
+    db = copy_db(hostile[0], tmp_path_factory.mktemp("staged") / "staged.db")
+    cases = stage_report_cases(db, hostile[1])
+    url = write_report(db, tmp_path_factory.mktemp("staged-site") / "report").resolve().as_uri()
+    return url, db, hostile[1], cases
+
+
+def polyline_points(page, selector: str) -> list[int]:
+    count = "els => els.map(e => e.getAttribute('points').trim().split(/\\s+/).length)"
+    return page.locator(selector).evaluate_all(count)
+
+
+def test_curves_show_every_seed_and_their_spread_without_the_partial_last_interval(watched, staged):
+    url, _, _, cases = staged
+    page = watched.page
+    page.goto(url + f"#curves/{cases['curved']}")
+    chart = page.locator("figure svg.chart").first
+    # One thin line per seed and a min-max band: a seed that never learns is visible, not averaged away.
+    assert chart.locator("polyline.seed.this").count() == cases["seeds"]
+    assert chart.locator("polygon.band.this").count() == 1
+    # The last checkpoint, 52 steps after the one before, is left out of the lines and said to be.
+    assert polyline_points(page, "figure svg.chart polyline.line.this:not(.seed)")[0] == cases["checkpoints"]
+    assert "left out" in page.locator("figure figcaption").first.text_content()
+    page.uncheck("#seeds")
+    assert page.locator("figure svg.chart polyline.seed").count() == 0
+
+
+def test_curves_overlay_any_programs(watched, staged):
+    url, db, hostile_id, cases = staged
+    conn = sqlite3.connect(db)
+    others = [i for (i,) in conn.execute("SELECT DISTINCT program_id FROM evaluations WHERE curve IS NOT NULL "
+                                          "AND program_id != ? ORDER BY program_id DESC LIMIT 2", (cases["curved"],))]
+    conn.close()
+    page = watched.page
+    page.goto(url + f"#curves/{cases['curved']}")
+    page.fill("#compare", ", ".join(map(str, others)))
+    page.press("#compare", "Enter")
+    keys = page.locator("figure .legend .key").all_text_contents()
+    assert all(any(k.endswith(f"#{i}") for k in keys) for i in others), keys
+    assert page.locator("figure svg.chart").first.locator("polygon.band").count() == 1 + len(others)
+
+
+def test_elite_table_and_tooltips_name_the_elites_island(watched, staged):
+    url, _, hostile_id, _ = staged
+    page = watched.page
+    page.goto(url + "#heatmap")
+    row = page.locator("table.elites tr", has=page.locator(f'a[href="#program/{hostile_id}"]'))
+    assert row.locator("td").nth(3).text_content() == "0"  # island 1 fills the cell with another program
+    title = page.locator(f'a.cell[data-program="{hostile_id}"] title').text_content()
+    assert "island 0 ·" in title and "island 0, 1" not in title
+
+
+def test_numbers_durations_and_axes_read_right(watched, staged):
+    url, _, _, cases = staged
+    page = watched.page
+    for view in ("#heatmap", "#programs", "#progress", f"#program/{cases['curved']}", f"#curves/{cases['curved']}"):
+        page.goto(url + view)
+        assert not re.search(r"-0\.0+(?![0-9])", page.locator("main").inner_text()), view  # "-0.00", "-0.000"
+    page.goto(url + f"#program/{cases['other']}")
+    assert "0.2 s wall" in page.locator("dl.meta").inner_text()  # 0.198 s is not "0 s"
+    page.goto(url + "#progress")
+    outcomes = page.locator("#outcomes").text_content()
+    assert "duplicate" in outcomes and "duplicates" not in outcomes  # the count is said once
+    coverage = page.evaluate("Math.max(...JSON.parse(document.getElementById('data').textContent)"
+                             ".campaigns[0].events.map(e => e.coverage))")
+    labels = page.locator("figure").nth(2).locator("g.axes text[text-anchor=end]").all_text_contents()
+    assert max(float(t.rstrip("%")) for t in labels) >= 100 * coverage  # the axis reaches the data
+
+
+def test_top_bar_keeps_the_program_and_unknown_programs_are_not_found(watched, staged):
+    url, _, _, cases = staged
+    page = watched.page
+    pid = cases["other"]
+    page.goto(url + f"#program/{pid}")
+    page.click("#nav a[data-view=curves]")
+    assert page.url.endswith(f"#curves/{pid}") and page.locator("main h2").text_content().startswith(f"Program #{pid}")
+    page.click("#nav a[data-view=lineage]")
+    assert page.url.endswith(f"#lineage/{pid}")
+    assert page.locator("#lineage .node.current").text_content().startswith(f"#{pid}")
+    page.goto(url + "#program/9999")
+    assert "#9999 not found" in page.locator("#not-found").text_content()
+    assert page.locator("#code").count() == 0
+
+
+def test_units_definitions_and_cells_by_bin_range(watched, staged):
+    url, _, hostile_id, cases = staged
+    page = watched.page
+    page.goto(url + "#heatmap")
+    defs = page.locator("#definitions").inner_text()
+    assert "normalised return" in defs and "0 is random play" in defs
+    assert "code_size" in defs and "AST nodes" in defs and "learning_speed" in defs and "area under" in defs
+    assert page.locator(".scale").inner_text().startswith("score")
+    title = page.locator(f'a.cell[data-program="{hostile_id}"] title').text_content()
+    assert re.match(r"code_size [\d.]+–[\d.]+, learning_speed [\d.]+–[\d.]+ · program", title), title
+    row = page.locator("table.elites tr", has=page.locator(f'a[href="#program/{hostile_id}"]'))
+    assert re.fullmatch(r"code_size [\d.]+–[\d.]+, learning_speed [\d.]+–[\d.]+",
+                        row.locator("td").nth(2).text_content())
+    page.goto(url + f"#program/{cases['other']}")
+    meta = page.locator("dl.meta").inner_text()
+    assert "0.3 s CPU" in meta and "123 MB peak memory" in meta

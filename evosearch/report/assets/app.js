@@ -13,7 +13,7 @@
   let byId = new Map();
   let children = new Map();
   let campaignId = null;
-  const ui = { island: 'best', sort: 'score', outcome: '' }; // view settings that survive live refreshes
+  const ui = { island: 'best', sort: 'score', outcome: '', compare: null, seeds: true, program: null, query: '', dir: 1 }; // view settings that survive live refreshes
 
   // -- helpers ---------------------------------------------------------------------------------
 
@@ -111,20 +111,35 @@
 
   // -- charts ----------------------------------------------------------------------------------
 
-  function ticks(lo, hi, count = 5) {
-    if (!(hi > lo)) return [lo];
+  function tickStep(lo, hi, count) {
     const raw = (hi - lo) / count;
     const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+    return [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  }
+  // The y range widened to whole ticks, so the top label is at or above the highest value
+  // (a coverage of 53% under an axis whose last label is 40% reads as 40%).
+  function niceRange(lo, hi, count = 5) {
+    const step = tickStep(lo, hi, count);
+    return [Math.floor(lo / step + 1e-9) * step, Math.ceil(hi / step - 1e-9) * step, step];
+  }
+  function ticks(lo, hi, count = 5, step = null) {
+    if (!(hi > lo)) return [lo];
+    step = step || tickStep(lo, hi, count);
     const out = [];
     for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
     return out;
   }
 
-  // series: [{points: [[x, y]], cls, label}], vlines: [{x, label}]
+  // Every [x, y] a series draws: its line, its band's edges and its seeds' lines (they all set the axes).
+  function extentPoints(s) {
+    const band = (s.band || []).flatMap(([x, lo, hi]) => [[x, lo], [x, hi]]);
+    return s.points.concat(band, ...(s.runs || []));
+  }
+
+  // series: [{points: [[x, y]], cls, label, band?: [[x, lo, hi]], runs?: [[[x, y]]]}], vlines: [{x, label}]
   function lineChart({ series, xlabel, ylabel, vlines = [], width = 560, height = 260, yPercent = false }) {
     const m = { l: 58, r: 12, t: 12, b: 40 };
-    const pts = series.flatMap((s) => s.points).filter((p) => p[1] !== null);
+    const pts = series.flatMap(extentPoints).filter((p) => p[1] !== null && p[1] !== undefined);
     const root = svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img' });
     if (!pts.length) {
       root.append(svg('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'muted' }, 'no data'));
@@ -135,11 +150,13 @@
     if (x1 === x0) { x0 -= 1; x1 += 1; }
     if (y1 === y0) { y0 -= Math.abs(y0) * 0.1 || 1; y1 += Math.abs(y1) * 0.1 || 1; }
     const pad = (y1 - y0) * 0.05;
-    y0 -= pad; y1 += pad;
+    const floor = yPercent && y0 >= 0 ? 0 : -Infinity; // a share never goes below 0%
+    let yStep;
+    [y0, y1, yStep] = niceRange(Math.max(floor, y0 - pad), y1 + pad);
     const X = (x) => m.l + ((x - x0) / (x1 - x0)) * (width - m.l - m.r);
     const Y = (y) => height - m.b - ((y - y0) / (y1 - y0)) * (height - m.t - m.b);
     const axes = svg('g', { class: 'axes' });
-    for (const t of ticks(y0, y1)) {
+    for (const t of ticks(y0, y1, 5, yStep)) {
       axes.append(svg('line', { x1: m.l, x2: width - m.r, y1: Y(t), y2: Y(t), class: 'grid' }),
         svg('text', { x: m.l - 6, y: Y(t) + 4, 'text-anchor': 'end' }, yPercent ? `${short(t * 100)}%` : short(t)));
     }
@@ -156,21 +173,34 @@
       root.append(svg('line', { x1: X(v.x), x2: X(v.x), y1: m.t, y2: height - m.b, class: 'vline' },
         svg('title', {}, v.label)));
     }
-    for (const s of series) {
-      // Break the line at missing values rather than drawing through them.
-      let run = [];
-      const flush = () => {
-        if (run.length > 1) root.append(svg('polyline', { points: run.join(' '), class: `line ${s.cls}` }, svg('title', {}, s.label)));
-        if (run.length === 1) root.append(svg('circle', { cx: run[0].split(',')[0], cy: run[0].split(',')[1], r: 2.5, class: `dot ${s.cls}` }));
-        run = [];
-      };
-      for (const [x, y] of s.points) {
-        if (y === null) flush();
-        else run.push(`${X(x).toFixed(1)},${Y(y).toFixed(1)}`);
-      }
-      flush();
-    }
+    for (const s of series) if (s.band) drawBand(root, s, X, Y);
+    for (const s of series) (s.runs || []).forEach((r, k) => drawLine(root, r, `line seed ${s.cls}`, `${s.label} seed ${k + 1}`, X, Y));
+    for (const s of series) drawLine(root, s.points, `line ${s.cls}`, s.label, X, Y);
     return root;
+  }
+
+  // One polyline per unbroken run of values: a missing value breaks the line rather than being drawn through.
+  function drawLine(root, points, cls, label, X, Y) {
+    let run = [];
+    const flush = () => {
+      if (run.length > 1) root.append(svg('polyline', { points: run.join(' '), class: cls }, svg('title', {}, label)));
+      if (run.length === 1) root.append(svg('circle', { cx: run[0].split(',')[0], cy: run[0].split(',')[1], r: 2.5, class: cls.replace('line', 'dot') }));
+      run = [];
+    };
+    for (const [x, y] of points) {
+      if (y === null || y === undefined) flush();
+      else run.push(`${X(x).toFixed(1)},${Y(y).toFixed(1)}`);
+    }
+    flush();
+  }
+
+  // The seeds' spread (min to max) as a filled area: the mean alone hides seeds that never learn.
+  function drawBand(root, s, X, Y) {
+    const band = s.band.filter(([, lo, hi]) => lo !== null && hi !== null);
+    if (band.length < 2) return;
+    const upper = band.map(([x, , hi]) => `${X(x).toFixed(1)},${Y(hi).toFixed(1)}`);
+    const lower = band.slice().reverse().map(([x, lo]) => `${X(x).toFixed(1)},${Y(lo).toFixed(1)}`);
+    root.append(svg('polygon', { points: upper.concat(lower).join(' '), class: `band ${s.cls}` }, svg('title', {}, `${s.label}: min to max over seeds`)));
   }
 
   function legend(series) {
@@ -303,8 +333,9 @@
       if (select.value !== 'best' && cell.island !== Number(select.value)) continue;
       const key = cell.coords.join(',');
       const held = cells.get(key);
-      if (!held || cell.score > held.score) cells.set(key, { ...cell, islands: (held ? held.islands : []).concat(cell.island) });
-      else held.islands.push(cell.island);
+      // The islands listed are where this elite lives, not every island that has the cell filled.
+      if (!held || cell.score > held.score) cells.set(key, { ...cell, islands: [cell.island] });
+      else if (cell.program_id === held.program_id) held.islands.push(cell.island);
     }
     const scores = c.cells.map((x) => x.score); // one colour scale for every island, so views compare
     const [lo, hi] = scores.length ? [Math.min(...scores), Math.max(...scores)] : [null, null];
@@ -327,14 +358,14 @@
           const py = m.t + (ny - 1 - y) * size; // the second axis grows upwards
           if (!cell) {
             root.append(svg('rect', { x: px + 1, y: py + 1, width: size - 2, height: size - 2, class: 'empty' },
-              svg('title', {}, `cell [${coords.join(', ')}]: empty`)));
+              svg('title', {}, `${cellName(axes, coords)}: empty`)));
             continue;
           }
           const p = byId.get(cell.program_id);
           const col = colour(norm(cell.score));
           const link = svg('a', { href: `#program/${cell.program_id}`, class: 'cell', 'data-program': cell.program_id, 'data-cell': cell.cell },
             svg('rect', { x: px + 1, y: py + 1, width: size - 2, height: size - 2, fill: col.fill }),
-            svg('title', {}, `cell [${coords.join(', ')}] · program ${cell.program_id} · score ${fmt(cell.score)}`
+            svg('title', {}, `${cellName(axes, coords)} · program ${cell.program_id} · score ${fmt(cell.score)}`
               + ` · island ${cell.islands.join(', ')}${p ? ` · ${p.operator}` : ''}`));
           if (size >= 40) {
             link.append(svg('text', { x: px + size / 2, y: py + size / 2 - 1, class: col.dark ? 'on-dark' : 'on-light', 'text-anchor': 'middle' }, fmt(cell.score, 2)),
@@ -354,12 +385,12 @@
       return el('figure', {}, caption ? el('figcaption', {}, caption) : null, root);
     });
 
-    const scale = el('div', { class: 'scale' }, el('span', {}, fmt(lo, 2)),
+    const scale = el('div', { class: 'scale', title: 'colour: the elite\'s score' }, el('span', {}, 'score '), el('span', {}, fmt(lo, 2)),
       el('span', { class: 'bar' }, [0, 0.25, 0.5, 0.75, 1].map((t) => el('i', { class: `c${t * 4}` }))), el('span', {}, fmt(hi, 2)));
     const elites = [...cells.values()].sort((a, b) => b.score - a.score).map((cell) => {
       const p = byId.get(cell.program_id);
       return el('tr', {}, el('td', { class: 'num' }, programLink(cell.program_id)), el('td', { class: 'num' }, fmt(cell.score)),
-        el('td', { class: 'num' }, `[${cell.coords.join(', ')}]`), el('td', { class: 'num' }, cell.islands.join(', ')),
+        el('td', {}, cellName(axes, cell.coords)), el('td', { class: 'num' }, cell.islands.join(', ')),
         el('td', {}, p ? p.operator : ''), el('td', { class: 'note' }, p ? p.note : ''));
     });
     const table = el('table', { class: 'list elites' },
@@ -368,7 +399,22 @@
     return [summary(c),
       el('div', { class: 'toolbar' }, el('label', {}, 'Show ', select), scale,
         el('span', { class: 'muted' }, 'Click a cell to open its elite.')),
-      el('div', { class: 'facets' }, grids, table)];
+      el('div', { class: 'facets' }, grids, table), definitions(c)];
+  }
+
+  // A cell by what it holds (each axis's bin range), not by its grid index.
+  function cellName(axes, coords) {
+    return axes.map((a, k) => `${a.name} ${binRange(a, coords[k])}`).join(', ') || 'the only cell';
+  }
+
+  // What the colour and the axes mean: the score's normalisation, and each descriptor as the code defines it.
+  function definitions(c) {
+    const fitness = ((c.config || {}).evaluation || {}).fitness || 'iqm';
+    const score = `the ${fitness === 'auc' ? 'area under the learning curve' : 'interquartile mean over tasks and seeds'} of the `
+      + 'normalised return (R − R_random) / (R_ref − R_random): 0 is random play, 1 is the suite\'s reference return for the task '
+      + '(a trained PPO-clip agent where the suite has one; see `evosearch suite show`).';
+    const rows = [['score (colour)', score]].concat(c.grid.axes.map((a) => [`${a.name} (${short(a.min)} to ${short(a.max)}, ${a.bins} bins)`, a.help || '']));
+    return el('dl', { class: 'meta defs', id: 'definitions' }, rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   }
 
   function combos(bins) { // every combination of bins of the axes beyond the second (one grid each)
@@ -405,10 +451,27 @@
       el('table', { class: 'list' }, el('thead', {}, head), el('tbody', {}, body))];
   }
 
+  // The program a view is about: the one named in the URL, else the last one opened, else the best.
+  // A named program that does not exist is "not found", never silently another one.
   function pickProgram(id) {
-    const p = byId.get(id) || byId.get(campaign().best_program) || programsOf(campaign())[0];
-    if (p) campaignId = p.campaign_id;
+    if (id !== null) return byId.get(id) ? remember(byId.get(id)) : null;
+    const p = byId.get(ui.program) || byId.get(campaign().best_program) || programsOf(campaign())[0];
+    return p ? remember(p) : p;
+  }
+  function remember(p) {
+    if (p.id !== ui.program) ui.compare = null; // another program: compare with its own parent and the best
+    ui.program = p.id;
+    campaignId = p.campaign_id;
     return p;
+  }
+
+  // The top bar's Program, Lineage and Curves links keep the program being looked at.
+  function updateNav(r) {
+    for (const a of document.querySelectorAll('#nav a')) {
+      const v = a.dataset.view;
+      a.classList.toggle('active', v === r.name);
+      if (['program', 'lineage', 'curves'].includes(v)) a.setAttribute('href', ui.program !== null ? `#${v}/${ui.program}` : `#${v}`);
+    }
   }
 
   function subnav(p, current) {
@@ -428,7 +491,8 @@
       ['parents', p.parent_ids.length ? p.parent_ids.flatMap((id, i) => [i ? ', ' : '', programLink(id)]) : '–'],
       ['stage', p.stage || '–'],
       ['descriptors', Object.entries(p.descriptors).map(([k, v]) => `${k} ${short(v)}`).join(' · ') || '–'],
-      ['evaluated', p.evaluated ? `${p.evaluated.replace('T', ' ').slice(0, 19)}${p.wall_s ? ` · ${duration(p.wall_s)}` : ''}` : 'not yet'],
+      ['evaluated', p.evaluated ? p.evaluated.replace('T', ' ').slice(0, 19) : 'not yet'],
+      ['resources', resources(p)],
     ];
     if (p.duplicate_of) meta.push(['duplicate of', programLink(p.duplicate_of)]);
     if (p.suite) meta.push(['suite', `${p.suite} (${p.fitness})`]);
@@ -460,6 +524,15 @@
     return parts;
   }
 
+  // What the evaluation cost: wall-clock and CPU time, and the peak memory of its jobs.
+  function resources(p) {
+    const r = p.resources || {};
+    const parts = [r.wall_s !== null && r.wall_s !== undefined ? `${duration(r.wall_s)} wall` : null,
+      r.cpu_s !== null && r.cpu_s !== undefined ? `${duration(r.cpu_s)} CPU` : null,
+      r.peak_rss_mb !== null && r.peak_rss_mb !== undefined ? `${fmt(r.peak_rss_mb, 0)} MB peak memory` : null].filter(Boolean);
+    return parts.join(' · ') || '–';
+  }
+
   function lineageView(p) {
     const seen = new Set();
     const node = (id, depth) => {
@@ -484,27 +557,59 @@
       kids.length ? el('p', {}, kids.flatMap((k, i) => [i ? ' · ' : '', programLink(k), ` ${fmt(byId.get(k).score)}`])) : el('p', { class: 'muted' }, 'none yet')];
   }
 
-  function curvesView(p) {
+  // The programs drawn over this one: by default its parent and the campaign's best; the reader
+  // may name any others (ui.compare, kept across live refreshes).
+  function comparedPrograms(p) {
     const c = campaign();
+    const ids = ui.compare !== null ? ui.compare : [p.parent_id, c.best_program].filter((x) => x !== null && x !== undefined);
+    const seen = new Set([p.id]);
+    return ids.filter((id) => !seen.has(id) && seen.add(id) && byId.has(id)).map((id, k) => ({
+      q: byId.get(id), cls: id === p.parent_id ? 'parent' : id === c.best_program ? 'best' : `o${k % 4}`,
+      label: `${id === p.parent_id ? 'parent' : id === c.best_program ? 'best' : 'program'} #${id}`,
+    }));
+  }
+
+  // A task's curve as chart data: the mean line, the min–max band over seeds, and (if asked) each seed.
+  function curveSeries(curve, cls, label, withSeeds) {
+    const x = (i) => (curve.steps ? curve.steps[i] : i + 1);
+    const runs = curve.runs || [];
+    const band = curve.mean.map((_, i) => {
+      const v = runs.map((r) => r[i]).filter((y) => y !== null && y !== undefined);
+      return [x(i), v.length ? Math.min(...v) : null, v.length ? Math.max(...v) : null];
+    });
+    return { cls, label, points: curve.mean.map((y, i) => [x(i), y]), band: runs.length > 1 ? band : null,
+      runs: withSeeds ? runs.map((r) => r.slice(0, curve.mean.length).map((y, i) => [x(i), y])) : [] };
+  }
+
+  function curvesControls(p, compared) {
+    const input = el('input', { id: 'compare', type: 'text', size: 18, placeholder: 'e.g. 12, 40',
+      value: compared.map((o) => o.q.id).join(', '), 'aria-label': 'programs to compare' });
+    input.addEventListener('change', (e) => { ui.compare = (e.target.value.match(/\d+/g) || []).map(Number); render(); });
+    const seeds = el('input', { id: 'seeds', type: 'checkbox', checked: ui.seeds ? 'checked' : null });
+    seeds.addEventListener('change', (e) => { ui.seeds = e.target.checked; render(); });
+    return el('div', { class: 'toolbar' }, el('label', {}, 'Compare with programs ', input),
+      el('label', {}, seeds, ` each seed of #${p.id}`));
+  }
+
+  function curvesView(p) {
     const curves = DATA.curves[String(p.id)] || [];
-    const parent = byId.get(p.parent_id);
-    const best = byId.get(c.best_program);
-    const others = [[parent, 'parent', `parent #${parent && parent.id}`], [best, 'best', `best #${best && best.id}`]]
-      .filter(([q]) => q && q.id !== p.id);
+    const compared = comparedPrograms(p);
     const parts = [subnav(p, 'curves'), programHeader(p),
-      el('p', { class: 'muted' }, 'Mean episodic return over seeds during training, by environment step.')];
+      el('p', { class: 'muted' }, 'Episodic return during training, by environment step: the line is the mean over seeds, '
+        + 'the shaded band runs from the worst seed to the best.')];
     if (!curves.length) return parts.concat(el('p', {}, 'No learning curves: this program was not trained.'));
+    parts.push(curvesControls(p, compared));
     const grid = el('div', { class: 'charts' });
     for (const curve of curves) {
-      const series = [{ cls: 'this', label: `#${p.id}`, curve }];
-      for (const [q, cls, label] of others) {
-        const match = (DATA.curves[String(q.id)] || []).find((x) => x.task === curve.task);
-        if (match) series.push({ cls, label, curve: match });
+      const series = [curveSeries(curve, 'this', `#${p.id}`, ui.seeds)];
+      for (const { q, cls, label } of compared) {
+        const match = (DATA.curves[String(q.id)] || []).find((x) => x.task === curve.task && x.held_out === curve.held_out);
+        if (match) series.push(curveSeries(match, cls, label, false));
       }
-      const shaped = series.map((s) => ({ ...s, points: s.curve.mean.map((y, i) => [s.curve.steps ? s.curve.steps[i] : i + 1, y]) }));
-      grid.append(el('figure', {}, el('figcaption', {}, `${curve.task}${curve.held_out ? ' (held out)' : ''} · ${curve.seeds} seeds`),
-        lineChart({ series: shaped.slice().reverse(), xlabel: curve.steps ? 'environment steps' : 'checkpoint', ylabel: 'return', width: 520, height: 240 }),
-        legend(shaped)));
+      const cut = curve.trimmed_step ? ` · last checkpoint (step ${curve.trimmed_step}) left out: a partial interval` : '';
+      grid.append(el('figure', {}, el('figcaption', {}, `${curve.task}${curve.held_out ? ' (held out)' : ''} · ${curve.seeds} seeds${cut}`),
+        lineChart({ series: series.slice().reverse(), xlabel: curve.steps ? 'environment steps' : 'checkpoint', ylabel: 'return', width: 520, height: 240 }),
+        legend(series)));
     }
     return parts.concat(grid);
   }
@@ -519,7 +624,9 @@
         vlines: migrations, width: 520, height: 230, yPercent: opts.percent }));
     const counts = Object.entries(c.counts).map(([k, v]) => `${k} ${v}`).join(', ');
     return [summary(c),
-      el('p', { class: 'muted' }, `outcomes: ${counts || '–'} · ${c.duplicates} duplicates · `,
+      el('p', { class: 'muted', id: 'outcomes' }, `outcomes: ${counts || '–'} · `,
+        // duplicates are an outcome: name their count once
+        c.duplicates && !('duplicate' in c.counts) ? `${c.duplicates} duplicates · ` : '',
         last && last.evals_per_hour ? `${fmt(last.evals_per_hour, 0)} evaluations/hour · ` : '', `last event ${last ? last.time.replace('T', ' ').slice(0, 19) : '–'}`,
         migrations.length ? ' · dashed lines: migrations' : ''),
       el('div', { class: 'charts' }, chart('best', 'best score'), chart('qd_score', 'QD score'), chart('coverage', 'coverage', { percent: true, ylabel: 'cells filled' }))];
@@ -529,7 +636,7 @@
 
   function route() {
     const [name, arg] = location.hash.replace(/^#/, '').split('/');
-    return { name: name || 'heatmap', id: arg ? Number(arg) : null };
+    return { name: name || 'heatmap', id: arg ? Number(arg) : null }; // "#program/abc" names no program: NaN
   }
 
   function render() {
@@ -538,13 +645,13 @@
     if (!DATA.campaigns.length) content = [el('p', {}, 'This archive holds no campaign yet.')];
     else if (r.name === 'program' || r.name === 'lineage' || r.name === 'curves') {
       const p = pickProgram(r.id);
-      content = !p ? [el('p', {}, 'No programs yet.')] : r.name === 'program' ? programView(p) : r.name === 'lineage' ? lineageView(p) : curvesView(p);
+      content = !p ? [el('p', { id: 'not-found' }, r.id !== null ? `Program #${r.id} not found in this archive.` : 'No programs yet.')] : r.name === 'program' ? programView(p) : r.name === 'lineage' ? lineageView(p) : curvesView(p);
     } else if (r.name === 'programs') content = programsView();
     else if (r.name === 'progress') content = progressView();
     else content = heatmapView();
     view.replaceChildren(...content);
     document.getElementById('campaign').value = String(campaignId);
-    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.view === r.name || (r.name === 'heatmap' && a.dataset.view === 'heatmap'));
+    updateNav(r);
   }
 
   document.getElementById('campaign').addEventListener('change', (e) => { campaignId = Number(e.target.value); render(); });
