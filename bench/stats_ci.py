@@ -11,7 +11,8 @@ bootstrap) with a vectorised statistic. This times, in the same run and on the s
 * **scipy.** ``evosearch.stats.stratified_bootstrap_ci`` and ``mean_ci`` as evaluations call them.
 
 Shapes are what evaluations score: the IQM over a ``[seeds, tasks]`` matrix and the mean of one
-task's seeds. Each timing is the median of ``--reps`` calls after one untimed call. The two CIs
+task's seeds. Each timing is the median of ``--reps`` calls after one untimed call, in wall and
+in CPU seconds of this process (on a shared machine the CPU figure moves less). The two CIs
 are printed side by side: they differ by Monte-Carlo error only (``tests/test_stats.py`` checks
 that on fixed data). Figures are printed, never asserted: they depend on the machine and its load.
 
@@ -60,14 +61,16 @@ def loop_ci(scores: np.ndarray, statistic: Callable[[np.ndarray], float] = stats
     return float(lo), float(hi)
 
 
-def _median_s(call: Callable[[], tuple[float, float]], reps: int) -> tuple[float, tuple[float, float]]:
+def _median_s(call: Callable[[], tuple[float, float]], reps: int) -> tuple[float, float, tuple[float, float]]:
+    """Median wall and CPU seconds of ``reps`` calls (CPU time moves less when other work shares the cores)."""
     ci = call()  # untimed: imports, caches
-    times = []
+    walls, cpus = [], []
     for _ in range(reps):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), ci
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus), ci
 
 
 def measure(label: str, seeds: int, tasks: int, reps: int, resamples: int) -> dict:
@@ -78,10 +81,12 @@ def measure(label: str, seeds: int, tasks: int, reps: int, resamples: int) -> di
         new = lambda: stats.mean_ci(scores[:, 0], reps=resamples)  # noqa: E731
     else:
         new = lambda: stats.stratified_bootstrap_ci(scores, reps=resamples)  # noqa: E731
-    loop_s, loop = _median_s(lambda: loop_ci(scores, statistic, reps=resamples), reps)
-    new_s, scipy_ci = _median_s(new, reps)
+    loop_s, loop_cpu, loop = _median_s(lambda: loop_ci(scores, statistic, reps=resamples), reps)
+    new_s, new_cpu, scipy_ci = _median_s(new, reps)
     return {"shape": label, "seeds": seeds, "tasks": tasks, "loop_ms": 1e3 * loop_s, "scipy_ms": 1e3 * new_s,
-            "ratio": loop_s / new_s, "loop_ci": list(loop), "scipy_ci": list(scipy_ci)}
+            "ratio": loop_s / new_s, "loop_cpu_ms": 1e3 * loop_cpu, "scipy_cpu_ms": 1e3 * new_cpu,
+            "cpu_ratio": loop_cpu / new_cpu if new_cpu > 0 else float("nan"),
+            "loop_ci": list(loop), "scipy_ci": list(scipy_ci)}
 
 
 def main() -> None:
@@ -97,9 +102,10 @@ def main() -> None:
     print(f"machine: {machine} | python {sys.version.split()[0]} | numpy {np.__version__} | scipy {scipy.__version__}"
           f" | load avg {os.getloadavg()[0]:.2f} | {args.resamples} resamples per CI", flush=True)
     figures = [measure(label, seeds, tasks, args.reps, args.resamples) for label, seeds, tasks in SHAPES]
-    print(f"\n{'':26} {'loop ms':>9} {'scipy ms':>9} {'ratio':>7}   loop CI            scipy CI")
+    print(f"\n{'wall (CPU) per CI':26} {'loop ms':>15} {'scipy ms':>15} {'ratio':>13}   loop CI            scipy CI")
     for f in figures:
-        print(f"{f['shape']:26} {f['loop_ms']:9.1f} {f['scipy_ms']:9.2f} {f['ratio']:6.0f}x   "
+        print(f"{f['shape']:26} {f['loop_ms']:7.1f} ({f['loop_cpu_ms']:5.1f}) {f['scipy_ms']:7.2f} "
+              f"({f['scipy_cpu_ms']:5.2f}) {f['ratio']:5.0f}x ({f['cpu_ratio']:4.0f}x)   "
               f"[{f['loop_ci'][0]:.3f}, {f['loop_ci'][1]:.3f}]   [{f['scipy_ci'][0]:.3f}, {f['scipy_ci'][1]:.3f}]")
     if args.json:
         print(json.dumps(no_nan({"machine": machine, "date": time.strftime("%Y-%m-%d", time.gmtime()),
