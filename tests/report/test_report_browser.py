@@ -280,3 +280,24 @@ def test_units_definitions_and_cells_by_bin_range(watched, staged):
     page.goto(url + f"#program/{cases['other']}")
     meta = page.locator("dl.meta").inner_text()
     assert "0.3 s CPU" in meta and "123 MB peak memory" in meta
+
+
+def test_programs_table_sorts_by_any_column_and_searches(watched, staged):
+    url, db, hostile_id, _ = staged
+    conn = sqlite3.connect(db)
+    ids = [i for (i,) in conn.execute("SELECT id FROM programs ORDER BY id")]
+    conn.close()
+    page = watched.page
+    page.goto(url + "#programs")
+    first_ids = "els => els.map(e => Number(e.textContent.slice(1)))"
+    page.click("th button[data-sort=id]")
+    assert page.locator("table.programs tbody td:first-child a").evaluate_all(first_ids) == ids
+    page.click("th button[data-sort=id]")
+    assert page.locator("table.programs tbody td:first-child a").evaluate_all(first_ids) == ids[::-1]
+    page.click("th button[data-sort=operator]")
+    operators = page.locator("table.programs tbody td:nth-child(4)").all_text_contents()
+    assert operators == sorted(operators)
+    page.type("#search", "llm")  # typed key by key: the table re-renders and the field keeps the focus
+    assert page.input_value("#search") == "llm"
+    assert page.locator("table.programs tbody td:first-child a").evaluate_all(first_ids) == [hostile_id]
+    assert page.locator("#count").text_content() == f"1 of {len(ids)} programs"

@@ -13,7 +13,7 @@
   let byId = new Map();
   let children = new Map();
   let campaignId = null;
-  const ui = { island: 'best', sort: 'score', outcome: '', compare: null, seeds: true, program: null, query: '', dir: 1 }; // view settings that survive live refreshes
+  const ui = { island: 'best', sort: 'score', outcome: '', compare: null, seeds: true, program: null, query: '', dir: -1 }; // view settings that survive live refreshes
 
   // -- helpers ---------------------------------------------------------------------------------
 
@@ -431,24 +431,56 @@
     }
   }
 
+  // The programs table's columns: header, sort key (null: not sortable), and cell.
+  const PROGRAM_COLUMNS = [
+    ['id', (p) => p.id, (p) => el('td', { class: 'num' }, programLink(p.id))],
+    ['island', (p) => p.island ?? -1, (p) => el('td', { class: 'num' }, p.island ?? 'all')],
+    ['gen', (p) => p.generation, (p) => el('td', { class: 'num' }, p.generation)],
+    ['operator', (p) => p.operator, (p) => el('td', {}, p.operator, p.model ? el('span', { class: 'muted' }, ` ${p.model}`) : null)],
+    ['outcome', (p) => p.outcome || p.status, (p) => el('td', {}, outcomeBadge(p))],
+    ['score', (p) => p.score ?? -Infinity, (p) => el('td', { class: 'num' }, fmt(p.score))],
+    ['95% CI', (p) => (p.ci ? p.ci[1] - p.ci[0] : Infinity), (p) => el('td', { class: 'num' }, ci(p))],
+    ['time', (p) => p.wall_s ?? -1, (p) => el('td', { class: 'num' }, duration(p.wall_s))],
+    ['parent', (p) => p.parent_id ?? -1, (p) => el('td', { class: 'num' }, programLink(p.parent_id))],
+    ['note', null, (p) => el('td', { class: 'note' }, p.note)],
+  ];
+
+  // Rows matching the outcome filter and every word of the search (id, operator, model, outcome, note).
+  function filteredPrograms(rows) {
+    const words = ui.query.toLowerCase().split(/\s+/).filter(Boolean);
+    return rows.filter((p) => (!ui.outcome || (p.outcome || p.status) === ui.outcome)
+      && words.every((w) => `#${p.id} ${p.operator} ${p.model || ''} ${p.outcome || p.status} ${p.note}`.toLowerCase().includes(w)));
+  }
+
+  function sortedPrograms(rows) {
+    const column = PROGRAM_COLUMNS.find(([h]) => h === ui.sort) || PROGRAM_COLUMNS[5];
+    const key = column[1];
+    const cmp = (a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+    return rows.slice().sort((a, b) => ui.dir * cmp(a, b) || a.id - b.id);
+  }
+
+  function sortHeader([h, key]) {
+    if (!key) return el('th', {}, h);
+    const active = ui.sort === h;
+    const flip = () => { ui.dir = active ? -ui.dir : (h === 'score' ? -1 : 1); ui.sort = h; render(); };
+    return el('th', { 'aria-sort': active ? (ui.dir > 0 ? 'ascending' : 'descending') : null },
+      el('button', { class: `sort${active ? ' active' : ''}`, 'data-sort': h, onclick: flip }, h, active ? (ui.dir > 0 ? ' ▲' : ' ▼') : ''));
+  }
+
   function programsView() {
     const c = campaign();
-    let rows = programsOf(c);
-    const outcomes = [...new Set(rows.map((p) => p.outcome || p.status))].sort();
-    if (ui.outcome) rows = rows.filter((p) => (p.outcome || p.status) === ui.outcome);
-    rows = rows.slice().sort(ui.sort === 'score' ? (a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity) || a.id - b.id : (a, b) => a.id - b.id);
+    const all = programsOf(c);
+    const rows = sortedPrograms(filteredPrograms(all));
+    const outcomes = [...new Set(all.map((p) => p.outcome || p.status))].sort();
     const filter = el('select', { 'aria-label': 'outcome', onchange: (e) => { ui.outcome = e.target.value; render(); } },
       el('option', { value: '' }, 'all outcomes'), outcomes.map((o) => el('option', { value: o }, o)));
     filter.value = ui.outcome;
-    const sortBy = (key) => el('a', { href: '#programs', class: ui.sort === key ? 'active' : '', onclick: (e) => { e.preventDefault(); ui.sort = key; render(); } }, key);
-    const head = el('tr', {}, ['id', 'island', 'gen', 'operator', 'outcome', 'score', '95% CI', 'parent', 'note'].map((h) => el('th', {}, h)));
-    const body = rows.map((p) => el('tr', {},
-      el('td', { class: 'num' }, programLink(p.id)), el('td', { class: 'num' }, p.island ?? 'all'), el('td', { class: 'num' }, p.generation),
-      el('td', {}, p.operator, p.model ? el('span', { class: 'muted' }, ` ${p.model}`) : null), el('td', {}, outcomeBadge(p)),
-      el('td', { class: 'num' }, fmt(p.score)), el('td', { class: 'num' }, ci(p)), el('td', { class: 'num' }, programLink(p.parent_id)),
-      el('td', { class: 'note' }, p.note)));
-    return [summary(c), el('div', { class: 'toolbar' }, el('span', {}, `${rows.length} programs · sort by `, sortBy('score'), ' ', sortBy('id')), filter),
-      el('table', { class: 'list' }, el('thead', {}, head), el('tbody', {}, body))];
+    const search = el('input', { id: 'search', type: 'search', placeholder: 'search operator, note, #id', value: ui.query, 'aria-label': 'search' });
+    search.addEventListener('input', (e) => { ui.query = e.target.value; render(); });
+    const body = rows.map((p) => el('tr', {}, PROGRAM_COLUMNS.map(([, , cell]) => cell(p))));
+    return [summary(c), el('div', { class: 'toolbar' }, el('span', { id: 'count' }, `${rows.length} of ${all.length} programs`), search, filter,
+      el('span', { class: 'muted' }, 'Click a column to sort.')),
+    el('div', { class: 'scroll' }, el('table', { class: 'list programs' }, el('thead', {}, el('tr', {}, PROGRAM_COLUMNS.map(sortHeader))), el('tbody', {}, body)))];
   }
 
   // The program a view is about: the one named in the URL, else the last one opened, else the best.
@@ -649,9 +681,20 @@
     } else if (r.name === 'programs') content = programsView();
     else if (r.name === 'progress') content = progressView();
     else content = heatmapView();
+    const focused = document.activeElement && view.contains(document.activeElement) ? document.activeElement : null;
+    const caret = focused && focused.id && 'selectionStart' in focused ? [focused.id, focused.selectionStart] : null;
     view.replaceChildren(...content);
+    restoreFocus(caret);
     document.getElementById('campaign').value = String(campaignId);
     updateNav(r);
+  }
+
+  // A re-render (typing in the search, a live refresh) replaces the controls: give the focus and caret back.
+  function restoreFocus(caret) {
+    const input = caret && document.getElementById(caret[0]);
+    if (!input) return;
+    input.focus();
+    try { input.setSelectionRange(caret[1], caret[1]); } catch (e) { /* not a text field */ }
   }
 
   document.getElementById('campaign').addEventListener('change', (e) => { campaignId = Number(e.target.value); render(); });
