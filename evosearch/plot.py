@@ -193,12 +193,14 @@ def coverage_figure(events: list[dict], title: str) -> Figure:
 
 def _draw_task(ax: Axes, chosen: list[Chosen], curves: dict[int, list[TaskCurves]], task: str) -> None:
     """Each program's seeds as thin lines and their mean as a thick one: a seed that never learns stays visible."""
+    in_steps = False
     for colour, c in enumerate(chosen):
         tc = next((t for t in curves.get(c.id, []) if t.task == task), None)
         if tc is None:
             continue
         length = max(len(s) for s in tc.seeds)
         x = np.asarray(tc.steps, dtype=float) if tc.steps else np.arange(length)
+        in_steps = in_steps or tc.steps is not None
         matrix = np.full((len(tc.seeds), length), np.nan)
         for i, s in enumerate(tc.seeds):
             matrix[i, :len(s)] = s
@@ -206,8 +208,7 @@ def _draw_task(ax: Axes, chosen: list[Chosen], curves: dict[int, list[TaskCurves
         with np.errstate(all="ignore"):
             mean = np.nanmean(matrix, axis=0)
         ax.plot(x, mean, color=f"C{colour}", linewidth=2, label=f"{c.label} ({len(tc.seeds)} seeds)")
-    ax.set(title=task, xlabel="training steps" if any(t.steps for v in curves.values() for t in v) else
-           "checkpoint", ylabel="episode return")
+    ax.set(title=task, xlabel="training steps" if in_steps else "checkpoint", ylabel="episode return")
 
 
 def curves_figure(chosen: list[Chosen], curves: dict[int, list[TaskCurves]], title: str) -> Figure:
