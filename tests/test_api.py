@@ -77,3 +77,32 @@ def test_a_failing_program_is_a_result_not_an_exception(tmp_path):
     bad.write_text("import socket\ndef loss(b):\n    return b.logp.mean()\n")
     result = evaluate_file(bad, suite=TINY_SUITE)
     assert (result.outcome, result.stage, result.score) == ("rejected", "static", None)
+
+
+def test_run_campaign_takes_a_mapping_reports_progress_and_resumes(tmp_path):
+    from evosearch import BudgetReached, open_archive, run_campaign
+
+    raw = {"name": "api-map", "seeds": [str(RULES / "a2c.py")], "parallel": 1,
+           "evaluation": {"suite": TINY_SUITE, "hurdle": False}, "budget": {"max_evals": 1}}
+    snapshots = []
+    summary = run_campaign(raw, db=tmp_path / "map.db", on_progress=snapshots.append)
+    assert (summary.evaluations, summary.stop_reason) == (1, "evaluation budget reached")
+    assert snapshots and snapshots[-1].evaluations == 1
+    with pytest.raises(BudgetReached):  # the same campaign again: resumed, and its budget is spent
+        run_campaign(raw, db=tmp_path / "map.db")
+    archive = open_archive(tmp_path / "map.db")
+    try:
+        assert [row["operator"] for row in archive.list_programs(summary.campaign_id)] == ["seed"]
+    finally:
+        archive.close()
+
+
+def test_run_campaign_reads_a_config_file_and_names_its_mistakes(tmp_path):
+    from evosearch import ConfigError, run_campaign
+
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\nseeds: [a2c.py]\nbudgt: {max_evals: 1}\n")
+    with pytest.raises(ConfigError, match="budgt"):
+        run_campaign(config)
+    with pytest.raises(ConfigError, match="no such config file"):
+        run_campaign(tmp_path / "missing.yaml")
