@@ -301,3 +301,22 @@ def test_programs_table_sorts_by_any_column_and_searches(watched, staged):
     assert page.input_value("#search") == "llm"
     assert page.locator("table.programs tbody td:first-child a").evaluate_all(first_ids) == [hostile_id]
     assert page.locator("#count").text_content() == f"1 of {len(ids)} programs"
+
+
+def test_phone_width_never_scrolls_sideways_and_chart_labels_stay_readable(browser, staged):
+    url, _, hostile_id, cases = staged
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = Watched(context.new_page())
+    try:
+        for view in ("#heatmap", "#programs", f"#program/{hostile_id}", f"#lineage/{hostile_id}",
+                     f"#curves/{cases['curved']}", "#progress"):
+            page.page.goto(url + view)
+            assert page.page.evaluate("document.documentElement.scrollWidth") <= 390, view
+            assert page.page.locator("#nav").evaluate("e => e.getBoundingClientRect().right") <= 390, view
+        # Tick labels are drawn at 10-11 px; a chart scaled down to fit shows them smaller.
+        sizes = page.page.locator("svg.chart g.axes text").evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect().height)")
+        assert min(sizes) >= 9, sizes
+    finally:
+        context.close()
+    page.check()

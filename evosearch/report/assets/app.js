@@ -203,6 +203,11 @@
     root.append(svg('polygon', { points: upper.concat(lower).join(' '), class: `band ${s.cls}` }, svg('title', {}, `${s.label}: min to max over seeds`)));
   }
 
+  // A chart drawn for the width it gets: scaling a wide one down to a phone would shrink its labels to ~5 px.
+  function chartWidth(preferred) {
+    return Math.max(280, Math.min(preferred, document.documentElement.clientWidth - 40));
+  }
+
   function legend(series) {
     return el('div', { class: 'legend' }, series.map((s) => el('span', { class: `key ${s.cls}` }, s.label)));
   }
@@ -640,7 +645,7 @@
       }
       const cut = curve.trimmed_step ? ` · last checkpoint (step ${curve.trimmed_step}) left out: a partial interval` : '';
       grid.append(el('figure', {}, el('figcaption', {}, `${curve.task}${curve.held_out ? ' (held out)' : ''} · ${curve.seeds} seeds${cut}`),
-        lineChart({ series: series.slice().reverse(), xlabel: curve.steps ? 'environment steps' : 'checkpoint', ylabel: 'return', width: 520, height: 240 }),
+        lineChart({ series: series.slice().reverse(), xlabel: curve.steps ? 'environment steps' : 'checkpoint', ylabel: 'return', width: chartWidth(520), height: 240 }),
         legend(series)));
     }
     return parts.concat(grid);
@@ -653,7 +658,7 @@
     const last = c.events[c.events.length - 1];
     const chart = (key, label, opts = {}) => el('figure', {}, el('figcaption', {}, label),
       lineChart({ series: [{ cls: 'this', label, points: events.map((e) => [e.evaluations, e[key]]) }], xlabel: 'evaluations', ylabel: opts.ylabel || label,
-        vlines: migrations, width: 520, height: 230, yPercent: opts.percent }));
+        vlines: migrations, width: chartWidth(520), height: 230, yPercent: opts.percent }));
     const counts = Object.entries(c.counts).map(([k, v]) => `${k} ${v}`).join(', ');
     return [summary(c),
       el('p', { class: 'muted', id: 'outcomes' }, `outcomes: ${counts || '–'} · `,
