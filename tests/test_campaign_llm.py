@@ -199,3 +199,24 @@ def test_a_share_of_0_never_asks_the_model(tmp_path):
     summary, state, hits = share_campaign(tmp_path, 0.0, 6)
     assert hits == [] and state["proposal_mix"]["llm"] == 0 and state["llm_share"] == 0.0
     assert summary.evaluations == 6
+
+
+def test_the_share_keeper_alternates_falls_back_and_catches_up():
+    from evosearch.campaign_llm import ShareKeeper
+
+    keeper, both = ShareKeeper(0.5, {}), ["ast.constant", "llm:a", "llm:b"]
+    turns = []
+    for _ in range(4):
+        allowed = keeper.narrow(both)
+        turns.append("llm" if allowed == ["llm:a", "llm:b"] else "offline")
+        keeper.count(allowed[0])
+    assert turns == ["llm", "offline", "llm", "offline"]
+    for _ in range(3):  # the models' turn, but none can be asked: an operator proposes instead
+        assert keeper.narrow(["ast.constant"]) == ["ast.constant"]
+        keeper.count("ast.constant")
+    assert keeper.realised() == pytest.approx(2 / 7)
+    for _ in range(2):  # a model can be asked again: the models take the next turns until they catch up
+        assert keeper.narrow(both) == ["llm:a", "llm:b"]
+        keeper.count("llm:a")
+    assert keeper.state["proposal_mix"] == {"llm": 4, "offline": 5}
+    assert ShareKeeper(0.0, {}).narrow(both) == ["ast.constant"] and ShareKeeper(1.0, {}).narrow(both) == both[1:]
