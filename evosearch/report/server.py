@@ -1,8 +1,10 @@
 """``evosearch serve``: the report's page, live, from a local HTTP server that reads the archive per request.
 
-A campaign keeps writing while someone watches, so ``/data.json`` is rebuilt from the database
-when it has changed (a cheap version tag answers ``304 Not Modified`` otherwise) and the page
-polls it. The server binds 127.0.0.1 by default: an archive holds code and results that should
+A campaign keeps writing while someone watches, so the page polls ``/version.json`` (a cheap tag
+that changes with the archive) and fetches ``/data.json``, rebuilt from the database, only when
+the tag has changed (``/data.json`` also answers ``If-None-Match`` with ``304 Not Modified``).
+
+The server binds 127.0.0.1 by default: an archive holds code and results that should
 not be served to the network by accident. Bound to loopback it also answers only requests whose
 ``Host`` is a loopback name, so a web page cannot read the archive through DNS rebinding.
 """
@@ -10,6 +12,7 @@ not be served to the network by accident. Bound to loopback it also answers only
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import sys
 from http import HTTPStatus
@@ -74,6 +77,8 @@ class ReportHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
         elif path == "/data.json":
             self._data()
+        elif path == "/version.json":
+            self._version()
         elif path.startswith("/assets/") and path[len("/assets/"):] in self.server.assets:
             name = path[len("/assets/"):]
             self._send(HTTPStatus.OK, self.server.assets[name], _TYPES[Path(name).suffix])
@@ -91,6 +96,19 @@ class ReportHandler(BaseHTTPRequestHandler):
         finally:
             archive.close()
         self._send(HTTPStatus.OK, body, "application/json", etag=tag)
+
+    def _version(self) -> None:
+        """The archive's version tag alone, always 200: the page polls this and fetches data.json only on a change.
+
+        Polling data.json with If-None-Match answers 304 when nothing changed, which browsers list
+        as a failed request every few seconds; this keeps an unchanged poll an ordinary success.
+        """
+        archive = self.server.open_archive()
+        try:
+            body = json.dumps({"version": data_version(archive)}).encode()
+        finally:
+            archive.close()
+        self._send(HTTPStatus.OK, body, "application/json")
 
     def _host_allowed(self) -> bool:
         host = self.headers.get("Host", "")

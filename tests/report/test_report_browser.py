@@ -320,3 +320,27 @@ def test_phone_width_never_scrolls_sideways_and_chart_labels_stay_readable(brows
     finally:
         context.close()
     page.check()
+
+
+def test_unchanged_live_polls_are_not_failed_requests(watched, hostile, tmp_path):
+    db = copy_db(hostile[0], tmp_path / "quiet.db")
+    server = make_server(db, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page = watched.page
+        seen: list[tuple[str, int]] = []
+        page.on("response", lambda r: seen.append((r.url.rsplit("/", 1)[-1], r.status)))
+        failed: list[str] = []
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.goto(f"{server.url}#progress")
+        page.wait_for_selector("#live.on")
+        page.wait_for_timeout(7_000)  # two more polls of an archive that does not change
+        polls = [(name, status) for name, status in seen if name.endswith(".json")]
+        assert len(polls) >= 3 and all(status == 200 for _, status in polls), polls
+        assert not any(name == "data.json" for name, _ in polls), polls  # nothing changed: nothing re-downloaded
+        assert failed == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -707,13 +707,19 @@
 
   // -- live refresh (served pages only) --------------------------------------------------------
 
+  function showLive(text, on) {
+    const live = document.getElementById('live');
+    live.textContent = text;
+    live.className = on ? 'on' : 'off';
+  }
+
+  // Ask for the archive's version tag (always a 200) and download the data only when it changed.
   function poll() {
-    fetch('data.json', { cache: 'no-store', headers: { 'If-None-Match': `"${DATA.version}"` } })
-      .then((res) => (res.status === 200 ? res.json() : null))
+    fetch('version.json', { cache: 'no-store' })
+      .then((res) => (res.ok ? res.json() : Promise.reject(new Error(res.statusText))))
+      .then((tag) => (tag.version === DATA.version ? null : fetch('data.json', { cache: 'no-store' }).then((res) => (res.ok ? res.json() : null))))
       .then((data) => {
-        const live = document.getElementById('live');
-        live.textContent = `live · checked ${new Date().toLocaleTimeString()}`;
-        live.className = 'on';
+        showLive(`live · checked ${new Date().toLocaleTimeString()}`, true);
         if (!data || data.version === DATA.version) return;
         const y = window.scrollY;
         DATA = data;
@@ -721,7 +727,7 @@
         render();
         window.scrollTo(0, y);
       })
-      .catch(() => { const live = document.getElementById('live'); live.textContent = 'server not reachable'; live.className = 'off'; });
+      .catch(() => showLive('server not reachable', false));
   }
 
   reindex();
