@@ -194,9 +194,15 @@ def find_db(db: Path | None) -> Path:
     raise BadInput(f"several databases in archive/: {', '.join(map(str, found))}; name one with --db")
 
 
-def open_archive(db: Path | None):
-    """The Archive at ``find_db(db)``; a file that is not one (or is newer, or locked) is a BadInput.
+#: Seconds a browsing command waits for an archive another process holds locked (told on stderr first).
+ARCHIVE_WAIT_S = 30.0
 
+
+def open_archive(db: Path | None):
+    """The Archive at ``find_db(db)``, read-only; a file that is not one (or is newer, or locked) is a BadInput.
+
+    Read-only because the commands that call this only browse: a wrong file is refused as it
+    is, never turned into an archive. A locked file is announced before the wait, not after.
     It converts errors itself, not only through :class:`Commands`, because some callers (the
     report's tests, scripts) invoke a command without the top-level group.
     """
@@ -205,7 +211,12 @@ def open_archive(db: Path | None):
     path = find_db(db)
     note_database(path)
     with user_errors():
-        return Archive(path)
+        return Archive(path, readonly=True, timeout=ARCHIVE_WAIT_S, on_wait=_say_waiting)
+
+
+def _say_waiting(message: str) -> None:
+    """Tell the user, on stderr, that the archive is held and we wait (SQLite's own wait is silent)."""
+    click.echo(f"{terminal_text(message)} ...", err=True)
 
 
 # -- errors caused by what the user named ----------------------------------------------------------
@@ -233,6 +244,9 @@ def user_error(err: BaseException) -> BadInput | None:
     if isinstance(err, SchemaError):  # a newer archive, or a file that is not one
         return BadInput(_naming_the_database(str(err)))
     if isinstance(err, sqlite3.DatabaseError) and not isinstance(err, sqlite3.ProgrammingError):
+        if "locked" in str(err) or "busy" in str(err):  # SQLite's own words for a file another process holds
+            return BadInput(_naming_the_database(f"locked by another process (a campaign, or another program "
+                                                 f"writing to it): {err}; try again when it is done", str(err)))
         return BadInput(_naming_the_database(f"cannot open as an evosearch archive: {err}", str(err)))
     if isinstance(err, OSError) and err.errno != errno.EPIPE:
         return BadInput(_os_message(err))
@@ -278,6 +292,28 @@ class Commands(click.Group):
     def invoke(self, ctx: click.Context):
         with user_errors():
             return super().invoke(ctx)
+
+
+# -- suites --------------------------------------------------------------------------------------
+
+
+def load_suite(name: str):
+    """The suite ``name`` (a shipped suite's name, or a YAML path); a mistake is a BadInput.
+
+    The library calls a YAML path that is not there an "unknown suite" (it cannot tell a typo
+    in a name from a missing file); here a name ending in .yaml/.yml is a file, so the message
+    says the file is missing, which is what the user needs to fix.
+    """
+    from evosearch.envs.suites import SuiteError
+    from evosearch.envs.suites import load_suite as load
+
+    if name.endswith((".yaml", ".yml")) and not Path(name).is_file():
+        raise BadInput(f"no suite file {name}: {'it is a directory' if Path(name).exists() else 'it does not exist'}"
+                       " (a suite is a shipped suite's name or the path of a YAML file)")
+    try:
+        return load(name)
+    except SuiteError as err:
+        raise BadInput(str(err)) from err
 
 
 # -- the device ----------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_unknown_ids_and_databases_exit_2(finished, tmp_path):
     junk = tmp_path / "junk.db"
     junk.write_text("not a database")
     proc = cli("archive", "ls", str(junk))
-    assert proc.returncode == 2 and "cannot open" in proc.stderr
+    assert proc.returncode == 2 and "not an evosearch archive" in proc.stderr
 
 
 def test_db_option_and_the_positional_db_give_the_same_bytes(finished):
