@@ -67,6 +67,33 @@ def _campaign_id(archive, name: str | None) -> int | None:
     return int(row["id"])
 
 
+# The outcomes a program can have: evosearch.evaluate.result.OUTCOMES (a test checks they agree).
+# Copied, not imported: importing the evaluator loads torch, seconds that a listing should not wait.
+OUTCOMES = ("ok", "rejected", "candidate_error", "timeout", "memory_limit", "killed", "sandbox_failure",
+            "duplicate")
+
+
+def _check_island(archive, campaign_id: int | None, island: int | None) -> None:
+    """Refuse an island no campaign has: an empty table would read as "no program there yet"."""
+    if island is None:
+        return
+    islands = max((int(json.loads(c["config"])["archive"]["islands"]) for c in archive.campaigns()
+                   if campaign_id is None or c["id"] == campaign_id), default=0)
+    if island >= islands:
+        where = "the campaign" if campaign_id is not None else archive.path
+        raise BadInput(f"no island {island}: {where} has " + (f"islands 0 to {islands - 1}" if islands else "none"))
+
+
+def _check_operator(archive, campaign_id: int | None, operator: str | None) -> None:
+    """Refuse an operator that made no program here (a typo), naming the ones that did."""
+    if operator is None:
+        return
+    known = sorted({r["operator"] for r in archive.list_programs(campaign_id)})
+    if operator not in known:
+        raise BadInput(f"no program made by operator {operator!r} in {archive.path}; operators there: "
+                       f"{', '.join(known) or 'none'}")
+
+
 # -- archive -------------------------------------------------------------------------------------
 
 
@@ -82,9 +109,9 @@ def archive_group() -> None:
 @archive_group.command("ls")
 @db_option
 @click.option("--campaign", help="Only this campaign.")
-@click.option("--outcome", help="Only programs with this outcome (ok, rejected, ...).")
-@click.option("--island", type=int)
-@click.option("--operator")
+@click.option("--outcome", type=click.Choice(OUTCOMES), help="Only programs with this outcome.")
+@click.option("--island", type=click.IntRange(0), help="Only programs bred on this island (0 to islands - 1).")
+@click.option("--operator", help="Only programs made by this operator (seed, ast.constant, llm, ...).")
 @click.option("--min-score", type=float)
 @click.option("--sort", type=click.Choice(["id", "score", "created"]), default="id", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None)
@@ -92,9 +119,11 @@ def archive_group() -> None:
 def archive_ls(db, campaign, outcome, island, operator, min_score, sort, limit, output) -> None:
     """List programs (without source)."""
     archive = open_archive(db)
+    campaign_id = _campaign_id(archive, campaign)
+    _check_island(archive, campaign_id, island)
+    _check_operator(archive, campaign_id, operator)
     rows = [_program_row(r) for r in archive.list_programs(
-        _campaign_id(archive, campaign), outcome=outcome, island=island, operator=operator, min_score=min_score,
-        order=sort, limit=limit)]
+        campaign_id, outcome=outcome, island=island, operator=operator, min_score=min_score, order=sort, limit=limit)]
     emit(rows, output, lambda rs: _print_programs(rs, f"{len(rs)} programs in {archive.path}"))
 
 
