@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from evosearch.cli.options import output_options
+from evosearch.cli.options import BadInput, output_options
 from evosearch.cli.render import markup
 
 
@@ -27,7 +27,7 @@ def doctor_command(requested: str | None, no_live: bool, strict: bool, output: s
     try:
         mode = sandbox.configure(requested) if requested else modes.current()
     except sandbox.SandboxUnavailable as err:
-        raise click.ClickException(str(err)) from err
+        raise BadInput(str(err)) from err  # exit 2, as run and eval for the same mistake
     live = None
     if not no_live:
         job = run_job(SelfCheck(), Limits(wall_s=60))

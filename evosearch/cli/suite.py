@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from evosearch.cli.options import emit, emit_object, output_options
+from evosearch.cli.options import emit, emit_object, load_suite, output_options
 from evosearch.cli.render import echo
 
 
 @click.group("suite")
 def suite_group() -> None:
     """List, show and calibrate suites."""
-
-
-def _load(name: str):
-    from evosearch.envs.suites import SuiteError, load_suite
-
-    try:
-        return load_suite(name)
-    except SuiteError as err:
-        raise click.UsageError(str(err)) from err
 
 
 @suite_group.command("list")
@@ -30,7 +23,7 @@ def suite_list(output: str) -> None:
 
     rows = []
     for name in available():
-        s = _load(name)
+        s = load_suite(name)
         rows.append({"name": name, "tasks": [t.env_id for t in s.tasks], "held_out": [t.env_id for t in s.held_out],
                      "seeds": s.seeds, "calibrated": all(t.env_id in s.calibration for t in s.tasks)})
 
@@ -48,14 +41,16 @@ def suite_list(output: str) -> None:
                 csv_help="one row per task (held-out tasks too).")
 def suite_show(name: str, output: str) -> None:
     """Show a suite's tasks and calibration. NAME: a suite name or a YAML path."""
-    s = _load(name)
+    s = load_suite(name)
     tasks = []
+    sources = _reference_sources(s)
     for t in s.tasks + s.held_out:
         cal = s.calibration.get(t.env_id)
         tasks.append({"env_id": t.env_id, "role": "held-out" if t in s.held_out else "task",
                       "total_steps": t.total_steps, "backend": t.backend,
                       "backend_resolved": t.backend if t.backend != "auto" else _auto_backends(t.env_id),
-                      "r_random": cal.r_random if cal else None, "r_ref": cal.r_ref if cal else None})
+                      "r_random": cal.r_random if cal else None, "r_ref": cal.r_ref if cal else None,
+                      "reference": sources.get(t.env_id) if cal else None})
     data = {"name": s.name, "kind": s.kind, "description": s.description, "seeds": s.seeds,
             "eval_episodes": s.eval_episodes,
             "hurdle": {"env_id": s.hurdle.env_id, "total_steps": s.hurdle.total_steps, "seeds": s.hurdle_seeds},
@@ -72,10 +67,37 @@ def _print_suite(data: dict) -> None:
     if info:
         echo(f"calibrated {info.get('measured')} on {info.get('machine')}")
     for t in data["tasks"]:
-        ref = (f"random {t['r_random']:.1f}, PPO-clip {t['r_ref']:.1f}" if t["r_random"] is not None
-               else "not calibrated")
+        ref = f"random {t['r_random']:.1f}, {_reference(t)}" if t["r_random"] is not None else "not calibrated"
         backend = t["backend"] if t["backend"] != "auto" else f"auto: {t['backend_resolved']}"
         echo(f"  {t['role']:<8} {t['env_id']:<24} {t['total_steps']:>8} steps  {ref}  (env backend {backend})")
+
+
+def _reference_sources(suite) -> dict[str, str]:
+    """Where each task's reference return (a normalised 1.0) came from, by env id.
+
+    Not always PPO-clip: where PPO-clip at the suite's budget scores no better than random play
+    (MountainCar), calibration falls back to the suite's ``fallback_reference``, and the
+    calibration file records that per task ("reference"), the program otherwise. Calibration
+    written inline in a suite file records no source.
+    """
+    import json
+
+    from evosearch.envs.suites import calibration_path
+
+    if not suite.calibration_info:  # inline calibration: the file has no calibration JSON behind it
+        return dict.fromkeys(suite.calibration, "set in the suite file")
+    path = calibration_path(suite.name)
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    default = str(data.get("reference") or "unknown")
+    return {env_id: str(task.get("reference") or default) for env_id, task in (data.get("tasks") or {}).items()}
+
+
+def _reference(task: dict) -> str:
+    """The reference return for the table, named by its source: the program's file name, else the recorded source."""
+    source = task["reference"] or "unknown"
+    if source.endswith(".py"):
+        return f"{Path(source).name} {task['r_ref']:.1f}"
+    return f"reference {task['r_ref']:.1f}, from {source}"
 
 
 def _auto_backends(env_id: str) -> str:
@@ -91,4 +113,4 @@ def suite_calibrate(name: str) -> None:
     """Measure random and PPO-clip returns for every task of suite NAME and store them."""
     from evosearch.evaluate.calibrate import calibrate
 
-    calibrate(_load(name), log=click.echo)
+    calibrate(load_suite(name), log=click.echo)
