@@ -173,8 +173,12 @@ def detect(requested: str = "auto") -> Mode:
               "/dev/shm, home directories hidden, cleared environment, no capabilities"
               + (", jobs as an unprivileged uid" if os.geteuid() == 0 else ", user namespace")
               if name == "bubblewrap"
-              else (f"present but failing: {bwrap_why}" if bwrap and bwrap_why else "not installed"),
-              "" if name == "bubblewrap" else _install_hint()),
+              else (f"present but failing: {bwrap_why}" if bwrap and bwrap_why
+                    # not probed: another mode was asked for, so bwrap was found but never tried
+                    else f"installed ({bwrap}), not used: sandbox mode {name} was chosen" if bwrap
+                    else "not installed"),
+              "" if name == "bubblewrap" else "--sandbox bubblewrap (or auto) uses it" if bwrap and not bwrap_why
+              else _install_hint()),
         Layer("namespaces + uid drop", name == "namespaces",
               "per job: mount, network, IPC, UTS namespaces, read-only root, private tmpfs, unprivileged uid"
               if name == "namespaces" else ("not needed: bubblewrap is in force" if name == "bubblewrap"
