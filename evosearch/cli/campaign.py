@@ -172,6 +172,8 @@ def status_command(db: Path | None, output: str) -> None:
         })
 
     def table(rows: list[dict]) -> None:
+        if not rows:  # an archive whose campaign never got going: say so, silence reads as a broken command
+            echo(f"no campaigns in {archive.path}")
         for r in rows:
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
             rate = f"{r['evals_per_hour']:.0f}/h" if r["evals_per_hour"] else "-"

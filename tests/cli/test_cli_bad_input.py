@@ -258,3 +258,13 @@ def test_doctor_says_bubblewrap_is_installed_when_another_mode_is_chosen():
     layer = next(layer for layer in json.loads(proc.stdout)["layers"] if layer["name"] == "bubblewrap")
     assert "not installed" not in layer["detail"] and "installed" in layer["detail"], layer
     assert "apt-get" not in layer["hint"], layer
+
+
+def test_status_of_an_archive_without_campaigns_says_so(tmp_path):
+    db = tmp_path / "new.db"
+    Archive(db).close()  # what a campaign leaves when it stops before its first campaign row
+    before = snapshot(tmp_path)
+    proc = cli_in_process("status", "--db", str(db))
+    assert proc.returncode == 0 and proc.stdout == f"no campaigns in {db}\n"
+    assert json.loads(cli_in_process("status", "--db", str(db), "--json").stdout) == []
+    assert snapshot(tmp_path) == before
