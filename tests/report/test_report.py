@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from report_helpers import HOSTILE, HOSTILE_NOTE, copy_db
+from report_helpers import HOSTILE, HOSTILE_NOTE, copy_db, stage_report_cases
 
 from evosearch.archive.store import Archive
 from evosearch.cli.report import report_command, serve_command
@@ -64,6 +64,24 @@ def test_learning_curves_are_the_mean_over_seeds(site, hostile):
     assert shown["mean"][:length] == pytest.approx([sum(c[i] for c in curves) / len(curves) for i in range(length)],
                                                     abs=1e-3)
     assert shown["steps"] is None or len(shown["steps"]) == len(shown["mean"])
+
+
+def test_a_partial_last_interval_is_left_out_of_the_curves_not_the_archive(hostile, tmp_path):
+    db = copy_db(hostile[0], tmp_path / "staged.db")
+    cases = stage_report_cases(db, hostile[1])
+    archive = Archive(db)
+    try:
+        [curve] = [c for c in build_data(archive)["curves"][str(cases["curved"])] if c["task"] == cases["task"]]
+    finally:
+        archive.close()
+    assert len(curve["mean"]) == len(curve["steps"]) == cases["checkpoints"]
+    assert [len(r) for r in curve["runs"]] == [cases["checkpoints"]] * cases["seeds"]
+    assert curve["trimmed_step"] == curve["steps"][-1] + 52 and 500.0 not in curve["mean"]
+    conn = sqlite3.connect(db)
+    stored = [json.loads(c) for (c,) in conn.execute("SELECT curve FROM evaluations WHERE program_id = ?",
+                                                      (cases["curved"],))]
+    conn.close()
+    assert all(len(c) == cases["checkpoints"] + 1 for c in stored)  # the archive keeps every checkpoint
 
 
 def test_no_file_points_at_another_host(site):
@@ -120,6 +138,8 @@ def test_server_serves_the_page_and_live_data(hostile, tmp_path):
         before = json.loads(body)
         etag = headers["ETag"]
         assert _get(port, "/data.json", {"If-None-Match": etag})[0] == 304  # unchanged: nothing rebuilt
+        status, _, body = _get(port, "/version.json")  # what the page polls: always 200, the tag alone
+        assert status == 200 and f'"{json.loads(body)["version"]}"' == etag
 
         archive = Archive(db)  # a campaign writing while the page is open
         campaign = archive.campaigns()[0]["id"]
@@ -177,7 +197,7 @@ def test_cli_report_and_its_errors(hostile, tmp_path):
     assert clash.exit_code == 2
     (tmp_path / "junk.db").write_text("not sqlite at all, just text " * 100)
     junk = runner.invoke(report_command, [str(tmp_path / "junk.db")])
-    assert junk.exit_code == 2 and "cannot open as an evosearch archive" in junk.output
+    assert junk.exit_code == 2 and "an evosearch archive" in junk.output  # "is not" or "cannot open as"
 
     missing = runner.invoke(serve_command, [str(tmp_path / "nope.db")])
     assert missing.exit_code == 2 and "no archive database at" in missing.output
