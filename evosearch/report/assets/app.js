@@ -417,7 +417,7 @@
     const fitness = ((c.config || {}).evaluation || {}).fitness || 'iqm';
     const score = `the ${fitness === 'auc' ? 'area under the learning curve' : 'interquartile mean over tasks and seeds'} of the `
       + 'normalised return (R − R_random) / (R_ref − R_random): 0 is random play, 1 is the suite\'s reference return for the task '
-      + '(a trained PPO-clip agent where the suite has one; see `evosearch suite show`).';
+      + '(a trained PPO-clip agent where the suite has one; evosearch suite show lists them).';
     const rows = [['score (colour)', score]].concat(c.grid.axes.map((a) => [`${a.name} (${short(a.min)} to ${short(a.max)}, ${a.bins} bins)`, a.help || '']));
     return el('dl', { class: 'meta defs', id: 'definitions' }, rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   }
