@@ -14,6 +14,7 @@ window, no global backend state is touched, and PNGs are drawn by Agg on any hea
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,7 @@ class TaskCurves:
 # -- what to show ------------------------------------------------------------------------------
 
 
-def _label(row, best_id: int | None) -> str:
+def _label(row: sqlite3.Row, best_id: int | None) -> str:
     """``#7 best (mutate)`` or ``#1 seed a2c``: the id links the figure to ``evosearch archive show``."""
     if row["operator"] == "seed":
         name = (row["note"] or "").removeprefix("seed ").removesuffix(".py") or "seed"
