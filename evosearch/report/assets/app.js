@@ -150,7 +150,7 @@
     if (x1 === x0) { x0 -= 1; x1 += 1; }
     if (y1 === y0) { y0 -= Math.abs(y0) * 0.1 || 1; y1 += Math.abs(y1) * 0.1 || 1; }
     const pad = (y1 - y0) * 0.05;
-    const floor = yPercent && y0 >= 0 ? 0 : -Infinity; // a share never goes below 0%
+    const floor = y0 >= 0 ? 0 : -Infinity; // data that are never negative get no negative axis
     let yStep;
     [y0, y1, yStep] = niceRange(Math.max(floor, y0 - pad), y1 + pad);
     const X = (x) => m.l + ((x - x0) / (x1 - x0)) * (width - m.l - m.r);
@@ -480,7 +480,7 @@
     const filter = el('select', { 'aria-label': 'outcome', onchange: (e) => { ui.outcome = e.target.value; render(); } },
       el('option', { value: '' }, 'all outcomes'), outcomes.map((o) => el('option', { value: o }, o)));
     filter.value = ui.outcome;
-    const search = el('input', { id: 'search', type: 'search', placeholder: 'search operator, note, #id', value: ui.query, 'aria-label': 'search' });
+    const search = el('input', { id: 'search', type: 'search', placeholder: 'search operator, model, note, #id', size: 30, value: ui.query, 'aria-label': 'search' });
     search.addEventListener('input', (e) => { ui.query = e.target.value; render(); });
     const body = rows.map((p) => el('tr', {}, PROGRAM_COLUMNS.map(([, , cell]) => cell(p))));
     return [summary(c), el('div', { class: 'toolbar' }, el('span', { id: 'count' }, `${rows.length} of ${all.length} programs`), search, filter,
