@@ -31,6 +31,7 @@ BAD = [
     (with_(parallel=True), "parallel: expected an integer"),
     (with_(evaluation__fitness="mean"), "evaluation.fitness: 'mean' is not one of 'iqm', 'auc'"),
     (with_(evaluation__suite="no-such-suite"), "evaluation.suite: unknown suite 'no-such-suite'"),
+    (with_(evaluation__suite="missing/suite.yaml"), "evaluation.suite: no suite file missing/suite.yaml"),
     (with_(seeds=["missing.py"]), "seeds[0]: no such file"),
     (with_(seeds="a2c.py"), "seeds: expected a list"),
     (with_(archive__descriptors=[{"name": "beauty", "min": 0, "max": 1}]),

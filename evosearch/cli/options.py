@@ -298,18 +298,10 @@ class Commands(click.Group):
 
 
 def load_suite(name: str):
-    """The suite ``name`` (a shipped suite's name, or a YAML path); a mistake is a BadInput.
-
-    The library calls a YAML path that is not there an "unknown suite" (it cannot tell a typo
-    in a name from a missing file); here a name ending in .yaml/.yml is a file, so the message
-    says the file is missing, which is what the user needs to fix.
-    """
+    """The suite ``name`` (a shipped suite's name, or a YAML path); a mistake is a BadInput."""
     from evosearch.envs.suites import SuiteError
     from evosearch.envs.suites import load_suite as load
 
-    if name.endswith((".yaml", ".yml")) and not Path(name).is_file():
-        raise BadInput(f"no suite file {name}: {'it is a directory' if Path(name).exists() else 'it does not exist'}"
-                       " (a suite is a shipped suite's name or the path of a YAML file)")
     try:
         return load(name)
     except SuiteError as err:

@@ -84,7 +84,11 @@ def _task(raw: object, where: str) -> Task:
 
 def load_suite(name: str) -> Suite:
     """Load a suite by name (or from a path to a YAML file) with its calibration, if measured."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else SUITE_DIR / f"{name}.yaml"
+    is_file = name.endswith((".yaml", ".yml"))
+    path = Path(name) if is_file else SUITE_DIR / f"{name}.yaml"
+    if is_file and not path.is_file():  # a path the user typed: what to fix is the file, not the name
+        raise SuiteError(f"no suite file {name}: {'it is a directory' if path.exists() else 'it does not exist'}"
+                         " (a suite is a shipped suite's name or the path of a YAML file)")
     if not path.exists():
         raise SuiteError(f"unknown suite {name!r}; available: {', '.join(available())}")
     raw = yaml.safe_load(path.read_text()) or {}

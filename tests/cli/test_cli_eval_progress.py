@@ -94,3 +94,9 @@ def test_a_terminal_gets_a_live_line_of_what_runs_drawn_without_escapes():
     # Only colours (from the table) may be escape sequences: the live line moves no cursor.
     assert "\x1b" not in plain
     assert not any("done" in part for part in redraws)  # nothing is drawn after the last line
+
+
+def test_eval_on_a_suite_file_that_is_not_there_says_the_file_is_missing():
+    out = cli_in_process("eval", str(RULES / "a2c.py"), "--suite", "missing/suite.yaml")
+    assert out.returncode == 2
+    assert "no suite file missing/suite.yaml: it does not exist" in out.stderr
