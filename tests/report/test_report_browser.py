@@ -6,6 +6,7 @@ Playwright is not installed (``apt-get install chromium``, ``pip install -e .[br
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
@@ -120,7 +121,7 @@ def test_every_view_renders_and_hash_links_work_from_file(watched, report_url, h
         page.goto(report_url + fragment)
         assert page.locator(selector).first.is_visible(), fragment
         if fragment == "#progress":  # best, QD score, coverage (a flat line has no height, so is not "visible")
-            assert page.locator("svg.chart polyline").count() == 3
+            assert page.locator("figure:not(#islands) svg.chart polyline").count() == 3
     page.goto(report_url + f"#lineage/{hostile_id}")
     assert page.locator("#lineage .node").count() >= 2  # the program and its seed parent
     page.locator("#lineage .node a").nth(1).click()
@@ -344,3 +345,34 @@ def test_unchanged_live_polls_are_not_failed_requests(watched, hostile, tmp_path
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def test_progress_shows_every_program_and_each_islands_best(watched, staged):
+    url, db, _, _ = staged
+    conn = sqlite3.connect(db)
+    scored = conn.execute("SELECT COUNT(*) FROM programs WHERE score IS NOT NULL AND eval_seq IS NOT NULL")\
+        .fetchone()[0]
+    islands = json.loads(conn.execute("SELECT config FROM campaigns").fetchone()[0])["archive"]["islands"]
+    best = conn.execute("SELECT id FROM programs WHERE score IS NOT NULL AND eval_seq IS NOT NULL "
+                        "ORDER BY score DESC, id LIMIT 1").fetchone()[0]
+    conn.close()
+    page = watched.page
+    page.goto(url + "#progress")
+    assert page.locator("#scatter a.dot-link circle").count() == scored
+    assert page.locator("#islands polyline, #islands circle").count() == islands
+    page.locator(f'#scatter a.dot-link[href="#program/{best}"]').click()
+    assert page.url.endswith(f"#program/{best}")
+
+
+def test_diff_against_any_program(watched, staged):
+    url, db, hostile_id, cases = staged
+    page = watched.page
+    page.goto(url + f"#program/{hostile_id}")
+    page.fill("#against", str(cases["other"]))
+    page.press("#against", "Enter")
+    assert page.locator("main h3").nth(1).text_content().startswith(f"Change from #{cases['other']}")
+    rows = page.locator("#diff tr.add, #diff tr.del").count()
+    assert rows > 1  # more than the one comment line that separates it from its parent
+    page.fill("#against", "")
+    page.press("#against", "Enter")
+    assert page.locator("#diff tr.add").count() == 1 and page.locator("#diff tr.del").count() == 0

@@ -13,7 +13,7 @@
   let byId = new Map();
   let children = new Map();
   let campaignId = null;
-  const ui = { island: 'best', sort: 'score', outcome: '', compare: null, seeds: true, program: null, query: '', dir: -1 }; // view settings that survive live refreshes
+  const ui = { island: 'best', sort: 'score', outcome: '', compare: null, against: null, seeds: true, program: null, query: '', dir: -1 }; // view settings that survive live refreshes
 
   // -- helpers ---------------------------------------------------------------------------------
 
@@ -137,9 +137,10 @@
   }
 
   // series: [{points: [[x, y]], cls, label, band?: [[x, lo, hi]], runs?: [[[x, y]]]}], vlines: [{x, label}]
-  function lineChart({ series, xlabel, ylabel, vlines = [], width = 560, height = 260, yPercent = false }) {
+  // dots: [{x, y, cls, label, href}], one linked circle each (a scatter of programs).
+  function lineChart({ series, xlabel, ylabel, vlines = [], dots = [], width = 560, height = 260, yPercent = false }) {
     const m = { l: 58, r: 12, t: 12, b: 40 };
-    const pts = series.flatMap(extentPoints).filter((p) => p[1] !== null && p[1] !== undefined);
+    const pts = series.flatMap(extentPoints).concat(dots.map((d) => [d.x, d.y])).filter((p) => p[1] !== null && p[1] !== undefined);
     const root = svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img' });
     if (!pts.length) {
       root.append(svg('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'muted' }, 'no data'));
@@ -176,6 +177,10 @@
     for (const s of series) if (s.band) drawBand(root, s, X, Y);
     for (const s of series) (s.runs || []).forEach((r, k) => drawLine(root, r, `line seed ${s.cls}`, `${s.label} seed ${k + 1}`, X, Y));
     for (const s of series) drawLine(root, s.points, `line ${s.cls}`, s.label, X, Y);
+    for (const d of dots) {
+      root.append(svg('a', { href: d.href, class: 'dot-link' },
+        svg('circle', { cx: X(d.x).toFixed(1), cy: Y(d.y).toFixed(1), r: 4, class: `dot ${d.cls}` }, svg('title', {}, d.label))));
+    }
     return root;
   }
 
@@ -496,7 +501,7 @@
     return p ? remember(p) : p;
   }
   function remember(p) {
-    if (p.id !== ui.program) ui.compare = null; // another program: compare with its own parent and the best
+    if (p.id !== ui.program) { ui.compare = null; ui.against = null; } // another program: its own parent and the best
     ui.program = p.id;
     campaignId = p.campaign_id;
     return p;
@@ -546,19 +551,27 @@
           el('td', { class: 'num' }, fmt(t.mean_return, 1)), el('td', { class: 'num' }, fmt(t.normalized)),
           el('td', { class: 'num' }, t.ci ? `[${fmt(t.ci[0], 2)}, ${fmt(t.ci[1], 2)}]` : '–'), el('td', { class: 'num' }, fmt(t.auc)))))));
     }
-    if (parent) {
-      const rows = diffLines(lines(parent.source), lines(p.source));
-      const added = rows.filter((r) => r.op === '+').length;
-      const removed = rows.filter((r) => r.op === '-').length;
-      const delta = p.score !== null && parent.score !== null ? p.score - parent.score : null;
-      parts.push(el('h3', {}, 'Change from parent ', programLink(parent.id), el('span', { class: 'muted' },
-        ` +${added} −${removed} lines${delta !== null ? ` · score ${signed(delta)}` : ''}`)),
-      added + removed ? diffTable(rows) : el('p', { class: 'muted', id: 'diff' }, 'same text as the parent'));
-    } else {
-      parts.push(el('h3', {}, 'Change from parent'), el('p', { class: 'muted', id: 'diff' }, p.parent_id ? `parent #${p.parent_id} is not in this archive` : 'a seed: no parent'));
-    }
-    parts.push(el('h3', {}, 'Code'), codeBlock(p.source));
+    parts.push(...diffSection(p, parent), el('h3', {}, 'Code'), codeBlock(p.source));
     return parts;
+  }
+
+  // The diff against the parent, or against any program the reader names (ui.against).
+  function diffSection(p, parent) {
+    const base = byId.get(ui.against) || parent;
+    const input = el('input', { id: 'against', type: 'text', size: 6, placeholder: '#id', value: base ? base.id : '', 'aria-label': 'diff against program' });
+    input.addEventListener('change', (e) => { const m = e.target.value.match(/\d+/); ui.against = m ? Number(m[0]) : null; render(); });
+    const chooser = el('label', { class: 'muted against' }, ' · diff against #', input);
+    const what = base && base === parent ? 'parent ' : '';
+    if (!base) {
+      return [el('h3', {}, 'Change from parent', chooser), el('p', { class: 'muted', id: 'diff' }, p.parent_id ? `parent #${p.parent_id} is not in this archive` : 'a seed: no parent')];
+    }
+    const rows = diffLines(lines(base.source), lines(p.source));
+    const added = rows.filter((r) => r.op === '+').length;
+    const removed = rows.filter((r) => r.op === '-').length;
+    const delta = p.score !== null && base.score !== null ? p.score - base.score : null;
+    return [el('h3', {}, `Change from ${what}`, programLink(base.id), el('span', { class: 'muted' },
+      ` +${added} −${removed} lines${delta !== null ? ` · score ${signed(delta)}` : ''}`), chooser),
+    added + removed ? diffTable(rows) : el('p', { class: 'muted', id: 'diff' }, `same text as ${what}#${base.id}`)];
   }
 
   // What the evaluation cost: wall-clock and CPU time, and the peak memory of its jobs.
@@ -651,6 +664,33 @@
     return parts.concat(grid);
   }
 
+  // Programs in the order they were evaluated (seeds, on no island, belong to every island).
+  function evaluated(c) {
+    return programsOf(c).filter((p) => p.score !== null && p.eval_seq !== null).sort((a, b) => a.eval_seq - b.eval_seq);
+  }
+  const islandClass = (i) => (i === null ? 'seed-dot' : `o${i % 4}`);
+
+  // Every scored program by when it was evaluated (OpenEvolve's view); a dot opens the program.
+  function scatterChart(c) {
+    const dots = evaluated(c).map((p) => ({ x: p.eval_seq, y: p.score, cls: islandClass(p.island), href: `#program/${p.id}`,
+      label: `#${p.id} · ${fmt(p.score)} · ${p.island === null ? 'seed' : `island ${p.island}`} · ${p.operator}` }));
+    return el('figure', { id: 'scatter' }, el('figcaption', {}, 'score of every program, by evaluation (colour: island)'),
+      lineChart({ series: [], dots, xlabel: 'evaluation', ylabel: 'score', width: chartWidth(520), height: 230 }),
+      legend([{ cls: 'seed-dot', label: 'seed' }].concat([...Array(c.grid.islands).keys()].map((i) => ({ cls: islandClass(i), label: `island ${i}` })))));
+  }
+
+  // The best score found so far on each island; seeds count on every island.
+  function islandChart(c) {
+    const series = [...Array(c.grid.islands).keys()].map((i) => {
+      let best = null;
+      const points = evaluated(c).filter((p) => p.island === null || p.island === i)
+        .map((p) => { best = best === null ? p.score : Math.max(best, p.score); return [p.eval_seq, best]; });
+      return { cls: islandClass(i), label: `island ${i}`, points };
+    });
+    return el('figure', { id: 'islands' }, el('figcaption', {}, 'best score per island'),
+      lineChart({ series, xlabel: 'evaluation', ylabel: 'best score', width: chartWidth(520), height: 230 }), legend(series));
+  }
+
   function progressView() {
     const c = campaign();
     const events = c.events;
@@ -666,7 +706,8 @@
         c.duplicates && !('duplicate' in c.counts) ? `${c.duplicates} duplicates · ` : '',
         last && last.evals_per_hour ? `${fmt(last.evals_per_hour, 0)} evaluations/hour · ` : '', `last event ${last ? last.time.replace('T', ' ').slice(0, 19) : '–'}`,
         migrations.length ? ' · dashed lines: migrations' : ''),
-      el('div', { class: 'charts' }, chart('best', 'best score'), chart('qd_score', 'QD score'), chart('coverage', 'coverage', { percent: true, ylabel: 'cells filled' }))];
+      el('div', { class: 'charts' }, chart('best', 'best score'), chart('qd_score', 'QD score'), chart('coverage', 'coverage', { percent: true, ylabel: 'cells filled' }),
+        scatterChart(c), islandChart(c))];
   }
 
   // -- routing ---------------------------------------------------------------------------------
