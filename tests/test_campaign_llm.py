@@ -12,7 +12,7 @@ import sqlite3
 import time
 
 import pytest
-from conftest import campaign_config
+from conftest import campaign_config, cli_in_process
 from fake_openai import FakeOpenAI, Reply
 
 from evosearch.campaign import Campaign
@@ -193,6 +193,11 @@ def test_the_models_get_their_share_of_the_proposals(tmp_path):
     assert state["llm_share"] == pytest.approx(mix["llm"] / total) == summary.llm_share
     llm_programs = rows(tmp_path / "s.db", "SELECT COUNT(*) AS n FROM programs WHERE operator = 'llm'")[0]["n"]
     assert llm_programs == mix["llm"]
+    shown = cli_in_process("status", "--db", str(tmp_path / "s.db"))
+    assert f"LLM share: {100 * mix['llm'] / total:.0f}% of proposals ({mix['llm']} of {total}); target 50%" \
+        in shown.stdout, shown.stdout
+    listed = json.loads(cli_in_process("status", "--db", str(tmp_path / "s.db"), "--json").stdout)[0]
+    assert (listed["llm_share_target"], listed["proposal_mix"]) == (0.5, mix)
 
 
 def test_a_share_of_0_never_asks_the_model(tmp_path):

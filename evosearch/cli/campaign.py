@@ -145,6 +145,17 @@ def _refuse_keys_in_weak_mode(config, mode) -> None:
 # -- status --------------------------------------------------------------------------------------
 
 
+def _llm_share(config: dict, state: dict) -> dict:
+    """The share of proposals the campaign's language models made, beside the configured target.
+
+    None where no model is configured (the share means nothing there) or no proposal was made yet.
+    """
+    llm = config.get("llm") or {}
+    target = llm.get("share") if llm.get("models") else None
+    return {"llm_share_target": target, "llm_share": state.get("llm_share") if target is not None else None,
+            "proposal_mix": state.get("proposal_mix", {}) if target is not None else {}}
+
+
 @click.command("status")
 @db_option
 @output_options(json_help="one array, an object per campaign.",
@@ -169,6 +180,7 @@ def status_command(db: Path | None, output: str) -> None:
             "outcomes": counts, "duplicates": state.get("duplicates", 0),
             "evals_per_hour": last["evals_per_hour"] if last else None, "updated": c["updated"],
             "llm_spend": archive.llm_spend(c["id"]), "llm_cost_cap": (config.get("llm") or {}).get("cost_cap"),
+            **_llm_share(config, state),
         })
 
     def table(rows: list[dict]) -> None:
@@ -182,6 +194,11 @@ def status_command(db: Path | None, output: str) -> None:
                  f" ({r['pending']} pending)  best {score(r['best'])}  QD {score(r['qd_score'])}  coverage "
                  f"{100 * r['coverage']:.1f}% ({r['cells']}/{r['grid_cells']} cells, {r['islands']} islands)"
                  f"  rate {rate}\n  outcomes: {outcomes or '-'}; updated {r['updated']}")
+            if r["llm_share_target"] is not None:
+                mix = r["proposal_mix"]
+                realised = (f"{100 * r['llm_share']:.0f}% of proposals ({mix.get('llm', 0)} of "
+                            f"{mix.get('llm', 0) + mix.get('offline', 0)})" if r["llm_share"] is not None else "-")
+                echo(f"  LLM share: {realised}; target {100 * r['llm_share_target']:.0f}%")
             if r["llm_spend"]:
                 cap = f" of ${r['llm_cost_cap']:.2f}" if r["llm_cost_cap"] is not None else ""
                 echo(f"  LLM spend ${sum(r['llm_spend'].values()):.4f}{cap}: "
