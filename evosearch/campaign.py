@@ -125,10 +125,11 @@ class Campaign:
     """One campaign in one database: ``run()`` starts it or resumes it where it stopped."""
 
     def __init__(self, config: CampaignConfig, *, db_path: str | Path | None = None,
-                 evaluator: EvaluatorLike | None = None) -> None:
+                 evaluator: EvaluatorLike | None = None, on_wait: Callable[[str], None] | None = None) -> None:
+        """``on_wait`` is told when another process holds the archive, before the wait for it."""
         self.config = config
         self.db_path = Path(db_path) if db_path else config.db_path()
-        self.archive = Archive(self.db_path)
+        self.archive = Archive(self.db_path, on_wait=on_wait)
         self.grid = grid_from_config(config.archive.descriptors)
         self.operators: dict[str, Operator | DeferredOperator] = dict(
             build_operators(config.operators.enabled, config.operators.gp_seed_genomes, config.kind))

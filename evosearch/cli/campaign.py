@@ -67,7 +67,7 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
             _refuse_keys_in_weak_mode(config, mode)
         device_pool = devices.DevicePool(config.evaluation.device)
         note_database(db or config.db_path())  # an archive it cannot open is named in the one-line error
-        campaign = Campaign(config, db_path=db)
+        campaign = Campaign(config, db_path=db, on_wait=lambda message: click.echo(message, err=True))
     except (ConfigError, sandbox.SandboxUnavailable, devices.DeviceError) as err:
         raise BadInput(str(err)) from err
     try:

@@ -314,3 +314,12 @@ def test_the_wait_for_a_connection_stops_when_the_job_ended_without_one(tmp_path
             listener.accept(30.0, until=time.monotonic() + SHORT_S)
     finally:
         listener.close()
+
+
+def test_a_policy_with_minimal_builtins_may_use_what_numpy_imports_lazily():
+    """``obs.clip`` makes numpy import one of its own modules through the policy's builtins: that must pass."""
+    code = ("import numpy as np\nfrom evosearch.evaluate.referee import load_policy\n"
+            "act = load_policy('import numpy as np\\ndef act(obs):\\n    return (obs.clip(-2, 2)[:, 2] > 0)"
+            ".astype(np.int64)\\n')\nprint(act(np.ones((3, 4))).tolist())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[1, 1, 1]", out.stderr[-2000:]
