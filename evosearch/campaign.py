@@ -421,12 +421,18 @@ class Campaign:
         return [parent, *others[: arity - 1]] if len(others) >= arity - 1 else None
 
     def _store_proposal(self, proposal: Proposal, parents: list[Parent], island: int, sha: str) -> sqlite3.Row:
-        generation = 1 + max((self._generation(p.program_id) for p in parents), default=-1)
+        parent_ids = [p.program_id for p in parents if p.program_id is not None]
+        if not parent_ids and proposal.meta.get("seed_genome"):
+            # A GP seed genome computes what programs/rules/<name>.py does: the seed from that file
+            # is the child's parent, so lineage reaches it.
+            seed_id = self.archive.seed_program(self.campaign_id, f"{proposal.meta['seed_genome']}.py")
+            parent_ids = [seed_id] if seed_id is not None else []
+        generation = 1 + max((self._generation(p) for p in parent_ids), default=-1)
         self.state["proposals"] += 1
         program_id = self.archive.add_pending(self.campaign_id, {
             "kind": self.config.kind, "source": proposal.source, "sha": sha,
-            "parent_id": parents[0].program_id if parents else None,
-            "parent_ids": [p.program_id for p in parents if p.program_id is not None],
+            "parent_id": parent_ids[0] if parent_ids else None,
+            "parent_ids": parent_ids,
             "operator": proposal.operator, "model": proposal.model, "island": island, "generation": generation,
             "genome": proposal.genome, "note": proposal.note[:500],
         }, state=self._state(), llm_calls=proposal.records or None)

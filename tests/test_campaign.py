@@ -279,3 +279,27 @@ def test_a_program_that_fails_the_machine_is_retried_once_then_counted_as_known(
     assert [r["outcome"] for r in seeds] == ["sandbox_failure", "sandbox_failure", "duplicate"]
     fingerprints = {r["fingerprint"] for r in seeds}
     assert len(fingerprints) == 1 and None not in fingerprints  # the failures record what they were
+
+
+class FailsAtOnce:
+    """Every program fails at the smoke stage: the test below looks at what was proposed, not at scores."""
+
+    def evaluate(self, program, skip_if=None):
+        from evosearch.evaluate import EvalResult
+
+        return EvalResult(outcome="candidate_error", stage="smoke", fingerprint=program.sha, error="not trained here")
+
+
+def test_a_gp_child_of_a_seed_genome_has_the_seed_program_as_its_parent(tmp_path):
+    """``gp.new`` mutating the a2c genome: its parent is the campaign's seed a2c.py, so lineage reaches it."""
+    campaign = Campaign(config(parallel=1, operators={"enabled": ["gp.new"], "gp_seed_genomes": ["a2c"]}),
+                        db_path=tmp_path / "g.db", evaluator=FailsAtOnce())
+    campaign.run(max_evals=30)
+    campaign.close()
+    rows = done_rows(tmp_path / "g.db")
+    seed = next(r["id"] for r in rows if r["note"] == "seed a2c.py")
+    children = [r for r in rows if r["note"].startswith("seed a2c mutated by")]
+    assert children, [r["note"] for r in rows]
+    assert all(r["parent_id"] == seed for r in children), [(r["id"], r["parent_id"]) for r in children]
+    random_trees = [r for r in rows if r["note"].startswith("random tree")]
+    assert all(r["parent_id"] is None for r in random_trees)

@@ -140,6 +140,12 @@ class Archive(ArchiveReads):
         return self.conn.execute("SELECT 1 FROM programs WHERE campaign_id = ? AND sha = ?",
                                  (campaign_id, sha)).fetchone() is not None
 
+    def seed_program(self, campaign_id: int, file_name: str) -> int | None:
+        """The id of the campaign's seed program read from ``file_name`` (its note says so), if any."""
+        row = self.conn.execute("SELECT id FROM programs WHERE campaign_id = ? AND note = ? ORDER BY id LIMIT 1",
+                                (campaign_id, f"seed {file_name}")).fetchone()
+        return int(row[0]) if row else None
+
     def add_pending(self, campaign_id: int, program: dict, state: dict | None = None,
                     llm_calls: list[dict] | None = None) -> int:
         """Store a proposed program as ``pending``, with the campaign state and the LLM calls that produced it."""

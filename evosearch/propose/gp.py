@@ -320,6 +320,7 @@ class GpNew:
 
     def propose(self, parents: list[Parent], rng: random.Random) -> Proposal:
         with seeded_from(rng):
+            seed = None
             if self.seed_genomes and random.random() < self.seed_probability:
                 seed = random.choice(sorted(self.seed_genomes))
                 tree, kind = mutate(parse(SEED_GENOMES[seed]))
@@ -327,7 +328,10 @@ class GpNew:
             else:
                 tree = random_tree()
                 note = f"random tree of height {tree.height}"
-        return _proposal(tree, self.name, [], note)
+        proposal = _proposal(tree, self.name, [], note)
+        if seed is not None:  # the campaign links it to the seed program this genome computes, if it has one
+            proposal.meta["seed_genome"] = seed
+        return proposal
 
 
 @dataclass
