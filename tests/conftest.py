@@ -6,10 +6,13 @@ import atexit
 import glob
 import importlib.util
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 
@@ -202,3 +205,33 @@ def hostile(finished, tmp_path_factory):
 
     db = copy_db(finished[0], tmp_path_factory.mktemp("report") / "hostile.db")
     return db, add_hostile_program(db)
+
+
+def on_a_terminal(*args: str, timeout: float = 180) -> str:
+    """``python -m evosearch.cli ARGS`` with a pty as its terminal (stdin, stdout, stderr): all it wrote."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
+    proc = subprocess.Popen([sys.executable, "-m", "evosearch.cli", *args], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, cwd=ROOT)
+    os.close(slave)
+    chunks, deadline = [], time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # EIO: every process holding the terminal has closed it
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+    return b"".join(chunks).decode("utf-8", "replace")

@@ -7,15 +7,9 @@ while training or playing, the task and its seeds; ``--json`` keeps stdout to th
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
-import subprocess
-import sys
-import time
 
-from conftest import ROOT, RULES, TINY_SUITE, cli_in_process
+from conftest import ROOT, RULES, TINY_SUITE, cli_in_process, on_a_terminal
 
 POLICY_SUITE = str(ROOT / "tests" / "data" / "policy_tiny.yaml")
 LINE = re.compile(r"^\[\d+:\d\d:\d\d\] (static|smoke|hurdle|full|held-out|done): \S")
@@ -53,33 +47,6 @@ def test_a_policy_reports_the_task_it_plays():
     assert "full: CartPole-v1 done" in proc.stderr
 
 
-def on_a_terminal(*args: str, timeout: float = 180) -> str:
-    """``python -m evosearch.cli ARGS`` with a pty as stdin, stdout and stderr: all it wrote."""
-    master, slave = pty.openpty()
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "evosearch.cli", *args], stdin=slave, stdout=slave, stderr=slave,
-                            env=env, cwd=ROOT)
-    os.close(slave)
-    chunks, deadline = [], time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if not select.select([master], [], [], 1.0)[0]:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                data = os.read(master, 1 << 16)
-            except OSError:  # EIO: every process holding the terminal has closed it
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def test_a_terminal_gets_a_live_line_of_what_runs_drawn_without_escapes():

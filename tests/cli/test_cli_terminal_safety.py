@@ -13,18 +13,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import pty
 import re
-import select
 import subprocess
 import sys
-import time
 import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY_SUITE
+from conftest import ROOT, TINY_SUITE, on_a_terminal
 from report_helpers import copy_db
 
 HOSTILE_RULE = ROOT / "tests" / "sandbox" / "hostile" / "terminal_escapes.py"
@@ -53,34 +49,6 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["evosearch", *args], result.exit_code, result.stdout, result.stderr)
 
 
-def on_a_terminal(*args: str, timeout: float = 180) -> str:
-    """``python -m evosearch.cli ARGS`` with a pty as its terminal (stdin, stdout, stderr): all it wrote."""
-    master, slave = pty.openpty()
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "evosearch.cli", *args], stdin=slave, stdout=slave, stderr=slave,
-                            env=env, cwd=ROOT)
-    os.close(slave)
-    chunks, deadline = [], time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1.0)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                data = os.read(master, 1 << 16)
-            except OSError:  # EIO: every process holding the terminal has closed it
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 # -- evosearch eval ----------------------------------------------------------------------------------
