@@ -86,7 +86,13 @@ def _open_writable(path: Path, timeout: float, on_wait: Callable[[str], None] | 
         _set_busy_timeout(conn, seconds)
         _check_archive(conn, path, allow_empty=True)
         conn.execute("PRAGMA journal_mode = WAL")  # readers never wait for the campaign, nor it for them
-        return migrate(conn)
+        version = migrate(conn)
+        # A writer that is up to date may not need a lock yet, and would then meet another
+        # process's at its first write, waiting there in silence: take the write lock once now,
+        # so a held file is reported (and waited for) here.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return version
 
     try:
         version = _patiently(path, timeout, on_wait, prepare)

@@ -141,8 +141,9 @@ def test_run_refuses_an_archive_another_process_holds(unchanged, short_waits):
     holder = held(unchanged / "archive.db", readers_too=False)
     try:
         config = run_config(unchanged)
-        refused(cli_in_process("run", str(config), "--db", str(unchanged / "archive.db")),
-                "archive.db", "locked by another process")
+        proc = cli_in_process("run", str(config), "--db", str(unchanged / "archive.db"))
+        assert "is locked by another process; waiting" in proc.stderr, proc.stderr  # said before the wait
+        refused(proc, "archive.db", "locked by another process")
     finally:
         holder.close()
     config.unlink()
