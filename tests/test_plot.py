@@ -51,48 +51,44 @@ def test_bad_programs_are_one_error_line(finished, tmp_path, programs, message):
     assert not (tmp_path / "f").exists()
 
 
-def test_the_best_and_the_seeds_are_chosen_by_default(finished):
-    db, summary = finished
-    archive = Archive(db)
-    try:
-        chosen = plot.choose_programs(archive, summary.campaign_id)
-        seeds = [int(r["id"]) for r in archive.programs_of(summary.campaign_id) if r["operator"] == "seed"]
-        assert [c.id for c in chosen] == [summary.best_program, *[s for s in seeds if s != summary.best_program]]
-        assert all(c.seed == (c.id in seeds) for c in chosen)
-        named = plot.choose_programs(archive, summary.campaign_id, [seeds[-1]])
-        assert [c.id for c in named] == [seeds[-1], *seeds[:-1]]
-    finally:
-        archive.close()
+@pytest.fixture
+def archive(finished):
+    """The finished campaign's archive, open for one test and closed after it."""
+    archive = Archive(finished[0])
+    yield archive
+    archive.close()
 
 
-def test_curves_keep_every_seed(finished):
-    db, summary = finished
-    archive = Archive(db)
-    try:
-        curves = plot.learning_curves(archive, summary.campaign_id, [summary.best_program])
-        rows = [r for r in archive.evaluations(summary.best_program) if r["curve"]]
-        got = {(tc.task, tc.held_out): len(tc.seeds) for tc in curves[summary.best_program]}
-        want: dict = {}
-        for r in rows:
-            want[(r["task"], bool(r["held_out"]))] = want.get((r["task"], bool(r["held_out"])), 0) + 1
-        assert got == want and sum(want.values()) > 1
-    finally:
-        archive.close()
+def test_the_best_and_the_seeds_are_chosen_by_default(finished, archive):
+    _, summary = finished
+    chosen = plot.choose_programs(archive, summary.campaign_id)
+    seeds = [int(r["id"]) for r in archive.programs_of(summary.campaign_id) if r["operator"] == "seed"]
+    assert [c.id for c in chosen] == [summary.best_program, *[s for s in seeds if s != summary.best_program]]
+    assert all(c.seed == (c.id in seeds) for c in chosen)
+    named = plot.choose_programs(archive, summary.campaign_id, [seeds[-1]])
+    assert [c.id for c in named] == [seeds[-1], *seeds[:-1]]
 
 
-def test_aggregate_is_the_iqm_and_ci_of_the_seed_scores(finished):
-    db, summary = finished
-    archive = Archive(db)
-    try:
-        chosen = plot.choose_programs(archive, summary.campaign_id)
-        rows = plot.aggregate(archive, chosen)
-        best = rows[0]
-        scores = plot.seed_scores(archive, summary.best_program)
-        training = [r for r in archive.evaluations(summary.best_program) if not r["held_out"]]
-        assert scores.size == len(training)
-        assert best["iqm"] == pytest.approx(stats.iqm(scores))
-        assert best["ci"] == pytest.approx(stats.stratified_bootstrap_ci(scores))
-        assert best["ci"][0] <= best["iqm"] <= best["ci"][1]
-        assert np.isfinite([r["iqm"] for r in rows]).all()
-    finally:
-        archive.close()
+def test_curves_keep_every_seed(finished, archive):
+    _, summary = finished
+    curves = plot.learning_curves(archive, summary.campaign_id, [summary.best_program])
+    rows = [r for r in archive.evaluations(summary.best_program) if r["curve"]]
+    got = {(tc.task, tc.held_out): len(tc.seeds) for tc in curves[summary.best_program]}
+    want: dict = {}
+    for r in rows:
+        want[(r["task"], bool(r["held_out"]))] = want.get((r["task"], bool(r["held_out"])), 0) + 1
+    assert got == want and sum(want.values()) > 1
+
+
+def test_aggregate_is_the_iqm_and_ci_of_the_seed_scores(finished, archive):
+    _, summary = finished
+    chosen = plot.choose_programs(archive, summary.campaign_id)
+    rows = plot.aggregate(archive, chosen)
+    best = rows[0]
+    scores = plot.seed_scores(archive, summary.best_program)
+    training = [r for r in archive.evaluations(summary.best_program) if not r["held_out"]]
+    assert scores.size == len(training)
+    assert best["iqm"] == pytest.approx(stats.iqm(scores))
+    assert best["ci"] == pytest.approx(stats.stratified_bootstrap_ci(scores))
+    assert best["ci"][0] <= best["iqm"] <= best["ci"][1]
+    assert np.isfinite([r["iqm"] for r in rows]).all()
