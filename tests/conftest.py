@@ -185,6 +185,15 @@ def campaign_config(name: str = "t", **overrides):
     return config_from_dict(raw)
 
 
+class FailsAtOnce:
+    """Every program fails at the smoke stage: for tests of what was proposed, not of what scored."""
+
+    def evaluate(self, program, skip_if=None):
+        from evosearch.evaluate import EvalResult
+
+        return EvalResult(outcome="candidate_error", stage="smoke", fingerprint=program.sha, error="not trained here")
+
+
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory):
     """One finished campaign, shared by the tests that only read it."""

@@ -6,6 +6,10 @@ import hashlib
 import json
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evosearch.evaluate.result import EvalResult
 
 HOSTILE = "</script><script>alert(1)</script>"
 # Also what JSON-in-HTML gets wrong most often: '&', a line separator (a line end to old JS parsers), a comment.
@@ -106,3 +110,15 @@ def stage_report_cases(db: Path, hostile_id: int) -> dict:
         return {"curved": seeded, "task": task, "checkpoints": len(steps), "seeds": len(seeds), "other": other}
     finally:
         conn.close()
+
+
+def finished_result(score: float) -> EvalResult:
+    """An ok result on one task with two seeds' learning curves, as the evaluator would record it."""
+    from evosearch.evaluate.result import EvalResult, TaskResult
+
+    task = TaskResult(env_id="CartPole-v1", returns=[100.0, 120.0], normalized=[score - 0.1, score + 0.1],
+                      mean_return=110.0, normalized_mean=score, ci=[score - 0.2, score + 0.2],
+                      curve_steps=[1000, 2000, 3000], curves=[[10.0, 50.0, 100.0], [12.0, 60.0, 120.0]],
+                      auc_per_seed=[0.3, 0.4], auc=0.35, train_wall_s=1.5)
+    return EvalResult(outcome="ok", stage="full", score=score, ci=[score - 0.2, score + 0.2], wall_s=2.0,
+                      suite="quick", iqm=score, auc=0.35, tasks={"CartPole-v1": task})

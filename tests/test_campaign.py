@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RULES, TINY_SUITE
+from conftest import RULES, TINY_SUITE, FailsAtOnce
 from conftest import campaign_config as config
 
 from evosearch.campaign import BudgetReached, Campaign
@@ -279,15 +279,6 @@ def test_a_program_that_fails_the_machine_is_retried_once_then_counted_as_known(
     assert [r["outcome"] for r in seeds] == ["sandbox_failure", "sandbox_failure", "duplicate"]
     fingerprints = {r["fingerprint"] for r in seeds}
     assert len(fingerprints) == 1 and None not in fingerprints  # the failures record what they were
-
-
-class FailsAtOnce:
-    """Every program fails at the smoke stage: the test below looks at what was proposed, not at scores."""
-
-    def evaluate(self, program, skip_if=None):
-        from evosearch.evaluate import EvalResult
-
-        return EvalResult(outcome="candidate_error", stage="smoke", fingerprint=program.sha, error="not trained here")
 
 
 def test_a_gp_child_of_a_seed_genome_has_the_seed_program_as_its_parent(tmp_path):

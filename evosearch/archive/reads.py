@@ -106,6 +106,17 @@ class ArchiveReads:
         return self.conn.execute("SELECT * FROM programs WHERE campaign_id = ? ORDER BY id",
                                  (campaign_id,)).fetchall()
 
+    def programs_changed(self, campaign_id: int, after_id: int, after_seq: int) -> list[sqlite3.Row]:
+        """The campaign's programs added after ``after_id`` or evaluated after ``after_seq``, every column, by id.
+
+        A program row changes twice in its life: when it is proposed (a new, higher id) and when
+        its result is recorded (the campaign's next ``eval_seq``). So these are exactly the rows a
+        reader who held ids up to ``after_id`` and results up to ``after_seq`` has not seen.
+        """
+        return self.conn.execute(
+            "SELECT * FROM programs WHERE campaign_id = ? AND (id > ? OR eval_seq > ?) ORDER BY id",
+            (campaign_id, after_id, after_seq)).fetchall()
+
     def results_in_order(self, campaign_id: int) -> list[sqlite3.Row]:
         """Evaluated programs in the order their results were recorded: id, island, outcome, score, descriptors."""
         return self.conn.execute(
@@ -129,15 +140,18 @@ class ArchiveReads:
                                 "ORDER BY score DESC, id LIMIT 1", (campaign_id,)).fetchone()
         return int(row["id"]) if row is not None else None
 
-    def learning_curves(self, campaign_id: int) -> list[sqlite3.Row]:
+    def learning_curves(self, campaign_id: int, *, evaluated_after: int = 0) -> list[sqlite3.Row]:
         """Per-seed learning curves (program_id, task, held_out, curve as JSON text) of the campaign's programs.
 
         Ordered by program, then held-out flag, task and seed; rows without a curve are left out.
+        ``evaluated_after`` keeps only programs whose result came after that ``eval_seq``.
         """
+        newer = " AND p.eval_seq > ?" if evaluated_after else ""
         return self.conn.execute(
             "SELECT e.program_id, e.task, e.held_out, e.curve FROM evaluations e JOIN programs p ON p.id = e.program_id"
-            " WHERE p.campaign_id = ? AND e.curve IS NOT NULL ORDER BY e.program_id, e.held_out, e.task, e.seed",
-            (campaign_id,)).fetchall()
+            f" WHERE p.campaign_id = ? AND e.curve IS NOT NULL{newer}"
+            " ORDER BY e.program_id, e.held_out, e.task, e.seed",
+            (campaign_id, evaluated_after) if evaluated_after else (campaign_id,)).fetchall()
 
     def task_results(self, campaign_id: int, program_id: int | None = None) -> list[sqlite3.Row]:
         """Per-task results (the ``task_results`` view): one row per program and task, by program, held-out, task.
@@ -190,6 +204,10 @@ class ArchiveReads:
             yield
         finally:
             self.conn.execute("COMMIT")
+
+    def last_program_id(self) -> int:
+        """The highest program id in the archive (0 when it holds none)."""
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM programs").fetchone()[0]
 
     def change_marks(self) -> tuple[Any, ...]:
         """Values of which one moves with every write a reader can see.

@@ -355,12 +355,13 @@ class Archive(ArchiveReads):
         return self.conn.execute("SELECT * FROM events WHERE campaign_id = ? ORDER BY id DESC LIMIT 1",
                                  (campaign_id,)).fetchone()
 
-    def events(self, campaign_id: int, kind: str | None = None) -> list[sqlite3.Row]:
+    def events(self, campaign_id: int, kind: str | None = None, *, after: int = 0) -> list[sqlite3.Row]:
+        """The campaign's events in order; ``kind`` keeps one kind, ``after`` only those with a higher id."""
         if kind is None:
-            return self.conn.execute("SELECT * FROM events WHERE campaign_id = ? ORDER BY id",
-                                     (campaign_id,)).fetchall()
-        return self.conn.execute("SELECT * FROM events WHERE campaign_id = ? AND kind = ? ORDER BY id",
-                                 (campaign_id, kind)).fetchall()
+            return self.conn.execute("SELECT * FROM events WHERE campaign_id = ? AND id > ? ORDER BY id",
+                                     (campaign_id, after)).fetchall()
+        return self.conn.execute("SELECT * FROM events WHERE campaign_id = ? AND kind = ? AND id > ? ORDER BY id",
+                                 (campaign_id, kind, after)).fetchall()
 
     # -- listings ------------------------------------------------------------------------------
 

@@ -4,6 +4,11 @@ The page is a static file that must work without a server, so it gets the whole 
 displays up front, as data (never as markup). One read transaction gives a consistent snapshot
 even while a campaign is writing to the same WAL-mode database. What is left out on purpose:
 LLM endpoints and prompts (a shared report should not carry them), GP genomes, the RNG state.
+
+A served page that watches a campaign asks for a *delta* instead: it says what it holds
+(:class:`Held`) and gets the programs, curves and events it lacks, with every campaign's small
+summary (counts, cells, statistics) in full. A program row changes only when it is proposed and
+when its result is recorded, so "ids above N or results after sequence M" is exact.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import datetime
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from evosearch.archive.descriptors import DESCRIPTORS, grid_from_config
@@ -19,6 +26,66 @@ from evosearch.archive.store import Archive, dumps
 from evosearch.fmt import finite
 
 REPORT_FORMAT = 2  # bump when the shape of the dict changes; the page checks it
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a live page already holds, so that a refresh sends only what it lacks.
+
+    ``created`` names each campaign by its creation time: a page left open on an archive that was
+    since replaced by another file (same ids, different campaigns) gets the whole data again.
+    """
+
+    program_id: int = 0  # the highest program id the page holds
+    eval_seqs: Mapping[int, int] = field(default_factory=dict)  # campaign id -> highest eval_seq held
+    event_ids: Mapping[int, int] = field(default_factory=dict)  # campaign id -> highest event id held
+    created: Mapping[int, str] = field(default_factory=dict)  # campaign id -> its creation time
+
+    @classmethod
+    def parse(cls, text: str) -> Held:
+        """Read the page's ``since`` parameter; ValueError names what is malformed."""
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"since is not JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ValueError("since must be a JSON object")
+        program_id = raw.get("program_id", 0)
+        if not isinstance(program_id, int) or isinstance(program_id, bool) or program_id < 0:
+            raise ValueError("since.program_id must be a non-negative integer")
+        return cls(program_id=program_id, eval_seqs=_per_campaign(raw, "eval_seqs", int),
+                   event_ids=_per_campaign(raw, "event_ids", int), created=_per_campaign(raw, "created", str))
+
+    @classmethod
+    def of(cls, data: dict) -> Held:
+        """What a page that shows ``data`` holds: the same summary the page's script sends."""
+        eval_seqs: dict[int, int] = {}
+        for p in data["programs"]:
+            eval_seqs[p["campaign_id"]] = max(eval_seqs.get(p["campaign_id"], 0), p["eval_seq"] or 0)
+        return cls(program_id=max((p["id"] for p in data["programs"]), default=0), eval_seqs=eval_seqs,
+                   event_ids={c["id"]: max((e["id"] for e in c["events"]), default=0) for c in data["campaigns"]},
+                   created={c["id"]: c["created"] for c in data["campaigns"]})
+
+    def to_json(self) -> str:
+        return json.dumps({"program_id": self.program_id, "eval_seqs": dict(self.eval_seqs),
+                           "event_ids": dict(self.event_ids), "created": dict(self.created)})
+
+    def matches(self, campaigns: list[Any], last_program_id: int) -> bool:
+        """Whether a delta against this archive state makes sense: the same campaigns, no ids from the future."""
+        known = {row["id"]: row["created"] for row in campaigns}
+        return self.program_id <= last_program_id and all(known.get(cid) == when for cid, when in self.created.items())
+
+
+def _per_campaign(raw: dict, key: str, kind: type) -> dict[int, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"since.{key} must map campaign ids to values")
+    out: dict[int, Any] = {}
+    for cid, v in value.items():
+        if not str(cid).isdigit() or not isinstance(v, kind) or isinstance(v, bool):
+            raise ValueError(f"since.{key}[{cid!r}] must be a {kind.__name__} for a campaign id")
+        out[int(cid)] = v
+    return out
 
 
 def _loads(text: str | None, default: Any = None) -> Any:
@@ -124,10 +191,11 @@ def _curve_entry(task: str, held_out: int, curves: list[list], known: Any) -> di
             "steps": steps, "trimmed_step": trimmed}
 
 
-def _curves(archive: Archive, campaign_id: int, steps: dict[int, dict[str, list]]) -> dict[str, list[dict]]:
+def _curves(archive: Archive, campaign_id: int, steps: dict[int, dict[str, list]],
+            evaluated_after: int = 0) -> dict[str, list[dict]]:
     """Program id (as a JSON key) -> per-task learning curves: each seed's, and the mean over seeds."""
     per: dict[tuple[int, str, int], list] = defaultdict(list)
-    for r in archive.learning_curves(campaign_id):
+    for r in archive.learning_curves(campaign_id, evaluated_after=evaluated_after):
         curve = _loads(r["curve"])
         if isinstance(curve, list):
             per[(r["program_id"], r["task"], r["held_out"])].append(curve)
@@ -138,7 +206,8 @@ def _curves(archive: Archive, campaign_id: int, steps: dict[int, dict[str, list]
     return dict(out)
 
 
-def _campaign(archive: Archive, row: Any) -> tuple[dict, list[dict], dict]:
+def _campaign(archive: Archive, row: Any, held: Held | None = None) -> tuple[dict, list[dict], dict]:
+    """The campaign's summary, its programs and their curves; with ``held``, only the programs and events it lacks."""
     config = _loads(row["config"], {}) or {}
     state = _loads(row["state"], {}) or {}
     grid = _grid(config)
@@ -147,10 +216,12 @@ def _campaign(archive: Archive, row: Any) -> tuple[dict, list[dict], dict]:
     cells = [{"island": c["island"], "cell": c["cell"], "coords": _loads(c["coords"], []),
               "program_id": c["program_id"], "score": c["score"], "updated": c["updated"]}
              for c in archive.cells(cid)]
-    events = [{"time": e["time"], "kind": e["kind"], "evaluations": e["evaluations"], "best": e["best"],
-               "qd_score": e["qd_score"], "coverage": e["coverage"], "evals_per_hour": e["evals_per_hour"],
-               "data": _loads(e["data"], {})} for e in archive.events(cid)]
-    rows = archive.programs_of(cid)
+    seen_seq = held.eval_seqs.get(cid, 0) if held else 0
+    events = [{"id": e["id"], "time": e["time"], "kind": e["kind"], "evaluations": e["evaluations"],
+               "best": e["best"], "qd_score": e["qd_score"], "coverage": e["coverage"],
+               "evals_per_hour": e["evals_per_hour"], "data": _loads(e["data"], {})}
+              for e in archive.events(cid, after=held.event_ids.get(cid, 0) if held else 0)]
+    rows = archive.programs_changed(cid, held.program_id, seen_seq) if held else archive.programs_of(cid)
     programs = [_program(p) for p in rows]
     steps: dict[int, dict[str, list]] = {}
     for p in rows:
@@ -167,26 +238,32 @@ def _campaign(archive: Archive, row: Any) -> tuple[dict, list[dict], dict]:
         "duplicates": state.get("duplicates", 0), "llm_spend": archive.llm_spend(cid),
         "cells": cells, "events": events,
     }
-    return campaign, programs, _curves(archive, cid, steps)
+    return campaign, programs, _curves(archive, cid, steps, seen_seq)
 
 
-def build_data(archive: Archive, *, live: bool = False) -> dict:
+def build_data(archive: Archive, *, live: bool = False, held: Held | None = None) -> dict:
     """Everything the page shows, from one consistent snapshot of the archive.
 
     ``live`` tells the page it is served (and may poll ``data.json``); a static report is not.
+    With ``held``, the answer is a delta (``"delta": true``): the programs, curves and events the
+    page lacks, and every campaign's summary in full. A ``held`` that does not fit this archive
+    (another file now, or ids it never had) gets the whole data, marked ``"delta": false``.
     """
     with archive.snapshot():  # one consistent state, however the campaign writes meanwhile
+        rows = archive.campaigns()
+        if held is not None and not held.matches(rows, archive.last_program_id()):
+            held = None
         campaigns, programs, curves = [], [], {}
-        for row in archive.campaigns():
-            campaign, rows, per_program = _campaign(archive, row)
+        for row in rows:
+            campaign, changed, per_program = _campaign(archive, row, held)
             campaigns.append(campaign)
-            programs.extend(rows)
+            programs.extend(changed)
             curves.update(per_program)
         version = _version(archive)
     return {
         "format": REPORT_FORMAT, "database": archive.path.name, "live": live, "version": version,
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "campaigns": campaigns, "programs": programs, "curves": curves,
+        "delta": held is not None, "campaigns": campaigns, "programs": programs, "curves": curves,
     }
 
 

@@ -1,8 +1,11 @@
 """``evosearch serve``: the report's page, live, from a local HTTP server that reads the archive per request.
 
 A campaign keeps writing while someone watches, so the page polls ``/version.json`` (a cheap tag
-that changes with the archive) and fetches ``/data.json``, rebuilt from the database, only when
-the tag has changed (``/data.json`` also answers ``If-None-Match`` with ``304 Not Modified``).
+that changes with the archive) and, only when the tag has changed, fetches
+``/data.json?since=...`` with what it already holds: the answer carries only the programs, curves
+and events it lacks, so a page watching a 10,000-program campaign downloads one new program's
+worth per change, not the archive. Plain ``/data.json`` is the whole data (and answers
+``If-None-Match`` with ``304 Not Modified``).
 
 The server binds 127.0.0.1 by default: an archive holds code and results that should
 not be served to the network by accident. Bound to loopback it also answers only requests whose
@@ -18,10 +21,10 @@ import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from evosearch.archive.store import Archive
-from evosearch.report.data import build_data, data_version, to_json
+from evosearch.report.data import Held, build_data, data_version, to_json
 from evosearch.report.site import asset_files, render_page
 
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -67,7 +70,8 @@ class ReportHandler(BaseHTTPRequestHandler):
         if self.server.loopback and not self._host_allowed():
             self._send(HTTPStatus.FORBIDDEN, b"forbidden: this server answers only to localhost\n", "text/plain")
             return
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
         if path in ("/", "/index.html"):
             archive = self.server.open_archive()
             try:
@@ -76,7 +80,8 @@ class ReportHandler(BaseHTTPRequestHandler):
                 archive.close()
             self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
         elif path == "/data.json":
-            self._data()
+            since = parse_qs(url.query).get("since")
+            self._delta(since[0]) if since else self._data()
         elif path == "/version.json":
             self._version()
         elif path.startswith("/assets/") and path[len("/assets/"):] in self.server.assets:
@@ -96,6 +101,20 @@ class ReportHandler(BaseHTTPRequestHandler):
         finally:
             archive.close()
         self._send(HTTPStatus.OK, body, "application/json", etag=tag)
+
+    def _delta(self, since: str) -> None:
+        """What a page lacks, given what it says it holds (see :class:`Held`); 400 for a malformed ``since``."""
+        try:
+            held = Held.parse(since)
+        except ValueError as exc:
+            self._send(HTTPStatus.BAD_REQUEST, f"bad request: {exc}\n".encode(), "text/plain")
+            return
+        archive = self.server.open_archive()
+        try:
+            body = to_json(build_data(archive, live=True, held=held)).encode()
+        finally:
+            archive.close()
+        self._send(HTTPStatus.OK, body, "application/json")
 
     def _version(self) -> None:
         """The archive's version tag alone, always 200: the page polls this and fetches data.json only on a change.

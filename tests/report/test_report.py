@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from report_helpers import HOSTILE, HOSTILE_NOTE, copy_db, stage_report_cases
+from report_helpers import HOSTILE, HOSTILE_NOTE, copy_db, finished_result, stage_report_cases
 
-from evosearch.archive.store import Archive
+from evosearch.archive.store import Archive, CellEntry
 from evosearch.cli.report import report_command, serve_command
-from evosearch.report.data import build_data, to_json
+from evosearch.report.data import Held, build_data, to_json
 from evosearch.report.server import make_server
 from evosearch.report.site import embed_json, write_report
 
@@ -159,6 +159,78 @@ def test_server_serves_the_page_and_live_data(hostile, tmp_path):
         # A page on another origin that rebinds its name to 127.0.0.1 must not read the archive.
         assert _get(port, "/data.json", {"Host": "attacker.example:80"})[0] == 403
         assert _get(port, "/", {"Host": f"localhost:{port}"})[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def merged(old: dict, delta: dict) -> dict:
+    """What the page's script makes of a delta (app.js ``merge``), written again in Python."""
+    if not delta["delta"]:
+        return delta
+    programs = {p["id"]: p for p in old["programs"]} | {p["id"]: p for p in delta["programs"]}
+    events = {c["id"]: c["events"] for c in old["campaigns"]}
+    campaigns = [{**c, "events": events.get(c["id"], []) + c["events"]} for c in delta["campaigns"]]
+    return {**delta, "programs": sorted(programs.values(), key=lambda p: p["id"]),
+            "curves": {**old["curves"], **delta["curves"]}, "campaigns": campaigns}
+
+
+def test_a_live_refresh_sends_only_what_changed_and_adds_up_to_the_whole(hostile, tmp_path):
+    db = copy_db(hostile[0], tmp_path / "delta.db")
+    archive = Archive(db)
+    try:
+        before = build_data(archive, live=True)
+        cid = before["campaigns"][0]["id"]
+        held = Held.parse(Held.of(before).to_json())  # the page sends it as JSON
+
+        finished = archive.add_pending(cid, {"kind": "rule", "source": "# proposed, then evaluated\n",
+                                             "sha": "d1", "operator": "seed", "island": 0})
+        pending = archive.add_pending(cid, {"kind": "rule", "source": "# still pending\n", "sha": "d2",
+                                            "operator": "seed", "island": 0})
+        state = json.loads(archive.campaigns()[0]["state"])
+        archive.record(cid, finished, finished_result(99.0), descriptors={}, state=state,
+                       cells=[CellEntry(island=0, cell=0, coords=[0, 0])])
+        archive.add_event(cid, "progress", 42, {"best": 99.0, "qd_score": 1.0, "coverage": 0.5}, 100.0)
+
+        delta = build_data(archive, live=True, held=held)
+        after = build_data(archive, live=True)
+    finally:
+        archive.close()
+
+    assert delta["delta"] is True
+    assert [p["id"] for p in delta["programs"]] == [finished, pending]  # nothing the page already had
+    assert list(delta["curves"]) == [str(finished)]
+    assert [e["evaluations"] for e in delta["campaigns"][0]["events"]] == [42]
+    # Its size grows with what changed, not with the archive: none of the programs already held are in it.
+    assert len(to_json(delta)) < len(to_json(after)) - len(to_json(before["programs"]))
+    drop = lambda d: {k: v for k, v in d.items() if k not in ("generated", "delta")}  # noqa: E731
+    assert drop(merged(before, delta)) == drop(after)  # the page ends up with exactly the whole archive
+
+    # Nothing changed since: an empty delta. A page from another archive file: the whole data.
+    again = Held.of(after)
+    archive = Archive(db)
+    try:
+        assert build_data(archive, held=again)["programs"] == []
+        stranger = Held(program_id=again.program_id, created={cid: "1999-01-01T00:00:00"})
+        whole = build_data(archive, held=stranger)
+        future = build_data(archive, held=Held(program_id=again.program_id + 5))
+    finally:
+        archive.close()
+    assert whole["delta"] is False and len(whole["programs"]) == len(after["programs"])
+    assert future["delta"] is False
+
+
+@pytest.mark.parametrize("since", ["not json", "[1]", '{"program_id": -1}', '{"eval_seqs": {"x": 1}}',
+                                   '{"created": {"1": 5}}', '{"program_id": true}'])
+def test_a_malformed_since_is_a_bad_request(hostile, tmp_path, since):
+    server = make_server(hostile[0], port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        from urllib.parse import quote
+        status, _, body = _get(server.server_address[1], f"/data.json?since={quote(since)}")
+        assert status == 400 and body.startswith(b"bad request: since"), body
     finally:
         server.shutdown()
         server.server_close()

@@ -23,9 +23,11 @@ if not Path(CHROMIUM).exists():
     pytest.skip("no Chromium at /usr/bin/chromium (Debian: apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 
-from report_helpers import HOSTILE, HOSTILE_NOTE, copy_db, stage_report_cases  # noqa: E402 (after the skips above)
+from conftest import FailsAtOnce, campaign_config  # noqa: E402 (after the skips above)
+from report_helpers import HOSTILE, HOSTILE_NOTE, copy_db, finished_result, stage_report_cases  # noqa: E402
 
-from evosearch.archive.store import Archive  # noqa: E402
+from evosearch.archive.store import Archive, CellEntry  # noqa: E402
+from evosearch.campaign import Campaign  # noqa: E402
 from evosearch.report.server import make_server  # noqa: E402
 from evosearch.report.site import write_report  # noqa: E402
 
@@ -170,6 +172,45 @@ def test_served_page_refreshes_as_the_archive_grows(watched, hostile, tmp_path):
         archive.close()
         page.wait_for_selector(f'a[href="#program/{new_id}"]', timeout=15_000)  # polled every 3 s
         assert page.get_by_text(f"live {HOSTILE}").is_visible()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_live_refresh_downloads_only_what_changed(watched, hostile, tmp_path):
+    db = copy_db(hostile[0], tmp_path / "delta.db")
+    server = make_server(db, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page = watched.page
+        downloads: list[tuple[str, int]] = []
+        page.on("response", lambda r: downloads.append((r.url, len(r.body()))) if "/data.json" in r.url else None)
+        page.goto(f"{server.url}#programs")
+        page.wait_for_selector("#live.on")
+        whole = len(sqlite3.connect(db).execute("SELECT group_concat(source) FROM programs").fetchone()[0])
+
+        archive = Archive(db)
+        cid = archive.campaigns()[0]["id"]
+        new_id = archive.add_pending(cid, {"kind": "rule", "source": "# arrived while the page was open\n",
+                                           "sha": "delta", "operator": "seed", "island": 0, "note": "delta one"})
+        archive.close()
+        page.wait_for_selector(f'a[href="#program/{new_id}"]', timeout=15_000)  # polled every 3 s
+
+        archive = Archive(db)
+        archive.record(cid, new_id, finished_result(77.0), descriptors={}, cells=[CellEntry(0, 0, [0, 0])],
+                       state=json.loads(archive.campaigns()[0]["state"]))
+        archive.close()
+        page.goto(f"{server.url}#program/{new_id}")
+        page.locator("#view").get_by_text("77.000").first.wait_for(timeout=15_000)
+        page.goto(f"{server.url}#programs")
+        assert page.locator('a[href^="#program/"]').count() > 3  # the programs it had are all still listed
+
+        assert len(downloads) >= 2, downloads
+        for url, size in downloads:
+            assert "since=" in url, url  # never the whole archive again
+            assert size < whole, (url, size, whole)  # smaller than the sources alone
     finally:
         server.shutdown()
         server.server_close()
@@ -376,3 +417,24 @@ def test_diff_against_any_program(watched, staged):
     page.fill("#against", "")
     page.press("#against", "Enter")
     assert page.locator("#diff tr.add").count() == 1 and page.locator("#diff tr.del").count() == 0
+
+
+def test_lineage_of_a_gp_new_child_reaches_the_seed_it_mutated(watched, tmp_path):
+    """``gp.new`` mutating the a2c genome ("seed a2c mutated by ..."): its lineage leads to the seed a2c.py."""
+    db = tmp_path / "gp.db"
+    campaign = Campaign(campaign_config(parallel=1, operators={"enabled": ["gp.new"], "gp_seed_genomes": ["a2c"]}),
+                        db_path=db, evaluator=FailsAtOnce())
+    campaign.run(max_evals=20)
+    campaign.close()
+    conn = sqlite3.connect(db)
+    seed = conn.execute("SELECT id FROM programs WHERE note = 'seed a2c.py'").fetchone()[0]
+    child = conn.execute("SELECT id FROM programs WHERE note LIKE 'seed a2c mutated by%' ORDER BY id").fetchone()
+    conn.close()
+    assert child is not None, "the campaign made no gp.new child of the a2c genome"
+    url = write_report(db, tmp_path / "report").resolve().as_uri()
+    page = watched.page
+    page.goto(f"{url}#lineage/{child[0]}")
+    tree = page.locator("#lineage")
+    tree.wait_for()
+    assert tree.locator(f'a[href="#program/{seed}"]').count() == 1, tree.inner_text()
+    assert "seed a2c.py" in tree.inner_text()

@@ -754,16 +754,47 @@
     live.className = on ? 'on' : 'off';
   }
 
-  // Ask for the archive's version tag (always a 200) and download the data only when it changed.
+  // What the page holds, so the server sends only what it lacks: a program changes when it is
+  // proposed (a new id) and when its result is recorded (its campaign's next eval_seq).
+  function held() {
+    const since = { program_id: 0, eval_seqs: {}, event_ids: {}, created: {} };
+    for (const p of DATA.programs) {
+      since.program_id = Math.max(since.program_id, p.id);
+      since.eval_seqs[p.campaign_id] = Math.max(since.eval_seqs[p.campaign_id] || 0, p.eval_seq || 0);
+    }
+    for (const c of DATA.campaigns) {
+      since.created[c.id] = c.created;
+      since.event_ids[c.id] = c.events.reduce((m, e) => Math.max(m, e.id || 0), 0);
+    }
+    return since;
+  }
+
+  // A delta replaces the programs it carries, adds the new ones and the new events, and brings every
+  // campaign's summary; an answer marked delta: false is the whole archive (another file now).
+  function merge(data) {
+    if (!data.delta) return data;
+    const programs = new Map(DATA.programs.map((p) => [p.id, p]));
+    for (const p of data.programs) programs.set(p.id, p);
+    const eventsBefore = new Map(DATA.campaigns.map((c) => [c.id, c.events]));
+    const campaigns = data.campaigns.map((c) => Object.assign(c, { events: (eventsBefore.get(c.id) || []).concat(c.events) }));
+    return Object.assign(data, {
+      programs: [...programs.values()].sort((a, b) => a.id - b.id),
+      curves: Object.assign({}, DATA.curves, data.curves),
+      campaigns,
+    });
+  }
+
+  // Ask for the archive's version tag (always a 200) and download what changed only when it did.
   function poll() {
     fetch('version.json', { cache: 'no-store' })
       .then((res) => (res.ok ? res.json() : Promise.reject(new Error(res.statusText))))
-      .then((tag) => (tag.version === DATA.version ? null : fetch('data.json', { cache: 'no-store' }).then((res) => (res.ok ? res.json() : null))))
+      .then((tag) => (tag.version === DATA.version ? null
+        : fetch(`data.json?since=${encodeURIComponent(JSON.stringify(held()))}`, { cache: 'no-store' }).then((res) => (res.ok ? res.json() : null))))
       .then((data) => {
         showLive(`live · checked ${new Date().toLocaleTimeString()}`, true);
         if (!data || data.version === DATA.version) return;
         const y = window.scrollY;
-        DATA = data;
+        DATA = merge(data);
         reindex();
         render();
         window.scrollTo(0, y);
