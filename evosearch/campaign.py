@@ -35,6 +35,7 @@ from evosearch.archive.store import Archive, CellEntry, dumps
 from evosearch.campaign_llm import LlmDriver, ShareKeeper
 from evosearch.config import CampaignConfig, ConfigError, resolved_suite
 from evosearch.evaluate import CascadeConfig, EvalResult, Evaluator, SkipIf
+from evosearch.evaluate.result import NOT_THE_PROGRAMS
 from evosearch.program import Program
 from evosearch.propose.bandit import Bandit
 from evosearch.propose.base import DeferredOperator, Operator, Parent, Proposal, ProposalError
@@ -50,6 +51,9 @@ MAX_DUPLICATE_STREAK = 200
 #: How many more times a program that behaves like one that ended in ``sandbox_failure`` is evaluated:
 #: the machine may have failed once, but a program that fails it every time must not take every slot.
 SANDBOX_FAILURE_RETRIES = 1
+#: How many times a program whose evaluation failed outside its code (``sandbox_failure``,
+#: ``infra_error``) goes back to the queue before that outcome is recorded as its result.
+INFRA_RETRIES = 1
 
 
 class EvaluatorLike(Protocol):
@@ -106,6 +110,7 @@ class RunSummary:
     coverage: float
     outcomes: dict[str, int] = field(default_factory=dict)
     llm_share: float | None = None  # of the proposals asked of a model, whole campaign; None without a model
+    paused: bool = False  # evaluations kept failing outside the programs' code: the machine needs a look
 
 
 class BudgetReached(Exception):
@@ -150,6 +155,8 @@ class Campaign:
         self.bandit.weights = self.llm.weights() if self.llm else {}
         self._stop = ""
         self._interrupts = 0
+        self._infra_streak, self._paused = 0, False  # evaluations failed in a row outside the programs' code
+        self._infra_attempts: dict[int, int] = {}  # program id -> such failures this run
         self._run_start = (time.monotonic(), self.state["evaluations"])
 
     # -- opening, state ----------------------------------------------------------------------
@@ -215,6 +222,7 @@ class Campaign:
         self._event("start", {"requeued": requeued, "max_evals": max_evals, "minutes": minutes,
                               "sandbox": mode.summary() if mode is not None else None})
         done_this_run = 0
+        self._infra_streak, self._infra_attempts, self._paused = 0, {}, False  # per run
         self._duplicate_streak = 0  # duplicates do not count as evaluations: a search that only makes them never ends
         in_flight: dict[Future, sqlite3.Row] = {}  # evaluations
         proposing: dict[Future, Pending] = {}  # deferred operators' proposals (a model thinking)
@@ -263,6 +271,10 @@ class Campaign:
                         continue
                     row = in_flight.pop(future)
                     result = future.result()
+                    if result.outcome in NOT_THE_PROGRAMS and not self._record_infra_failure(row, result, queue):
+                        continue  # still pending: evaluated again later in this run, or on resume
+                    if result.outcome not in NOT_THE_PROGRAMS:
+                        self._infra_streak = 0
                     self._tell(row, result)
                     self._duplicate_streak = self._duplicate_streak + 1 if result.outcome == "duplicate" else 0
                     done_this_run += 1
@@ -286,8 +298,8 @@ class Campaign:
             llm_pool.shutdown(wait=False, cancel_futures=True)
         reason = self._stop or ("evaluation budget reached" if max_evals is not None else "done")
         finished_budget = max_evals is not None and self.state["evaluations"] >= max_evals
-        self.archive.set_campaign(self.campaign_id, status="finished" if finished_budget else "stopped",
-                                  state=self._state())
+        status = "paused" if self._paused else "finished" if finished_budget else "stopped"
+        self.archive.set_campaign(self.campaign_id, status=status, state=self._state())
         stats = self._event("stop", {"reason": reason})
         log.info("campaign %r stopped: %s; %d evaluations (%d this run), best %s, QD score %.3f, coverage %.1f%%",
                  self.config.name, reason, self.state["evaluations"], done_this_run, fmt.score(stats["best"]),
@@ -297,7 +309,7 @@ class Campaign:
         best = self.archive.list_programs(self.campaign_id, outcome="ok", order="score", limit=1)
         return RunSummary(self.campaign_id, self.state["evaluations"], done_this_run, reason, stats["best"],
                           int(best[0]["id"]) if best else None, stats["qd_score"], stats["coverage"],
-                          self.archive.counts(self.campaign_id), self.state.get("llm_share"))
+                          self.archive.counts(self.campaign_id), self.state.get("llm_share"), self._paused)
 
     def _install_interrupt_handler(self):
         """First Ctrl-C: stop proposing and finish what is running. Second: abandon it (KeyboardInterrupt)."""
@@ -454,6 +466,43 @@ class Campaign:
             return EvalResult(outcome="sandbox_failure", stage="smoke", error=f"{type(err).__name__}: {err}",
                               output_tail=traceback.format_exc()[-4000:])
 
+    def _record_infra_failure(self, row: sqlite3.Row, result: EvalResult, queue: deque) -> bool:
+        """Whether to record an evaluation that failed outside the program's code as its result.
+
+        Such a failure says nothing about the program, so it goes back to the queue once first;
+        only a second failure is recorded. Several in a row mean the machine is broken (a GPU
+        that will not start, an environment that will not build): the run pauses rather than
+        spend its budget, and the programs it could not evaluate stay pending for a resume.
+        """
+        program_id = int(row["id"])
+        self._infra_streak += 1
+        attempts = self._infra_attempts[program_id] = self._infra_attempts.get(program_id, 0) + 1
+        log.warning("#%d: %s at %s, not the program's doing (%d in a row): %s", program_id, result.outcome,
+                    result.stage, self._infra_streak, result.error[:300])
+        limit = self.config.budget.pause_after_failures
+        if limit and self._infra_streak >= limit:
+            if not self._paused:
+                self._paused = True
+                self._stop = (f"paused: the last {self._infra_streak} evaluations failed outside the programs' code "
+                              f"({result.outcome}: {result.error.splitlines()[0][:300] if result.error else '?'}); "
+                              "their programs stay pending. Check the machine (`evosearch doctor`), then run the "
+                              "same command again to resume")
+                self._event("pause", {"outcome": result.outcome, "error": result.error[:2000],
+                                      "streak": self._infra_streak})
+            self._forget_running(result.fingerprint, program_id)
+            return False
+        if attempts <= INFRA_RETRIES:
+            self._forget_running(result.fingerprint, program_id)
+            queue.append(row)
+            return False
+        return True
+
+    def _forget_running(self, fingerprint: str | None, program_id: int) -> None:
+        """Release the fingerprint an unrecorded evaluation claimed, so that its next attempt is not its own twin."""
+        with self._fingerprint_lock:
+            if fingerprint and self._running_fingerprints.get(fingerprint) == program_id:
+                del self._running_fingerprints[fingerprint]
+
     def _claim_fingerprint(self, fingerprint: str, program_id: int) -> bool:
         """True if another program already has this behaviour (evaluated, or being trained now)."""
         with self._fingerprint_lock:
@@ -480,9 +529,9 @@ class Campaign:
             elif fingerprint:
                 if self._running_fingerprints.get(fingerprint) == program_id:
                     del self._running_fingerprints[fingerprint]
-                if result.outcome == "sandbox_failure":  # not the program's doing: a twin may try again, once
+                if result.outcome in NOT_THE_PROGRAMS:  # not the program's doing: a twin may try again, once
                     self._sandbox_failures[fingerprint] = self._sandbox_failures.get(fingerprint, 0) + 1
-                if (result.outcome != "sandbox_failure"
+                if (result.outcome not in NOT_THE_PROGRAMS
                         or self._sandbox_failures[fingerprint] > SANDBOX_FAILURE_RETRIES):
                     self._known_fingerprints.setdefault(fingerprint, program_id)
         if result.outcome == "duplicate":

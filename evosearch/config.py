@@ -132,6 +132,7 @@ class LLMConfig:
 class BudgetConfig:
     max_evals: int | None = 100  # completed evaluations (duplicates not counted)
     minutes: float | None = None  # wall-clock minutes of this run
+    pause_after_failures: int = 3  # evaluations in a row failed by the machine, not the program: pause the run
 
 
 @dataclass(frozen=True)

@@ -319,14 +319,14 @@ def consistency(snap: Snapshot, seed_shas: set[str], per_seed_rows: int | None) 
         problems.append(f"ok evaluations without per-seed rows: {missing}")
     trained: dict[str, list[int]] = {}
     for p, r in snap.done.items():
-        if r[8] and r[2] not in ("duplicate", "sandbox_failure"):
+        if r[8] and r[2] not in ("duplicate", "sandbox_failure", "infra_error"):
             trained.setdefault(r[8], []).append(p)
     twice = {fp[:12]: ps for fp, ps in trained.items() if len(ps) > 1}
     if twice:
         problems.append(f"the same behaviour (fingerprint) evaluated more than once: {twice}")
-    failures = sorted(p for p, r in snap.done.items() if r[2] == "sandbox_failure")
+    failures = sorted(p for p, r in snap.done.items() if r[2] in ("sandbox_failure", "infra_error"))
     if failures:
-        problems.append(f"sandbox_failure outcomes (the machinery failed, not the program): {failures} "
+        problems.append(f"sandbox_failure or infra_error outcomes (the machinery failed, not the program): {failures} "
                         f"({snap.done[failures[0]][12][:200]})")
     missing_seeds = len(seed_shas - snap.shas)
     if missing_seeds:

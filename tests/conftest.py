@@ -15,6 +15,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,6 +184,25 @@ def campaign_config(name: str = "t", **overrides):
         **overrides,
     }
     return config_from_dict(raw)
+
+
+def broken_machine_evaluator(**overrides) -> Any:
+    """The real evaluator, whose training task names an environment the job cannot build.
+
+    The probe passes (it needs no environment); training then fails in the harness, inside the
+    sandboxed job, before the rule's code is ever asked for a loss: what a GPU that will not
+    start or an environment package that will not load look like to the evaluator.
+    """
+    from dataclasses import replace
+
+    from evosearch.evaluate import CascadeConfig, RuleEvaluator
+
+    config = {"suite": TINY_SUITE, "smoke_timeout_s": 5, "task_timeout_s": 60, "workers": 1, "bootstrap_reps": 200,
+              "hurdle": False, **overrides}
+    evaluator = RuleEvaluator(CascadeConfig(**config))
+    broken = tuple(replace(t, env_id="NoSuchEnvironment-v0") for t in evaluator.suite.tasks)
+    evaluator.suite = replace(evaluator.suite, tasks=broken)
+    return evaluator
 
 
 class FailsAtOnce:

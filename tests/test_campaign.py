@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RULES, TINY_SUITE, FailsAtOnce
+from conftest import RULES, TINY_SUITE, FailsAtOnce, broken_machine_evaluator
 from conftest import campaign_config as config
 
 from evosearch.campaign import BudgetReached, Campaign
@@ -237,9 +237,11 @@ def test_broken_machinery_and_a_crashing_operator_do_not_stop_the_campaign(tmp_p
     campaign.operators["ast.constant"].propose = crash
     summary = campaign.run(max_evals=5)
     campaign.close()
-    assert summary.evaluations == 5 and summary.outcomes.get("sandbox_failure", 0) >= 1
-    failed = [r for r in done_rows(tmp_path / "f.db") if r["outcome"] == "sandbox_failure"]
-    assert "worker did not start" in failed[0]["error"]
+    # A lone failure of the machine is not the program's: it goes back to the queue and is evaluated again.
+    assert summary.evaluations == 5 and not summary.paused and summary.outcomes.get("sandbox_failure", 0) == 0
+    assert "sandbox_failure at smoke, not the program's doing (1 in a row): RuntimeError: the sandbox worker " \
+           "did not start" in caplog.text
+    assert campaign.evaluator.calls > 5
     assert_consistent(tmp_path / "f.db", 5)
 
 
@@ -271,8 +273,10 @@ def test_a_program_that_fails_the_machine_is_retried_once_then_counted_as_known(
         path = tmp_path / f"a2c_{i}.py"
         path.write_text((RULES / "a2c.py").read_text() + f"\n# spelling {i}\n")
         spellings.append(str(path))
-    campaign = Campaign(config(seeds=spellings, parallel=1), db_path=tmp_path / "m.db",
-                        evaluator=MachineFailsEveryTime(TINY_SUITE))
+    # No pause (the campaign would pause after three in a row): each spelling is tried twice, and
+    # the second failure of each is recorded; after two recorded failures, the fingerprint is known.
+    campaign = Campaign(config(seeds=spellings, parallel=1, budget={"max_evals": 3, "pause_after_failures": 0}),
+                        db_path=tmp_path / "m.db", evaluator=MachineFailsEveryTime(TINY_SUITE))
     campaign.run(max_evals=3)
     campaign.close()
     seeds = sorted(done_rows(tmp_path / "m.db"), key=lambda r: r["id"])[:3]
@@ -294,3 +298,39 @@ def test_a_gp_child_of_a_seed_genome_has_the_seed_program_as_its_parent(tmp_path
     assert all(r["parent_id"] == seed for r in children), [(r["id"], r["parent_id"]) for r in children]
     random_trees = [r for r in rows if r["note"].startswith("random tree")]
     assert all(r["parent_id"] is None for r in random_trees)
+
+
+# -- a machine that fails every evaluation: pause, do not spend the budget ------------------------------
+
+
+def test_a_campaign_pauses_when_evaluations_keep_failing_outside_the_programs(tmp_path):
+    db = tmp_path / "broken.db"
+    campaign = Campaign(config(parallel=1, budget={"max_evals": 20, "pause_after_failures": 3}), db_path=db,
+                        evaluator=broken_machine_evaluator())
+    summary = campaign.run()
+    campaign.close()
+    assert summary.paused and summary.stop_reason.startswith("paused: the last 3 evaluations failed outside")
+    assert "infra_error" in summary.stop_reason and "evosearch doctor" in summary.stop_reason
+    conn = sqlite3.connect(db)
+    status = conn.execute("SELECT status FROM campaigns").fetchone()[0]
+    outcomes = conn.execute("SELECT status, outcome, COUNT(*) FROM programs GROUP BY status, outcome").fetchall()
+    pauses = conn.execute("SELECT data FROM events WHERE kind = 'pause'").fetchall()
+    conn.close()
+    assert status == "paused" and len(pauses) == 1
+    # Nothing blamed on a program and no budget spent: the two seeds failed once each (back to the
+    # queue), the first again (the third in a row): the run paused with both still pending.
+    assert outcomes == [("pending", None, 2)], outcomes
+    assert summary.evaluations == 0
+
+
+def test_a_paused_campaign_resumes_its_pending_programs_on_a_working_machine(tmp_path):
+    db = tmp_path / "broken.db"
+    campaign = Campaign(config(parallel=1, budget={"max_evals": 2, "pause_after_failures": 2}), db_path=db,
+                        evaluator=broken_machine_evaluator())
+    assert campaign.run().paused
+    campaign.close()
+    campaign = Campaign(config(parallel=1, budget={"max_evals": 2, "pause_after_failures": 2}), db_path=db,
+                        evaluator=FailsAtOnce())  # the machine works again (candidates fail on their own)
+    summary = campaign.run()
+    campaign.close()
+    assert not summary.paused and summary.outcomes.get("candidate_error") == 2, summary

@@ -213,7 +213,8 @@ class Archive(ArchiveReads):
         """
         rows = self.conn.execute(
             "SELECT fingerprint, MIN(id) AS id FROM programs WHERE campaign_id = ? AND status = 'done' "
-            "AND fingerprint IS NOT NULL AND outcome NOT IN ('duplicate', 'sandbox_failure') GROUP BY fingerprint",
+            "AND fingerprint IS NOT NULL AND outcome NOT IN ('duplicate', 'sandbox_failure', 'infra_error') "
+            "GROUP BY fingerprint",
             (campaign_id,))
         return {r["fingerprint"]: r["id"] for r in rows}
 

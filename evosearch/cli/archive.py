@@ -70,7 +70,7 @@ def _campaign_id(archive, name: str | None) -> int | None:
 # The outcomes a program can have: evosearch.evaluate.result.OUTCOMES (a test checks they agree).
 # Copied, not imported: importing the evaluator loads torch, seconds that a listing should not wait.
 OUTCOMES = ("ok", "rejected", "candidate_error", "timeout", "memory_limit", "killed", "sandbox_failure",
-            "duplicate")
+            "infra_error", "duplicate")
 
 
 def _check_island(archive, campaign_id: int | None, island: int | None) -> None:

@@ -23,6 +23,8 @@ from evosearch.cli.render import echo
 from evosearch.fmt import score, terminal_text
 
 ALLOW_WEAK_FLAG = "--allow-weak-sandbox"
+#: `run`'s exit status when the campaign paused because evaluations kept failing outside the programs' code.
+EXIT_PAUSED = 3
 
 
 @click.command("run")
@@ -104,6 +106,8 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
          f"best score {score(summary.best)} (program {summary.best_program or '-'}); QD score "
          f"{score(summary.qd_score)}; coverage {100 * summary.coverage:.1f}%\n"
          f"browse: evosearch archive best --db {campaign.db_path}")
+    if summary.paused:  # the machine, not a program, failed: say so where scripts look
+        sys.exit(EXIT_PAUSED)
 
 
 class LogFormatter(logging.Formatter):

@@ -26,6 +26,7 @@ import torch
 
 from evosearch.sandbox import Job, companion
 from evosearch.train import harness, probe, rule_process, score
+from evosearch.train.rule import RuleError
 
 torch.set_num_threads(1)
 
@@ -169,18 +170,29 @@ def _policy(job: PolicyJob, scratch: str) -> dict:
 
 @dataclass(frozen=True)
 class Handler:
-    """A job's handler; ``companion`` (if set) serves the candidate's code from a process of its own."""
+    """A job's handler; ``companion`` (if set) serves the candidate's code from a process of its own.
+
+    ``candidate_faults``: with a companion, the job's own process runs only the harness, and the
+    candidate's faults reach it as these exceptions (a rule's error, the companion's memory
+    error); anything else raised there is the harness's or the machine's (see ``jobrun.run``).
+    """
 
     job: type[EvaluationJob]
     run: Callable[[Any, str], dict] = field(repr=False)
     companion: Callable[[Any], None] | None = field(default=None, repr=False)
+    candidate_faults: tuple[type[BaseException], ...] | None = None
 
     def __call__(self, payload: dict, scratch: str) -> dict:
         return self.run(self.job.from_payload(payload), scratch)
 
 
+#: How a rule's faults reach the job that trains with it: its errors (raised by its companion or
+#: found in what it answered), and running out of memory (the memory-limit outcome either way).
+RULE_FAULTS: tuple[type[BaseException], ...] = (RuleError, MemoryError)
+
 #: Job name -> handler; the sandbox worker dispatches on it.
 JOBS: dict[str, Handler] = {h.job.name: h for h in (
-    Handler(ProbeJob, _probe, rule_process.serve), Handler(TrainJob, _train, rule_process.serve),
+    Handler(ProbeJob, _probe, rule_process.serve, RULE_FAULTS),
+    Handler(TrainJob, _train, rule_process.serve, RULE_FAULTS),
     Handler(ScoreJob, _score), Handler(RandomJob, _random), Handler(PolicyJob, _policy),
 )}

@@ -17,7 +17,9 @@ from evosearch.envs.suites import Calibration
 from evosearch.sandbox import JobOutcome
 
 OUTCOMES = ("ok", "rejected", "candidate_error", "timeout", "memory_limit", "killed", "sandbox_failure",
-            "duplicate")
+            "infra_error", "duplicate")
+#: Outcomes that say nothing about the program: the sandbox, the harness or the machine failed.
+NOT_THE_PROGRAMS = ("sandbox_failure", "infra_error")
 STAGES = ("static", "smoke", "hurdle", "full")
 
 
@@ -89,6 +91,10 @@ def failure_from_job(job: JobOutcome, what: str) -> StageFailure:
     if etype == "MemoryError" or "can't allocate memory" in message or "not enough memory" in message:
         return StageFailure("memory_limit", f"{what}: ran out of its memory limit ({etype}: {message})".rstrip(": "),
                              tail)
+    if job.status == "error" and err.get("fault") == "harness":
+        # Raised in a job whose own process runs only our harness (the candidate's code is in its
+        # companion): an environment, the device or the harness failed, not the program.
+        return StageFailure("infra_error", f"{what} failed outside the program's code: {etype}: {message}", tail)
     if job.status == "error":
         return StageFailure("candidate_error", f"{what}: {etype}: {message}", tail)
     if job.status == "killed":

@@ -26,8 +26,16 @@ def _write(scratch: str, data: dict, reserved: list[int]) -> None:
     os.replace(tmp, os.path.join(scratch, "result.json"))
 
 
-def run(handler: Callable[[dict, str], dict], payload: dict, scratch: str) -> None:
-    """Run ``handler`` and write ``result.json``; exit the process without running atexit hooks."""
+def run(handler: Callable[[dict, str], dict], payload: dict, scratch: str,
+        candidate_faults: tuple[type[BaseException], ...] | None = None) -> None:
+    """Run ``handler`` and write ``result.json``; exit the process without running atexit hooks.
+
+    ``candidate_faults``: for a handler that keeps the candidate's code out of its own process
+    (it talks to a companion), the exception types by which it reports the candidate's faults.
+    Any other exception then happened in the harness (an environment that would not build, a
+    device that would not start) and the error says ``"fault": "harness"``, so that the host
+    does not blame the program for the machine. Without it, no ``fault`` is given.
+    """
     code = 0
     reserved = [os.open(os.path.join(scratch, "result.json.tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)]
     try:
@@ -35,10 +43,11 @@ def run(handler: Callable[[dict, str], dict], payload: dict, scratch: str) -> No
     except BaseException as err:  # noqa: BLE001 - every failure is reported, SystemExit included
         code = 1
         tb = traceback.format_exc()
+        error = {"type": type(err).__name__, "message": str(err)[:2000], "traceback": tb[-3000:]}
+        if candidate_faults is not None:
+            error["fault"] = "candidate" if isinstance(err, candidate_faults) else "harness"
         try:
-            _write(scratch, {"status": "error", "error": {
-                "type": type(err).__name__, "message": str(err)[:2000], "traceback": tb[-3000:],
-            }}, reserved)
+            _write(scratch, {"status": "error", "error": error}, reserved)
         except BaseException:  # noqa: BLE001
             code = 3
     finally:

@@ -75,9 +75,8 @@ def _start_child(request: dict, options: argparse.Namespace, worker_pid: int, se
     try:
         from evosearch.sandbox import jobrun
 
-        jobs = sys.modules[options.catalogue].JOBS
-        jobrun.run(lambda payload, scratch: jobs[request["job"]](payload, scratch), request["payload"],
-                   request["scratch"])
+        handler = sys.modules[options.catalogue].JOBS[request["job"]]
+        jobrun.run(handler, request["payload"], request["scratch"], getattr(handler, "candidate_faults", None))
     finally:
         os._exit(70)
 

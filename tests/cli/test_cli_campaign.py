@@ -133,3 +133,23 @@ def test_report_and_export_take_db(finished, tmp_path):
     assert proc.returncode == 0 and "def compute_loss(" in (tmp_path / "rule.py").read_text(), proc.stderr
     proc = cli("export", "--best", "1", "--db", str(db), "-o", str(tmp_path / "top"))
     assert proc.returncode == 0 and (tmp_path / "top" / "index.md").is_file(), proc.stderr
+
+
+def test_run_exits_3_and_says_why_when_the_machine_keeps_failing(tmp_path, monkeypatch):
+    from conftest import RULES, broken_machine_evaluator, campaign_config
+
+    import evosearch.campaign
+
+    raw = campaign_config("broken", seeds=[str(RULES / "a2c.py")], parallel=1,
+                          budget={"max_evals": 5, "pause_after_failures": 2}).to_dict()
+    raw.pop("source_path")
+    path = tmp_path / "broken.yaml"
+    path.write_text(json.dumps(raw))
+    monkeypatch.setattr(evosearch.campaign, "default_evaluator", lambda config: broken_machine_evaluator())
+    proc = cli_in_process("run", str(path), "--db", str(tmp_path / "broken.db"))
+    assert proc.returncode == 3, (proc.stdout, proc.stderr)
+    said = " ".join(proc.stdout.split())
+    assert "stopped: paused: the last 2 evaluations failed outside the programs' code (infra_error" in said
+    assert "evaluations 0" in said
+    status = cli_in_process("status", "--db", str(tmp_path / "broken.db"), "--json")
+    assert json.loads(status.stdout)[0]["status"] == "paused"

@@ -3,9 +3,11 @@
 import time
 
 import pytest
-from conftest import TINY_SUITE, rule_source
+import torch
+from conftest import TINY_SUITE, broken_machine_evaluator, rule_source
 
 from evosearch.evaluate import CascadeConfig, RuleEvaluator
+from evosearch.evaluate.result import StageFailure
 from evosearch.program import Program
 
 FAST = CascadeConfig(suite=TINY_SUITE, smoke_timeout_s=5, task_timeout_s=60, workers=1, bootstrap_reps=200)
@@ -95,3 +97,37 @@ def test_forged_learning_curves_cannot_crash_the_evaluator():
     forged = {"curve_steps": "lots", "curves": [["a", None]]}
     task = evaluator._task_result("CartPole-v1", [100.0, 200.0], forged, 1.0)
     assert task.curves == [] and task.auc_per_seed == task.normalized
+
+
+# -- blaming the right party: the harness or the machine failing is not the program's fault ------------
+
+
+def test_a_failure_outside_the_rules_code_is_an_infra_error_not_the_candidates(no_leftovers):
+    result = broken_machine_evaluator().evaluate(Program(rule_source("ppo_clip"), name="ppo_clip.py"))
+    assert (result.outcome, result.stage) == ("infra_error", "full"), result.error
+    assert "outside the program's code" in result.error and "NoSuchEnvironment-v0" in result.error
+    assert result.fingerprint  # the smoke stage, which ran the rule, succeeded
+
+
+def test_cuda_that_will_not_start_in_the_job_is_an_infra_error(no_leftovers):
+    """A job asked to train on a GPU this machine (or this sandbox) cannot start: the harness fails, not PPO."""
+    from evosearch.evaluate.rules import train_and_score
+    from evosearch.sandbox import Limits
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA starts here")
+    task = RuleEvaluator(FAST).suite.tasks[0]
+    with pytest.raises(StageFailure) as failed:
+        train_and_score(Program(rule_source("ppo_clip"), name="ppo_clip.py"), task, [0], Limits(wall_s=60), 2,
+                        device="cuda")
+    assert failed.value.outcome == "infra_error", failed.value.message
+    assert "outside the program's code" in failed.value.message
+
+
+def test_the_rules_own_exception_during_training_is_still_its_own():
+    # Fine on the probe batch (96 samples); raises on the first training minibatch of another size.
+    source = rule_source("a2c").replace("    return pg_loss", "    if b.logp.shape[-1] != 96:\n"
+                                        "        raise ValueError('only on training batches')\n    return pg_loss")
+    result = evaluate(source, hurdle=False)
+    assert (result.outcome, result.stage) == ("candidate_error", "full"), (result.outcome, result.error)
+    assert "only on training batches" in result.error
