@@ -57,6 +57,7 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     from evosearch.campaign import BudgetReached, Campaign
     from evosearch.config import ConfigError, load_config
     from evosearch.progress import ProgressView
+    from evosearch.sandbox import gpu
     from evosearch.tensorboard_log import ProgressScalars, with_scalars
 
     overrides: dict = {"parallel": parallel} if parallel else {}
@@ -65,9 +66,12 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     try:
         config = load_config(config_file, overrides)
         mode = sandbox.ensure(config.evaluation.sandbox)
+        device_pool = devices.DevicePool(config.evaluation.device)
+        if device_pool.gpus:  # the mode GPU jobs start CUDA in, which may be a weaker one (said loudly)
+            mode = gpu.sandbox_for_gpu(device_pool.gpus[0], sandbox.requested_for(config.evaluation.sandbox),
+                                       warn=lambda message: click.echo(f"WARNING: {message}", err=True)).mode
         if not allow_weak_sandbox:
             _refuse_keys_in_weak_mode(config, mode)
-        device_pool = devices.DevicePool(config.evaluation.device)
         note_database(db or config.db_path())  # an archive it cannot open is named in the one-line error
         campaign = Campaign(config, db_path=db, on_wait=lambda message: click.echo(message, err=True))
     except (ConfigError, sandbox.SandboxUnavailable, devices.DeviceError) as err:

@@ -31,7 +31,7 @@ from evosearch.evaluate.result import (
 )
 from evosearch.kinds.rule import KIND
 from evosearch.program import Program, static_check
-from evosearch.sandbox import Limits, run_job
+from evosearch.sandbox import Limits, gpu, run_job
 from evosearch.sandbox.cleanup import remove_tree
 from evosearch.sandbox.runner import JobInputError
 from evosearch.train.harness import TrainConfig
@@ -48,8 +48,8 @@ def train_and_score(
     """
     cfg = TrainConfig(env_id=task.env_id, total_steps=task.total_steps, backend=task.backend)
     usage = usage or Usage()
-    if device != "cpu":  # CUDA maps far more address space than it uses: the cgroup bounds memory instead
-        limits = replace(limits, limit_address_space=False)
+    if device != "cpu":
+        limits = replace(limits, gpu=True)
     train = usage.add(run_job(TrainJob.of(program.source, cfg, seeds, program.name, device, minimal_builtins), limits,
                               keep_scratch=True))
     try:
@@ -76,6 +76,15 @@ def train_and_score(
     return scored.result["returns"], train.result, train.wall_s
 
 
+def gpu_warning(message: str) -> None:
+    """Say loudly that GPU jobs fell back to another sandbox mode: in the log and on stderr."""
+    import logging
+    import sys
+
+    logging.getLogger("evosearch.sandbox").warning("%s", message)
+    print(f"WARNING: {message}", file=sys.stderr)
+
+
 def _checked_fingerprint(report: dict) -> str:
     """The probe's fingerprint, if its report (written in the candidate's process) holds a well-formed one."""
     fingerprint = report.get("fingerprint") if isinstance(report, dict) else None
@@ -97,6 +106,9 @@ class RuleEvaluator:
             self.suite.calibrated(task.env_id)
         self.sandbox = sandbox.ensure(self.config.sandbox)  # SandboxUnavailable now, not at the first job
         self.devices = DevicePool(self.config.device)  # DeviceError now, not at the first job
+        if self.devices.gpus:  # CUDA must start inside a job of the mode GPU jobs run in, before any program is blamed
+            self.sandbox = gpu.sandbox_for_gpu(self.devices.gpus[0], sandbox.requested_for(self.config.sandbox),
+                                               warn=gpu_warning).mode
 
     def _limits(self, wall_s: float) -> Limits:
         return Limits(wall_s=wall_s, memory_mb=self.config.memory_mb)

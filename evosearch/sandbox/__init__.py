@@ -5,7 +5,16 @@ See :mod:`evosearch.sandbox.modes` for the layers and ``evosearch doctor`` for w
 
 from evosearch.sandbox.job import Job
 from evosearch.sandbox.modes import Mode, SandboxUnavailable
-from evosearch.sandbox.runner import JobOutcome, Limits, configure, current_mode, ensure, run_job, shutdown
+from evosearch.sandbox.runner import (
+    JobOutcome,
+    Limits,
+    configure,
+    current_mode,
+    ensure,
+    requested_for,
+    run_job,
+    shutdown,
+)
 
 __all__ = ["Job", "JobOutcome", "Limits", "Mode", "SandboxUnavailable", "configure", "current_mode", "ensure",
-           "run_job", "shutdown"]
+           "requested_for", "run_job", "shutdown"]

@@ -34,10 +34,18 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
+MS_NOEXEC = 0x8
 MS_REMOUNT = 0x20
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+#: Per-mount options in /proc/self/mountinfo and their mount flags: a bind remount must restate them.
+MOUNT_OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
+                      "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
 
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
@@ -84,17 +92,30 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
 
 
 def _read_only_everywhere() -> None:
-    """Every mount read-only in one call; the fallback remounts each mount point in turn."""
+    """Every mount read-only in one call; the fallback remounts each mount point in turn.
+
+    The fallback (kernels before 5.12, or where a container's filter denies mount_setattr)
+    keeps each mount's own flags and adds read-only only: adding ``nodev`` would make every
+    device node useless, ``/dev/null`` and the GPU's ``/dev/nvidia*`` included.
+    """
     attr = MountAttr(attr_set=MOUNT_ATTR_RDONLY)
     if _libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)) == 0:
         return
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        points = [line.split()[4] for line in f]
-    for point in sorted(set(points), key=len):
+        mounts = {fields[4]: fields[5] for fields in (line.split() for line in f)}
+    for point in sorted(mounts, key=len):
         try:
-            mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+            mount(None, point, None, remount_read_only_flags(mounts[point]))
         except OSError:
             pass  # a mount we cannot remount (e.g. already gone); the uid drop still guards it
+
+
+def remount_read_only_flags(options: str) -> int:
+    """The flags that remount a bind mount with per-mount ``options`` (as mountinfo shows them) read-only."""
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+    for option in options.split(","):
+        flags |= MOUNT_OPTION_FLAGS.get(option, 0)
+    return flags
 
 
 def _bind(fd: int, target: str, writable: bool) -> None:
@@ -104,7 +125,7 @@ def _bind(fd: int, target: str, writable: bool) -> None:
     mount(None, target, None, flags)
 
 
-def isolate(scratch: str, uid: int, tmpfs_mb: int, visible: list[str]) -> None:
+def isolate(scratch: str, uid: int, tmpfs_mb: int, visible: list[str], groups: list[int] | None = None) -> None:
     """Enter private namespaces, make the filesystem read-only except ``scratch``, become ``uid``.
 
     Home directories are covered by an empty tmpfs; the ``visible`` paths (the Python
@@ -138,15 +159,17 @@ def isolate(scratch: str, uid: int, tmpfs_mb: int, visible: list[str]) -> None:
     finally:
         for fd in fds.values():
             os.close(fd)
-    become(uid)
+    become(uid, groups or ())
 
 
-def become(uid: int) -> None:
-    """Switch for good to ``uid`` (and the group of the same number), with no supplementary groups.
+def become(uid: int, groups: list[int] | tuple[int, ...] = ()) -> None:
+    """Switch for good to ``uid`` (and the group of the same number), with only ``groups`` besides.
 
-    From root this clears every capability, so it comes after anything that needed one.
+    ``groups`` is empty but for a GPU job on a machine whose device nodes only a group may open
+    (``evosearch.sandbox.gpu.device_groups``). From root this clears every capability, so it
+    comes after anything that needed one.
     """
-    os.setgroups([])
+    os.setgroups(list(groups))
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
 

@@ -74,12 +74,15 @@ class Limits:
     cpu_s: int | None = None  # defaults to twice the wall limit
     file_mb: int = 64
     open_files: int = 256
-    limit_address_space: bool = True  # off for CUDA jobs, whose driver maps tens of GiB it never touches
+    limit_address_space: bool = True  # the memory cgroup bounds a job without it (see ``gpu``)
+    # The job starts CUDA: no address-space limit (the driver maps tens of GiB it never touches),
+    # room for the driver's threads, and the groups that open the GPU's device nodes.
+    gpu: bool = False
 
     def for_worker(self) -> dict:
         cpu = self.cpu_s or int(self.wall_s * 2) + 5
         return {"memory_mb": self.memory_mb, "cpu_s": cpu, "file_mb": self.file_mb, "open_files": self.open_files,
-                "limit_address_space": self.limit_address_space}
+                "limit_address_space": self.limit_address_space and not self.gpu, "gpu": self.gpu}
 
 
 @dataclass
@@ -372,14 +375,19 @@ def configure(mode: str | None = None, *, recycle_after: int | None = None) -> m
     return chosen
 
 
-def ensure(mode: str | None) -> modes.Mode:
-    """The mode in force, after switching to ``mode`` if one is asked for and differs (see :func:`configure`).
+def requested_for(mode: str | None) -> str:
+    """What ``mode`` asks for: ``auto`` (a config's default) yields to ``EVOSEARCH_SANDBOX``.
 
-    ``auto`` (a config's default) yields to ``EVOSEARCH_SANDBOX``: the variable is how a user
-    overrides the mode for one command.
+    The variable is how a user overrides the mode for one command.
     """
     if mode in (None, "auto"):
-        mode = os.environ.get("EVOSEARCH_SANDBOX") or "auto"
+        return os.environ.get("EVOSEARCH_SANDBOX") or "auto"
+    return mode
+
+
+def ensure(mode: str | None) -> modes.Mode:
+    """The mode in force, after switching to ``mode`` if one is asked for and differs (see :func:`configure`)."""
+    mode = requested_for(mode)
     if mode == modes.requested_mode():
         return modes.current()
     return configure(mode)

@@ -28,6 +28,24 @@ class SelfCheck(Job):
         return {}
 
 
+@dataclass(frozen=True)
+class GpuCheck(Job):
+    """Start CUDA on ``device`` inside a job, as a training job would (run with ``Limits(gpu=True)``)."""
+
+    catalogue: ClassVar[str] = __name__
+    name: ClassVar[str] = "gpucheck"
+    device: str = "cuda"
+
+    def payload(self) -> dict[str, Any]:
+        return {"device": self.device}
+
+
+def gpucheck(payload: dict, scratch: str) -> dict:
+    from evosearch.sandbox.gpu import start_cuda
+
+    return start_cuda(str(payload["device"]))
+
+
 def _attempt(action: Callable[[], None]) -> str:
     """``allowed`` or ``blocked (<why>)`` for one thing a hostile program would try."""
     try:
@@ -101,10 +119,10 @@ def selfcheck(payload: dict, scratch: str) -> dict:
 @dataclass(frozen=True)
 class _Handler:
     run: Callable[[dict, str], dict]
-    companion: Callable[[socket.socket], None]
+    companion: Callable[[socket.socket], None] | None = None
 
     def __call__(self, payload: dict, scratch: str) -> dict:
         return self.run(payload, scratch)
 
 
-JOBS = {SelfCheck.name: _Handler(selfcheck, _companion_view)}
+JOBS = {SelfCheck.name: _Handler(selfcheck, _companion_view), GpuCheck.name: _Handler(gpucheck)}

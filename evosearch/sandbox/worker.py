@@ -83,10 +83,17 @@ def _start_child(request: dict, options: argparse.Namespace, worker_pid: int, se
 
 def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_fd: int) -> None:
     os.setsid()
+    limits = request["limits"]
+    gpu_groups: list[int] = []
+    threads = NPROC_LIMIT
+    if limits.get("gpu"):  # the groups that open the GPU's device nodes (if only a group may); the driver's threads
+        from evosearch.sandbox.gpu import GPU_NPROC_LIMIT, device_groups
+
+        gpu_groups, threads = device_groups(), GPU_NPROC_LIMIT
     if options.drop_uid:  # inside bubblewrap already: only the uid is left to change (this clears every capability)
         from evosearch.sandbox import namespaces
 
-        namespaces.become(options.uid)
+        namespaces.become(options.uid, gpu_groups)
     scratch = request["scratch"]
     fd = os.open(os.path.join(scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
@@ -97,11 +104,11 @@ def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_
     os.closerange(3, keep)  # every inherited descriptor, the worker's pipes above all
     os.closerange(keep + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a full output file fails writes, not the job
-    limits = request["limits"]
     if options.mode == "namespaces":
         from evosearch.sandbox import namespaces
 
-        namespaces.isolate(scratch, options.uid, options.tmpfs_mb, options.visible)  # an IPC namespace included
+        # an IPC namespace included
+        namespaces.isolate(scratch, options.uid, options.tmpfs_mb, options.visible, gpu_groups)
     own_ipc = options.mode == "namespaces" or (options.private_ipc and _enter_private_ipc())
     if not _prctl(PR_SET_PDEATHSIG, signal.SIGKILL) and sys.platform.startswith("linux"):
         raise OSError("prctl(PR_SET_PDEATHSIG) failed")
@@ -121,7 +128,7 @@ def _confine(request: dict, options: argparse.Namespace, worker_pid: int, setup_
     # No POSIX message queues: where the IPC namespace is shared, one would outlive the job (none needs them).
     resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
     if options.mode == "namespaces" or options.drop_uid:  # counted per uid, and the uid is this job's alone
-        resource.setrlimit(resource.RLIMIT_NPROC, (NPROC_LIMIT, NPROC_LIMIT))
+        resource.setrlimit(resource.RLIMIT_NPROC, (threads, threads))
     serve = getattr(sys.modules[options.catalogue].JOBS.get(request["job"]), "companion", None)
     if serve is not None:  # candidate code goes to its own process, forked with every limit above in force
         from evosearch.sandbox import companion

@@ -27,3 +27,27 @@ def test_doctor_names_the_mode_and_every_layer_and_runs_a_live_check():
 def test_doctor_has_no_csv():
     proc = run_cli("doctor", "--no-live", "--csv", timeout=60)
     assert proc.returncode == 2 and "no CSV output" in proc.stderr
+
+
+def test_doctor_gpu_starts_cuda_in_a_job_and_says_why_not(tmp_path):
+    """--gpu on a machine without one: the check job runs and reports the driver's refusal; no GPU row otherwise."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        import pytest
+
+        pytest.skip("CUDA starts here: tests/train/test_gpu.py covers it")
+    assert json.loads(run_cli("doctor", "--json").stdout)["gpu"] is None  # no GPU seen, none asked for
+    modes = ["namespaces"] if os.geteuid() == 0 and sys.platform.startswith("linux") else []
+    for mode in [None, *modes]:
+        proc = run_cli("doctor", "--gpu", "--json", *(["--sandbox", mode] if mode else []))
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)["gpu"]
+        assert report["starts"] is False and "this torch build has no CUDA" in report["error"], report
+        if mode == "namespaces":  # the layer-by-layer diagnosis: nothing to blame on a layer here
+            assert report["diagnosis"]["culprit"] == "none (unconfined child)"
+            assert report["diagnosis"]["summary"].startswith("CUDA does not start even without the sandbox")
+    table = run_cli("doctor", "--gpu")
+    assert "GPU: CUDA does not start inside a sandboxed job" in " ".join(table.stdout.split())
