@@ -47,3 +47,21 @@ def test_the_evaluator_trains_sandboxed_jobs_on_the_gpu():
     evaluator = RuleEvaluator(CascadeConfig(suite=TINY_SUITE, device="cuda", workers=1))
     result = evaluator.evaluate(Program(source=rule_source("ppo_clip"), name="ppo_clip.py"))
     assert result.outcome == "ok", result.error
+    assert all(task.device.startswith("cuda") for task in result.tasks.values())
+
+
+def test_cuda_starts_inside_the_strongest_sandbox_mode_of_this_machine():
+    """The target on a GPU machine: GPU jobs in a strong mode, no fallback; doctor's live check shows it."""
+    import json
+    import subprocess
+    import sys
+
+    from evosearch.sandbox import gpu
+
+    gpu.forget()
+    verdict = gpu.sandbox_for_gpu("cuda", "auto")
+    assert verdict.mode.strong and not verdict.fell_back, verdict.failed
+    doctor = subprocess.run([sys.executable, "-m", "evosearch.cli", "doctor", "--json"], capture_output=True,
+                            text=True, timeout=600)
+    report = json.loads(doctor.stdout)["gpu"]
+    assert report is not None and report["starts"], report
