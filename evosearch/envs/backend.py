@@ -7,11 +7,12 @@ other task on CPU threads and its arrays are wrapped as tensors (and copied to t
 when training runs on a GPU). A suite task may name its backend; ``auto`` takes the native
 one on a GPU, and on CPU where it is never slower than EnvPool (docs/evaluator.md has the
 figures): not for Acrobot, whose RK4 step is ~130 tensor ops, 2.4x slower than EnvPool's at
-128 envs on one core.
+128 envs on one core, unless EnvPool does not import here.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -122,13 +123,28 @@ class EnvPoolTensorEnv:
         self._env.close()
 
 
+@functools.cache
+def envpool_available() -> bool:
+    """Whether EnvPool imports here; ``auto`` runs a task with a native version natively where it does not.
+
+    EnvPool's wheel does not import on every machine (on some GPU hosts its asset packages are
+    missing); its tasks with a torch-native version still run there, natively.
+    """
+    try:
+        import envpool  # noqa: F401
+    except Exception:  # noqa: BLE001 - any import failure means "not here"
+        return False
+    return True
+
+
 def resolve_backend(env_id: str, backend: str = "auto", device: str | torch.device = "cpu") -> str:
     """The backend that will run ``env_id`` on ``device``: ``native`` or ``envpool``."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown env backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
         on_cpu = torch.device(device).type == "cpu"
-        return "native" if is_native(env_id) and (not on_cpu or env_id in NATIVE_ON_CPU) else "envpool"
+        preferred = not on_cpu or env_id in NATIVE_ON_CPU or not envpool_available()
+        return "native" if is_native(env_id) and preferred else "envpool"
     if backend == "native" and not is_native(env_id):
         raise BackendError(f"{env_id} has no torch-native implementation; use backend envpool or auto")
     return backend

@@ -14,6 +14,15 @@ def test_auto_takes_native_on_a_gpu_and_on_cpu_where_it_is_not_slower():
     assert resolve_backend("Pendulum-v1", "native") == "native"
 
 
+def test_auto_runs_natively_where_envpool_does_not_import(monkeypatch):
+    """On a machine whose EnvPool wheel will not import (some GPU hosts), Acrobot still runs, natively."""
+    import evosearch.envs.backend as backend
+
+    monkeypatch.setattr(backend, "envpool_available", lambda: False)
+    assert resolve_backend("Acrobot-v1", "auto", "cpu") == "native"
+    assert resolve_backend("LunarLander-v3", "auto", "cpu") == "envpool"  # nothing else can run it: its error says so
+
+
 def test_a_backend_that_cannot_run_the_task_is_refused_clearly():
     with pytest.raises(BackendError, match="no torch-native implementation"):
         resolve_backend("LunarLander-v3", "native")
