@@ -16,7 +16,9 @@ and this script rebuilds the text between them. Sources (see ``TABLES``):
 - ``calibration SUITE``: ``evosearch/envs/suites/SUITE.calibration.json`` (written by
   ``evosearch suite calibrate SUITE``) with the roles from ``SUITE.yaml``;
 - ``eval-throughput``: ``bench/results_eval_throughput.json`` (``bench/eval_throughput.py --json``);
-- ``campaign-rate``: ``bench/results_campaign_rate.json`` (``bench/campaign_rate.py --json``).
+- ``campaign-rate``: ``bench/results_campaign_rate.json`` (``bench/campaign_rate.py --json``);
+- ``jax-reference``: ``bench/results_jax_reference.json`` (``bench/eval_throughput.py --backends native
+  --json``, with the JAX reference measured).
 
 It only formats what was recorded; it never measures. tests/test_docs_commands.py runs the check.
 """
@@ -132,7 +134,24 @@ def campaign_rate(target: float = 300.0) -> str:
                   ["---", "---:", "---:", "---:", "---:"], rows)
 
 
+def jax_reference() -> str:
+    """The harness against the JAX (and CleanRL-style) references, one process each."""
+    result = json.loads((BENCH / "results_jax_reference.json").read_text())
+    rows = []
+    for row in result["rows"]:
+        if row["processes"] > 1 and not row["config"].startswith("harness"):
+            continue  # the reference's two-process run is the per-core yardstick, not a row here
+        low, high = row["return_ci95"]
+        rate = _num(row["agent_steps_per_s"], 0)
+        if row.get("jax_ratio") is not None:
+            rate += f" ({_num(row['jax_ratio'], 2)}× JAX)"
+        rows.append([row["config"].replace(" x", ", seeds: ").replace(", 2 procs", " × 2 processes"), rate,
+                     f"{_num(row['return_mean'])} [{_num(low, 0)}, {_num(high, 0)}]"])
+    return _table(["configuration", "agent-steps/s", "return [95% CI]"], ["---", "---:", "---"], rows)
+
+
 TABLES: dict[str, Callable[..., str]] = {
+    "jax-reference": jax_reference,
     "calibration": calibration,
     "eval-throughput": eval_throughput,
     "campaign-rate": campaign_rate,
