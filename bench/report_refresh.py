@@ -23,11 +23,9 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # works without PYTHONPATH and from any working directory
     sys.path.insert(0, str(ROOT))
 
-from _common import no_nan  # noqa: E402
+from _common import median_seconds, no_nan  # noqa: E402
 
 from evosearch.archive.store import Archive, CellEntry  # noqa: E402
 from evosearch.evaluate.result import EvalResult, TaskResult  # noqa: E402
@@ -75,15 +73,6 @@ def add_evaluated(archive: Archive, campaign_id: int, n: int, rng: np.random.Gen
                        cells=[CellEntry(island=0, cell=cell, coords=[cell // 10, cell % 10])], state={})
 
 
-def median_s(call: Callable[[], dict], reps: int) -> tuple[float, dict]:
-    out, times = call(), []
-    for _ in range(reps):
-        start = time.perf_counter()
-        out = call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--programs", type=int, default=2000, help="evaluated programs in the archive")
@@ -102,8 +91,8 @@ def main() -> None:
         add_evaluated(archive, cid, args.programs, rng)
         held = Held.of(build_data(archive, live=True))  # what a page opened now holds
         add_evaluated(archive, cid, 1, rng)  # the campaign records one more result
-        whole_s, whole = median_s(lambda: build_data(archive, live=True), args.reps)
-        delta_s, delta = median_s(lambda: build_data(archive, live=True, held=held), args.reps)
+        whole_s, _, whole = median_seconds(lambda: build_data(archive, live=True), args.reps)
+        delta_s, _, delta = median_seconds(lambda: build_data(archive, live=True, held=held), args.reps)
         archive.close()
     whole_bytes, delta_bytes = len(to_json(whole).encode()), len(to_json(delta).encode())
     figures = {"programs": args.programs, "whole_bytes": whole_bytes, "delta_bytes": delta_bytes,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # works without PYTHONPATH and from any working directory
     sys.path.insert(0, str(ROOT))
 
-from _common import no_nan  # noqa: E402
+from _common import median_seconds, no_nan  # noqa: E402
 
 from evosearch import stats  # noqa: E402
 from evosearch.machine import cpu_model  # noqa: E402
@@ -61,18 +60,6 @@ def loop_ci(scores: np.ndarray, statistic: Callable[[np.ndarray], float] = stats
     return float(lo), float(hi)
 
 
-def _median_s(call: Callable[[], tuple[float, float]], reps: int) -> tuple[float, float, tuple[float, float]]:
-    """Median wall and CPU seconds of ``reps`` calls (CPU time moves less when other work shares the cores)."""
-    ci = call()  # untimed: imports, caches
-    walls, cpus = [], []
-    for _ in range(reps):
-        wall, cpu = time.perf_counter(), time.process_time()
-        call()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus), ci
-
-
 def measure(label: str, seeds: int, tasks: int, reps: int, resamples: int) -> dict:
     """Both CIs of one shape of normalised scores, and the median seconds each takes."""
     scores = np.random.default_rng(7).normal(0.6, 0.3, size=(seeds, tasks))
@@ -81,8 +68,8 @@ def measure(label: str, seeds: int, tasks: int, reps: int, resamples: int) -> di
         new = lambda: stats.mean_ci(scores[:, 0], reps=resamples)  # noqa: E731
     else:
         new = lambda: stats.stratified_bootstrap_ci(scores, reps=resamples)  # noqa: E731
-    loop_s, loop_cpu, loop = _median_s(lambda: loop_ci(scores, statistic, reps=resamples), reps)
-    new_s, new_cpu, scipy_ci = _median_s(new, reps)
+    loop_s, loop_cpu, loop = median_seconds(lambda: loop_ci(scores, statistic, reps=resamples), reps)
+    new_s, new_cpu, scipy_ci = median_seconds(new, reps)
     return {"shape": label, "seeds": seeds, "tasks": tasks, "loop_ms": 1e3 * loop_s, "scipy_ms": 1e3 * new_s,
             "ratio": loop_s / new_s, "loop_cpu_ms": 1e3 * loop_cpu, "scipy_cpu_ms": 1e3 * new_cpu,
             "cpu_ratio": loop_cpu / new_cpu if new_cpu > 0 else float("nan"),

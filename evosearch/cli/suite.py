@@ -51,10 +51,17 @@ def suite_show(name: str, output: str) -> None:
                       "backend_resolved": t.backend if t.backend != "auto" else _auto_backends(t.env_id),
                       "r_random": cal.r_random if cal else None, "r_ref": cal.r_ref if cal else None,
                       "reference": sources.get(t.env_id) if cal else None})
+    from evosearch.envs.resolution import resolution
+
+    resolved = resolution(s)
     data = {"name": s.name, "kind": s.kind, "description": s.description, "seeds": s.seeds,
             "eval_episodes": s.eval_episodes,
             "hurdle": {"env_id": s.hurdle.env_id, "total_steps": s.hurdle.total_steps, "seeds": s.hurdle_seeds},
-            "calibration_info": s.calibration_info or None, "tasks": tasks}
+            "calibration_info": s.calibration_info or None,
+            "resolution": resolved.to_dict() if resolved else None,
+            "resolution_text": resolved.describe() if resolved else "resolution: unknown (the calibration "
+                               "records no per-seed returns of the reference)",
+            "tasks": tasks}
     emit_object(data, tasks, output, _print_suite)
 
 
@@ -66,6 +73,7 @@ def _print_suite(data: dict) -> None:
     info = data["calibration_info"]
     if info:
         echo(f"calibrated {info.get('measured')} on {info.get('machine')}")
+    echo(data["resolution_text"])
     for t in data["tasks"]:
         ref = f"random {t['r_random']:.1f}, {_reference(t)}" if t["r_random"] is not None else "not calibrated"
         backend = t["backend"] if t["backend"] != "auto" else f"auto: {t['backend_resolved']}"

@@ -6,13 +6,16 @@ Playwright is not installed (``apt-get install chromium``, ``pip install -e .[br
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
 import shutil
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +71,21 @@ def watched(browser):
     yield page
     context.close()
     page.check()
+
+
+@contextlib.contextmanager
+def serving(source: Path, copy: Path) -> Iterator[tuple[Path, Any]]:
+    """A copy of the archive ``source`` at ``copy``, served live on a free port until the block ends."""
+    db = copy_db(source, copy)
+    server = make_server(db, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield db, server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def source_of(db: Path, program_id: int) -> str:
@@ -157,11 +175,7 @@ def _lcs(a: list[str], b: list[str]) -> int:
 
 
 def test_served_page_refreshes_as_the_archive_grows(watched, hostile, tmp_path):
-    db = copy_db(hostile[0], tmp_path / "live.db")
-    server = make_server(db, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(hostile[0], tmp_path / "live.db") as (db, server):
         page = watched.page
         page.goto(f"{server.url}#programs")
         page.wait_for_selector("#live.on")
@@ -172,18 +186,10 @@ def test_served_page_refreshes_as_the_archive_grows(watched, hostile, tmp_path):
         archive.close()
         page.wait_for_selector(f'a[href="#program/{new_id}"]', timeout=15_000)  # polled every 3 s
         assert page.get_by_text(f"live {HOSTILE}").is_visible()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_live_refresh_downloads_only_what_changed(watched, hostile, tmp_path):
-    db = copy_db(hostile[0], tmp_path / "delta.db")
-    server = make_server(db, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(hostile[0], tmp_path / "delta.db") as (db, server):
         page = watched.page
         downloads: list[tuple[str, int]] = []
         page.on("response", lambda r: downloads.append((r.url, len(r.body()))) if "/data.json" in r.url else None)
@@ -211,10 +217,6 @@ def test_a_live_refresh_downloads_only_what_changed(watched, hostile, tmp_path):
         for url, size in downloads:
             assert "since=" in url, url  # never the whole archive again
             assert size < whole, (url, size, whole)  # smaller than the sources alone
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 # -- what the quickstart archive showed wrong (issue 16) ------------------------------------------------
@@ -365,11 +367,7 @@ def test_phone_width_never_scrolls_sideways_and_chart_labels_stay_readable(brows
 
 
 def test_unchanged_live_polls_are_not_failed_requests(watched, hostile, tmp_path):
-    db = copy_db(hostile[0], tmp_path / "quiet.db")
-    server = make_server(db, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(hostile[0], tmp_path / "quiet.db") as (db, server):
         page = watched.page
         seen: list[tuple[str, int]] = []
         page.on("response", lambda r: seen.append((r.url.rsplit("/", 1)[-1], r.status)))
@@ -382,10 +380,6 @@ def test_unchanged_live_polls_are_not_failed_requests(watched, hostile, tmp_path
         assert len(polls) >= 3 and all(status == 200 for _, status in polls), polls
         assert not any(name == "data.json" for name, _ in polls), polls  # nothing changed: nothing re-downloaded
         assert failed == []
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_progress_shows_every_program_and_each_islands_best(watched, staged):
