@@ -52,6 +52,16 @@ def _print_eval_table(result, program_name: str) -> None:
         console.print(f"score ({result.fitness.upper()} of normalised returns over tasks x seeds): "
                       f"[bold]{fmt.score(result.score)}[/]  95% CI {fmt.ci(*result.ci)}"
                       f"   AUC {fmt.score(result.auc)}")
+    confirmed = result.confirmed
+    if confirmed.get("outcome") == "ok":
+        gap = result.score - confirmed["score"]
+        console.print(f"confirmed on {confirmed['seeds']} fresh seeds (from seed {confirmed['first_seed']}): "
+                      f"[bold]{fmt.score(confirmed['score'])}[/]  95% CI {fmt.ci(*confirmed['ci'])}   "
+                      f"search score minus confirmed: {fmt.score(gap)}")
+        for env_id, task in confirmed["held_out"].items():
+            console.print(f"  held-out {plain(env_id)}: {fmt.score(task['normalized_mean'])}  {fmt.ci(*task['ci'])}")
+    elif confirmed:
+        console.print(labelled("confirmation failed:", f"{confirmed.get('outcome')}: {confirmed.get('error', '')}"))
     if result.error:
         console.print(labelled("error:", result.error))
         _print_tail(console, result.output_tail)
@@ -228,13 +238,15 @@ class EvalProgress:
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="Parallel training jobs (default: cores).")
 @click.option("--no-hurdle", is_flag=True, help="Skip the hurdle stage.")
 @click.option("--held-out", is_flag=True, help="Also train and score the suite's held-out tasks (report only).")
+@click.option("--confirm", is_flag=True, help="If it passes, evaluate it again on fresh seeds (twice as many) and "
+              "the held-out tasks, and show that confirmed score beside the first (rules only).")
 @click.option("--fitness", type=click.Choice(["iqm", "auc"]), default="iqm", show_default=True)
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True, help="Seconds per job.")
 @click.option("--memory-mb", type=click.IntRange(700, 1 << 20), default=4096, show_default=True)
 @device_option(default="auto", help="Where training runs; auto: the GPU for torch-native tasks if there is one.")
 @output_options(formats=("table", "json"), json_help="one object: outcome, score, each task.")
 def eval_command(file: Path, suite: str | None, seeds: int | None, workers: int | None, no_hurdle: bool, held_out: bool,
-                 fitness: str, timeout_s: float, memory_mb: int, device: str, output: str) -> None:
+                 confirm: bool, fitness: str, timeout_s: float, memory_mb: int, device: str, output: str) -> None:
     """Score the program FILE on a suite: train agents with a rule (loss), or play a policy (act)."""
     from evosearch import kinds
     from evosearch.devices import DeviceError
@@ -265,8 +277,12 @@ def eval_command(file: Path, suite: str | None, seeds: int | None, workers: int 
     except (SuiteError, SandboxUnavailable, DeviceError) as err:
         raise click.UsageError(str(err)) from err
     warn_if_weak(current_mode())  # the evaluator chose the mode; say so before the candidate runs
+    if confirm and not hasattr(evaluator, "confirm"):
+        raise click.UsageError(f"--confirm is for rules; {file.name} is a {kind.name}")
     with EvalProgress(evaluator, sys.stderr) as progress:
         result = evaluator.evaluate(program)
+        if confirm and result.ok:
+            evaluator.confirm(program, result)
         progress.done(result)
     if output == "json":
         click.echo(json.dumps(result.to_dict(), allow_nan=False))

@@ -40,6 +40,10 @@ class CascadeConfig:
     static_check: bool = True
     sandbox: str | None = None  # a mode of evosearch.sandbox.modes; None: EVOSEARCH_SANDBOX or "auto"
     device: str = "auto"  # auto, cpu, cuda or cuda:N (evosearch.devices)
+    # Confirmation (re-evaluation of a candidate that did well): seeds per task, None: twice the
+    # search's; its seeds start here, so they are never the ones the search score was measured on.
+    confirm_seeds: int | None = None
+    confirm_seed_offset: int = 1000
 
 
 class Evaluator(Protocol):

@@ -63,6 +63,9 @@ class EvalResult:
     output_tail: str = ""
     sandbox: str = ""  # the sandbox mode the candidate ran under
     behaviour: dict[str, float] = field(default_factory=dict)  # measured by trusted code (policies)
+    # The confirmation of a good result on fresh seeds (see RuleEvaluator.confirm): score, ci,
+    # seeds, per-task means, held-out means; empty when it was not confirmed.
+    confirmed: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -169,6 +169,37 @@ class RuleEvaluator:
         result.cpu_s, result.peak_rss_mb = usage.cpu_s, usage.peak_rss_mb
         return result
 
+    def confirm(self, program: Program, result: EvalResult) -> EvalResult:
+        """Re-evaluate an ``ok`` result on fresh seeds (more of them) and the held-out tasks; fill ``result.confirmed``.
+
+        Why: a search keeps the best of many noisy scores, so its winners' scores are biased
+        upward (the winner's curse). A second measurement on seeds the search never used is
+        not: the gap between the two is the curse's size, and the confirmed score is what the
+        program is worth. The search score itself is left as it was.
+        """
+        if not result.ok:
+            return result
+        start, usage = time.monotonic(), Usage()
+        count = self.config.confirm_seeds or 2 * self.seeds
+        seeds = list(range(self.config.confirm_seed_offset, self.config.confirm_seed_offset + count))
+        fresh = EvalResult(outcome="ok", stage="full", suite=self.suite.name, fitness=self.config.fitness)
+        try:
+            fresh.tasks = self._run_tasks(program, self.suite.tasks, seeds, "confirmation", usage)
+            if self.suite.held_out:
+                fresh.held_out = self._run_tasks(program, self.suite.held_out, seeds, "confirmation, held-out",
+                                                 usage)
+        except StageFailure as failure:
+            result.confirmed = {"outcome": failure.outcome, "error": failure.message, "seeds": count}
+            return result
+        summarise(fresh, self.config.fitness, self.config.bootstrap_reps)
+        result.confirmed = {
+            "outcome": "ok", "score": fresh.score, "ci": fresh.ci, "seeds": count, "first_seed": seeds[0],
+            "tasks": {k: {"normalized_mean": t.normalized_mean, "ci": t.ci} for k, t in fresh.tasks.items()},
+            "held_out": {k: {"normalized_mean": t.normalized_mean, "ci": t.ci} for k, t in fresh.held_out.items()},
+            "wall_s": time.monotonic() - start, "cpu_s": usage.cpu_s,
+        }
+        return result
+
     def _cascade(self, program: Program, result: EvalResult, usage: Usage,
                  skip_if: SkipIf | None) -> None:
         issues = static_check(program.source, KIND.name) if self.config.static_check else []

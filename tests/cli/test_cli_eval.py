@@ -122,3 +122,17 @@ def test_a_device_for_a_policy_is_refused_with_the_reason(tmp_path):
     result = CliRunner().invoke(main, ["eval", policy, "--device", "cuda:0"])
     assert result.exit_code == 2, result.output
     assert "does not apply to policies" in result.output and "played, not trained" in result.output
+
+
+def test_confirm_shows_the_confirmed_score_beside_the_search_score():
+    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--no-hurdle", "--confirm")
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stdout.split())
+    assert "confirmed on 4 fresh seeds (from seed 1000):" in said and "search score minus confirmed:" in said
+    assert "held-out Acrobot-v1:" in said
+    assert "confirmation" in proc.stderr  # the progress names the confirmation's training
+
+
+def test_confirm_is_for_rules():
+    proc = run_cli("eval", str(ROOT / "programs" / "policies" / "cartpole.py"), "--confirm")
+    assert proc.returncode == 2 and "--confirm is for rules" in proc.stderr
