@@ -122,7 +122,8 @@ def default_evaluator(config: CampaignConfig) -> Evaluator:
     cascade = CascadeConfig(
         suite=resolved_suite(config), seeds=ev.seeds, hurdle=ev.hurdle, hurdle_threshold=ev.hurdle_threshold,
         fitness=ev.fitness, smoke_timeout_s=ev.smoke_timeout_s, task_timeout_s=ev.task_timeout_s,
-        memory_mb=ev.memory_mb, workers=ev.workers, sandbox=ev.sandbox, device=ev.device)
+        memory_mb=ev.memory_mb, workers=ev.workers, sandbox=ev.sandbox, device=ev.device,
+        confirm_seeds=config.confirm.seeds)
     return kinds.get(config.kind).evaluator(cascade)
 
 
@@ -157,7 +158,15 @@ class Campaign:
         self._interrupts = 0
         self._infra_streak, self._paused = 0, False  # evaluations failed in a row outside the programs' code
         self._infra_attempts: dict[int, int] = {}  # program id -> such failures this run
+        # The campaign's best scores so far (at most confirm.top), for deciding what to confirm.
+        self._best_scores: list[float] = self._stored_best_scores()
         self._run_start = (time.monotonic(), self.state["evaluations"])
+
+    def _stored_best_scores(self) -> list[float]:
+        if not self.config.confirm.top:
+            return []
+        best = self.archive.list_programs(self.campaign_id, outcome="ok", order="score", limit=self.config.confirm.top)
+        return [float(r["score"]) for r in best if r["score"] is not None]
 
     # -- opening, state ----------------------------------------------------------------------
 
@@ -457,14 +466,30 @@ class Campaign:
     # -- evaluating (worker threads) -------------------------------------------------------------
 
     def _evaluate(self, evaluator: EvaluatorLike, row: sqlite3.Row) -> EvalResult:
-        """Evaluate one program; an error of the machinery itself is that program's ``sandbox_failure``."""
+        """Evaluate one program; an error of the machinery itself is that program's ``sandbox_failure``.
+
+        A result good enough to rank among the ``confirm.top`` best is confirmed in the same
+        slot (measured again on fresh seeds, see ``RuleEvaluator.confirm``) before it is told.
+        """
         program = Program(row["source"], kind=row["kind"], name=f"program_{row['id']}.py")
         try:
-            return evaluator.evaluate(program, skip_if=lambda fp: self._claim_fingerprint(fp, int(row["id"])))
+            result = evaluator.evaluate(program, skip_if=lambda fp: self._claim_fingerprint(fp, int(row["id"])))
+            if result.ok and self._ranks_among_the_best(result.score) and hasattr(evaluator, "confirm"):
+                evaluator.confirm(program, result)
+            return result
         except Exception as err:  # noqa: BLE001 - a long campaign must outlive a failing worker start or a bug
             log.exception("evaluating program %s failed outside the candidate", row["id"])
             return EvalResult(outcome="sandbox_failure", stage="smoke", error=f"{type(err).__name__}: {err}",
                               output_tail=traceback.format_exc()[-4000:])
+
+    def _ranks_among_the_best(self, score: float | None) -> bool:
+        """Whether ``score`` would rank among the campaign's ``confirm.top`` best scores told so far."""
+        top = self.config.confirm.top
+        if not top or score is None:
+            return False
+        with self._fingerprint_lock:
+            best = self._best_scores
+            return len(best) < top or score > best[top - 1]
 
     def _record_infra_failure(self, row: sqlite3.Row, result: EvalResult, queue: deque) -> bool:
         """Whether to record an evaluation that failed outside the program's code as its result.
@@ -538,6 +563,9 @@ class Campaign:
             self.state["duplicates"] += 1
         else:
             self.state["evaluations"] += 1
+        if result.ok and result.score is not None and self.config.confirm.top:
+            with self._fingerprint_lock:
+                self._best_scores = sorted([*self._best_scores, result.score], reverse=True)[:self.config.confirm.top]
         winning = self.archive.winning_cells(self.campaign_id, cells, result.score) if result.ok else []
         arm = f"{row['operator']}:{row['model']}" if row["model"] else row["operator"]  # a model is its own arm
         if arm in self.bandit.arms:  # the bandit learns in the same transaction as the result

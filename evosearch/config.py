@@ -136,6 +136,19 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
+class ConfirmConfig:
+    """Re-evaluation of a campaign's best candidates on fresh seeds, kept beside their search scores.
+
+    A search keeps the best of many noisy scores, so its best scores are biased upward; a
+    program that would rank among the campaign's ``top`` best is measured again on seeds the
+    search never used (and on the held-out tasks) in the same evaluation slot.
+    """
+
+    top: int = 0  # confirm a program that would rank among this many best; 0: never
+    seeds: int | None = None  # seeds per task; None: twice the suite's
+
+
+@dataclass(frozen=True)
 class CampaignConfig:
     """A whole campaign; ``evosearch run CONFIG`` starts or resumes the campaign named here."""
 
@@ -150,6 +163,7 @@ class CampaignConfig:
     selection: SelectionConfig = SelectionConfig()
     operators: OperatorConfig = OperatorConfig()
     budget: BudgetConfig = BudgetConfig()
+    confirm: ConfirmConfig = ConfirmConfig()
     llm: LLMConfig = LLMConfig()
     source_path: str | None = None  # where this config was read from (set by the loader)
 
@@ -379,6 +393,12 @@ def _validate_budget(config: CampaignConfig, problems: Problems) -> None:
     _positive(problems, "budget.minutes", config.budget.minutes)
     if config.budget.max_evals is None and config.budget.minutes is None:
         problems.add("budget", "budget: set max_evals, minutes, or both (a campaign needs an end)")
+    if config.budget.pause_after_failures < 0:
+        problems.add("budget.pause_after_failures", "budget.pause_after_failures: must be 0 (never) or more, got "
+                     f"{config.budget.pause_after_failures!r}")
+    if config.confirm.top < 0:
+        problems.add("confirm.top", f"confirm.top: must be 0 (never) or more, got {config.confirm.top!r}")
+    _positive(problems, "confirm.seeds", config.confirm.seeds)
 
 
 def _validate_evaluation(config: CampaignConfig, problems: Problems) -> None:

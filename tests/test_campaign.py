@@ -334,3 +334,35 @@ def test_a_paused_campaign_resumes_its_pending_programs_on_a_working_machine(tmp
     summary = campaign.run()
     campaign.close()
     assert not summary.paused and summary.outcomes.get("candidate_error") == 2, summary
+
+
+# -- confirmation of the best on fresh seeds ------------------------------------------------------------
+
+
+def test_a_campaign_confirms_what_would_rank_among_its_best(tmp_path):
+    db = tmp_path / "c.db"
+    campaign = Campaign(config(parallel=1, budget={"max_evals": 4}, confirm={"top": 1, "seeds": 3}), db_path=db)
+    campaign.run()
+    campaign.close()
+    rows = [r for r in done_rows(db) if r["outcome"] == "ok"]
+    confirmed = [(r["eval_seq"], r["score"], json.loads(r["metrics"]).get("confirmed")) for r in rows]
+    assert confirmed and confirmed[0][2] is not None  # the first ok result is the best so far
+    best = -float("inf")
+    for seq, score, record in sorted(confirmed, key=lambda c: c[0]):
+        assert (record is not None) == (score > best), (seq, score, best)  # confirmed exactly when it led
+        best = max(best, score)
+        if record is not None:
+            assert record["outcome"] == "ok" and record["seeds"] == 3 and record["first_seed"] == 1000
+    from conftest import cli_in_process
+
+    shown = cli_in_process("archive", "show", str(rows[0]["id"]), "--db", str(db))
+    assert "confirmed on 3 fresh seeds:" in " ".join(shown.stdout.split())
+    from evosearch.archive.store import Archive
+    from evosearch.report.data import build_data
+
+    archive = Archive(db)
+    try:
+        page = {p["id"]: p for p in build_data(archive)["programs"]}
+    finally:
+        archive.close()
+    assert page[rows[0]["id"]]["confirmed"]["seeds"] == 3  # what the web report's program page shows

@@ -234,6 +234,8 @@ class Archive(ArchiveReads):
             "held_out": {k: {"mean_return": t.mean_return, "normalized_mean": t.normalized_mean, "ci": t.ci}
                          for k, t in result.held_out.items()},
         }
+        if result.confirmed:  # measured again on fresh seeds: kept beside the search score, never instead of it
+            metrics["confirmed"] = result.confirmed
         entered: list[CellEntry] = []
         with self.transaction() as conn:
             seq = conn.execute("SELECT COALESCE(MAX(eval_seq), 0) + 1 FROM programs WHERE campaign_id = ?",

@@ -176,6 +176,14 @@ def _print_program(data: dict) -> None:
     console.print(f"outcome [bold]{markup(data['outcome'] or data['status'])}[/] at {markup(data['stage'] or '-')}"
                   f"   score [bold]{score(data['score'])}[/]{ci}   fingerprint {markup(data['fingerprint'] or '-')}",
                   highlight=False)
+    confirmed = (data.get("metrics") or {}).get("confirmed") or {}
+    if confirmed.get("outcome") == "ok":
+        console.print(f"confirmed on {confirmed.get('seeds')} fresh seeds: [bold]{score(confirmed.get('score'))}[/] "
+                      f"{fmt.ci(*(confirmed.get('ci') or [None, None]))}   search score minus confirmed: "
+                      f"{score((data['score'] or 0) - (confirmed.get('score') or 0))}", highlight=False)
+    elif confirmed:
+        console.print(plain(f"confirmation failed: {confirmed.get('outcome')}: {confirmed.get('error', '')}"),
+                      highlight=False)
     if data.get("note"):
         console.print(plain(f"note: {data['note']}"), highlight=False)
     if data.get("descriptors"):

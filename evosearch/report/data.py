@@ -141,12 +141,22 @@ def _program(row: Any) -> dict:
         "ci": [row["ci_low"], row["ci_high"]] if row["ci_low"] is not None else None,
         "descriptors": _loads(row["descriptors"], {}) or {}, "tasks": tasks,
         "auc": metrics.get("auc"), "suite": metrics.get("suite"), "fitness": metrics.get("fitness"),
+        "confirmed": _confirmed(metrics.get("confirmed")),
         "duplicate_of": row["duplicate_of"], "error": row["error"] or "",
         # The tail of a failed job's output explains the error; a successful one's is noise.
         "output_tail": "" if ok else (row["output_tail"] or ""),
         "fingerprint": row["fingerprint"], "created": row["created"], "evaluated": row["evaluated"],
         "eval_seq": row["eval_seq"], "wall_s": row["wall_s"], "resources": _resources(row),
     }
+
+
+def _confirmed(confirmed: Any) -> dict | None:
+    """The score measured again on fresh seeds, if the program was confirmed (what the page shows of it)."""
+    if not isinstance(confirmed, dict) or confirmed.get("outcome") != "ok":
+        return None
+    ci = confirmed.get("ci")
+    return {"score": finite(confirmed.get("score")), "seeds": confirmed.get("seeds"),
+            "ci": [finite(ci[0]), finite(ci[1])] if isinstance(ci, list) and len(ci) == 2 else None}
 
 
 def _resources(row: Any) -> dict:

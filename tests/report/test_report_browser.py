@@ -432,3 +432,20 @@ def test_lineage_of_a_gp_new_child_reaches_the_seed_it_mutated(watched, tmp_path
     tree.wait_for()
     assert tree.locator(f'a[href="#program/{seed}"]').count() == 1, tree.inner_text()
     assert "seed a2c.py" in tree.inner_text()
+
+
+def test_a_confirmed_program_shows_both_scores(watched, hostile, tmp_path):
+    db = copy_db(hostile[0], tmp_path / "confirmed.db")
+    conn = sqlite3.connect(db)
+    program_id = conn.execute("SELECT id FROM programs WHERE outcome = 'ok' ORDER BY id LIMIT 1").fetchone()[0]
+    conn.execute("UPDATE programs SET metrics = json_set(metrics, '$.confirmed', json(?)) WHERE id = ?",
+                 (json.dumps({"outcome": "ok", "score": 0.25, "ci": [0.1, 0.4], "seeds": 12, "first_seed": 1000}),
+                  program_id))
+    conn.commit()
+    conn.close()
+    url = write_report(db, tmp_path / "report").resolve().as_uri()
+    page = watched.page
+    page.goto(f"{url}#program/{program_id}")
+    meta = page.locator("dl.meta")
+    meta.wait_for()
+    assert "0.250 [0.10, 0.40] on 12 fresh seeds (search score minus confirmed:" in meta.inner_text()

@@ -536,6 +536,7 @@
       ['evaluated', p.evaluated ? p.evaluated.replace('T', ' ').slice(0, 19) : 'not yet'],
       ['resources', resources(p)],
     ];
+    if (p.confirmed) meta.push(['confirmed', `${fmt(p.confirmed.score)} ${p.confirmed.ci ? `[${fmt(p.confirmed.ci[0], 2)}, ${fmt(p.confirmed.ci[1], 2)}]` : ''} on ${p.confirmed.seeds} fresh seeds (search score minus confirmed: ${signed(p.score - p.confirmed.score)})`]);
     if (p.duplicate_of) meta.push(['duplicate of', programLink(p.duplicate_of)]);
     if (p.suite) meta.push(['suite', `${p.suite} (${p.fitness})`]);
     const tasks = Object.entries(p.tasks);
