@@ -17,6 +17,7 @@ and this script rebuilds the text between them. Sources (see ``TABLES``):
   ``evosearch suite calibrate SUITE``) with the roles from ``SUITE.yaml``;
 - ``eval-throughput``: ``bench/results_eval_throughput.json`` (``bench/eval_throughput.py --json``);
 - ``campaign-rate``: ``bench/results_campaign_rate.json`` (``bench/campaign_rate.py --json``);
+- ``winners-curse``: ``bench/results_winners_curse.json`` (``scripts/winners_curse.py DB --json``);
 - ``jax-reference``: ``bench/results_jax_reference.json`` (``bench/eval_throughput.py --backends native
   --json``, with the JAX reference measured).
 
@@ -150,7 +151,24 @@ def jax_reference() -> str:
     return _table(["configuration", "agent-steps/s", "return [95% CI]"], ["---", "---:", "---"], rows)
 
 
+def winners_curse() -> str:
+    """A campaign's top programs: search score against the score measured again on fresh seeds."""
+    result = json.loads((BENCH / "results_winners_curse.json").read_text())
+    rows = []
+    for r in result["rows"]:
+        low, high = r["confirmed_ci"]
+        held = ", ".join(f"{k} {_num(v, 2)}" for k, v in r["held_out"].items()) or "–"
+        rows.append([f"#{r['program']}", _num(r["search"], 3), _num(r["again_same_seeds"], 3),
+                     f"{_num(r['confirmed'], 3)} [{_num(low, 2)}, {_num(high, 2)}]",
+                     f"{r['search'] - r['confirmed']:+.3f}", held])
+    gap = sum(r["search"] - r["confirmed"] for r in result["rows"]) / max(1, len(result["rows"]))
+    rows.append(["mean", "", "", "", f"**{gap:+.3f}**", ""])
+    return _table(["program", "search score", "same seeds again", f"fresh seeds ({result['rows'][0]['seeds']}) [95% CI]",
+                   "search − fresh", "held-out (fresh seeds)"], ["---", "---:", "---:", "---", "---:", "---"], rows)
+
+
 TABLES: dict[str, Callable[..., str]] = {
+    "winners-curse": winners_curse,
     "jax-reference": jax_reference,
     "calibration": calibration,
     "eval-throughput": eval_throughput,
