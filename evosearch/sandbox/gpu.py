@@ -157,8 +157,6 @@ class GpuVerdict:
                 ". `evosearch doctor --gpu` names the layer that blocks it")
 
 
-CheckFn = Callable[[Any, str], str | None]  # (mode, device) -> None if CUDA starts there, else why not
-
 _verdicts: dict[tuple[str, str], GpuVerdict] = {}
 
 
