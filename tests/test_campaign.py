@@ -341,7 +341,7 @@ def test_a_paused_campaign_resumes_its_pending_programs_on_a_working_machine(tmp
 
 def test_a_campaign_confirms_what_would_rank_among_its_best(tmp_path):
     db = tmp_path / "c.db"
-    campaign = Campaign(config(parallel=1, budget={"max_evals": 4}, confirm={"top": 1, "seeds": 3}), db_path=db)
+    campaign = Campaign(config(parallel=1, budget={"max_evals": 3}, confirm={"top": 1, "seeds": 2}), db_path=db)
     campaign.run()
     campaign.close()
     rows = [r for r in done_rows(db) if r["outcome"] == "ok"]
@@ -352,11 +352,11 @@ def test_a_campaign_confirms_what_would_rank_among_its_best(tmp_path):
         assert (record is not None) == (score > best), (seq, score, best)  # confirmed exactly when it led
         best = max(best, score)
         if record is not None:
-            assert record["outcome"] == "ok" and record["seeds"] == 3 and record["first_seed"] == 1000
+            assert record["outcome"] == "ok" and record["seeds"] == 2 and record["first_seed"] == 1000
     from conftest import cli_in_process
 
     shown = cli_in_process("archive", "show", str(rows[0]["id"]), "--db", str(db))
-    assert "confirmed on 3 fresh seeds:" in " ".join(shown.stdout.split())
+    assert "confirmed on 2 fresh seeds:" in " ".join(shown.stdout.split())
     from evosearch.archive.store import Archive
     from evosearch.report.data import build_data
 
@@ -365,4 +365,4 @@ def test_a_campaign_confirms_what_would_rank_among_its_best(tmp_path):
         page = {p["id"]: p for p in build_data(archive)["programs"]}
     finally:
         archive.close()
-    assert page[rows[0]["id"]]["confirmed"]["seeds"] == 3  # what the web report's program page shows
+    assert page[rows[0]["id"]]["confirmed"]["seeds"] == 2  # what the web report's program page shows
