@@ -158,13 +158,16 @@ def winners_curse() -> str:
     for r in result["rows"]:
         low, high = r["confirmed_ci"]
         held = ", ".join(f"{k} {_num(v, 2)}" for k, v in r["held_out"].items()) or "–"
-        rows.append([f"#{r['program']}", _num(r["search"], 3), _num(r["again_same_seeds"], 3),
+        search_low, search_high = r["search_ci"]
+        rows.append([f"#{r['program']}", f"{_num(r['search'], 3)} [{_num(search_low, 2)}, {_num(search_high, 2)}]",
+                     _num(r["again_same_seeds"], 3),
                      f"{_num(r['confirmed'], 3)} [{_num(low, 2)}, {_num(high, 2)}]",
                      f"{r['search'] - r['confirmed']:+.3f}", held])
     gap = sum(r["search"] - r["confirmed"] for r in result["rows"]) / max(1, len(result["rows"]))
     rows.append(["mean", "", "", "", f"**{gap:+.3f}**", ""])
-    return _table(["program", "search score", "same seeds again", f"fresh seeds ({result['rows'][0]['seeds']}) [95% CI]",
-                   "search − fresh", "held-out (fresh seeds)"], ["---", "---:", "---:", "---", "---:", "---"], rows)
+    fresh = f"fresh seeds ({result['rows'][0]['seeds']}) [95% CI]"
+    return _table(["program", "search score [95% CI]", "same seeds again", fresh, "search − fresh",
+                   "held-out (fresh seeds)"], ["---", "---", "---:", "---", "---:", "---"], rows)
 
 
 TABLES: dict[str, Callable[..., str]] = {

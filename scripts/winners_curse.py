@@ -47,14 +47,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         config = config_from_dict(json.loads(row["config"]))
         best = archive.list_programs(int(row["id"]), outcome="ok", order="score", limit=args.top)
-        programs = [(int(r["id"]), float(r["score"]), archive.program(int(r["id"]))["source"]) for r in best]
+        programs = [(int(r["id"]), float(r["score"]), [r["ci_low"], r["ci_high"]],
+                     archive.program(int(r["id"]))["source"]) for r in best]
     finally:
         archive.close()
     evaluator = default_evaluator(config)
     print(f"machine: {machine_description()}; campaign {row['name']!r} on suite {config.evaluation.suite}; "
           f"top {len(programs)} by search score\n", flush=True)
     rows = []
-    for program_id, search, source in programs:
+    for program_id, search, search_ci, source in programs:
         program = Program(source, kind=config.kind, name=f"program_{program_id}.py")
         start = time.perf_counter()
         result = evaluator.evaluate(program)
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if confirmed.get("outcome") != "ok":
             print(f"#{program_id}: re-evaluation ended {result.outcome} {confirmed.get('outcome', '')}", flush=True)
             continue
-        rows.append({"program": program_id, "search": search, "again_same_seeds": result.score,
+        rows.append({"program": program_id, "search": search, "search_ci": search_ci, "again_same_seeds": result.score,
                      "confirmed": confirmed["score"], "confirmed_ci": confirmed["ci"], "seeds": confirmed["seeds"],
                      "held_out": {k: v["normalized_mean"] for k, v in confirmed["held_out"].items()},
                      "wall_s": time.perf_counter() - start})
