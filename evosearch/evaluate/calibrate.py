@@ -75,5 +75,29 @@ def calibrate(suite: Suite, reference: Path = PPO_CLIP, log: Callable[[str], Non
     }
     path = calibration_path(suite.name)
     path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    record_resolution(suite.name)
     log(f"wrote {path}")
-    return data
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def record_resolution(name: str) -> dict | None:
+    """Write the suite's resolution (evosearch.envs.resolution) into its calibration file, from that file's data.
+
+    Derived, not measured: the reference's per-seed returns the file holds give the ± of one
+    evaluation at the suite's seed count, kept beside them so the file says how finely it resolves.
+    """
+    from evosearch.envs.resolution import resolution
+    from evosearch.envs.suites import SuiteError, load_suite
+
+    try:
+        resolved = resolution(load_suite(name))
+    except SuiteError:  # a suite given as a path: no shipped suite of that name to reload
+        return None
+    if resolved is None:
+        return None
+    path = calibration_path(name)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["resolution"] = {k: (round(v, 4) if isinstance(v, float) else [round(x, 4) for x in v] if k == "ci" else v)
+                          for k, v in resolved.to_dict().items() if k != "per_task_sd"}
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return data["resolution"]

@@ -43,3 +43,13 @@ def test_suite_show_reports_it():
     assert "two evaluations separate differences of" in table.output
     data = json.loads(runner.invoke(main, ["suite", "show", "quick", "--json"]).output)
     assert data["resolution"]["seeds"] == 6 and data["resolution"]["half_width"] > 0
+
+
+@pytest.mark.parametrize("name", ["quick", "classic-quick", "classic", "policies"])
+def test_the_resolution_written_in_each_shipped_calibration_is_the_one_its_data_give(name):
+    from evosearch.envs.suites import calibration_path
+
+    written = json.loads(calibration_path(name).read_text())["resolution"]
+    found = resolution(load_suite(name))
+    assert written["seeds"] == found.seeds and written["half_width"] == pytest.approx(found.half_width, abs=1e-4)
+    assert written["ci"] == pytest.approx(list(found.ci), abs=1e-4)
