@@ -124,13 +124,29 @@ def test_a_device_for_a_policy_is_refused_with_the_reason(tmp_path):
     assert "does not apply to policies" in result.output and "played, not trained" in result.output
 
 
-def test_confirm_shows_the_confirmed_score_beside_the_search_score():
-    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--no-hurdle", "--confirm")
+def test_confirm_measures_again_on_fresh_seeds_and_the_held_out_tasks():
+    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--no-hurdle", "--confirm", "--json")
     assert proc.returncode == 0, proc.stderr
-    said = " ".join(proc.stdout.split())
-    assert "confirmed on 4 fresh seeds (from seed 1000):" in said and "search score minus confirmed:" in said
-    assert "held-out Acrobot-v1:" in said
+    data = json.loads(proc.stdout)
+    confirmed = data["confirmed"]
+    assert confirmed["outcome"] == "ok" and confirmed["seeds"] == 4 and confirmed["first_seed"] == 1000
+    assert set(confirmed["tasks"]) == {"CartPole-v1"} and set(confirmed["held_out"]) == {"Acrobot-v1"}
+    assert confirmed["ci"][0] <= confirmed["score"] <= confirmed["ci"][1]
+    assert data["ci"][0] <= data["score"] <= data["ci"][1]  # the search score is kept beside it
     assert "confirmation" in proc.stderr  # the progress names the confirmation's training
+
+
+def test_the_table_shows_the_confirmed_score_beside_the_search_score(capsys):
+    from evosearch.cli.eval import _print_eval_table
+    from evosearch.evaluate.result import EvalResult
+
+    result = EvalResult(outcome="ok", stage="full", score=0.8, ci=[0.6, 1.0], suite="tiny", confirmed={
+        "outcome": "ok", "score": 0.5, "ci": [0.4, 0.6], "seeds": 4, "first_seed": 1000, "tasks": {},
+        "held_out": {"Acrobot-v1": {"normalized_mean": 0.1, "ci": [0.0, 0.2]}}})
+    _print_eval_table(result, "a2c.py")
+    said = " ".join(capsys.readouterr().out.split())
+    assert "confirmed on 4 fresh seeds (from seed 1000): 0.500" in said
+    assert "search score minus confirmed: 0.300" in said and "held-out Acrobot-v1: 0.100" in said
 
 
 def test_confirm_is_for_rules():
