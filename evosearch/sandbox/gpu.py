@@ -193,10 +193,15 @@ def sandbox_for_gpu(device: str, requested: str = "auto",
             configure(verdict.mode.name)
         return verdict
     prepare()
-    candidates = [requested] if requested and requested != "auto" else _working_modes()
+    explicit = bool(requested and requested != "auto")
     failed: dict[str, str] = {}
-    for name in candidates:
-        mode = configure(name)  # the check's job, and later every job, runs in it
+    for name in [requested] if explicit else modes.MODES:  # strongest first
+        try:
+            mode = configure(name)  # detected once; the check's job, and later every job, runs in it
+        except modes.SandboxUnavailable:
+            if explicit:
+                raise
+            continue  # this mode does not run on this machine at all
         why, found = check(mode, device)
         if why is None:
             verdict = GpuVerdict(mode, device, found, failed)
@@ -207,26 +212,12 @@ def sandbox_for_gpu(device: str, requested: str = "auto",
         failed[name] = why[:300]
     configure(requested or "auto")  # leave the mode in force as it was asked for
     tried = "; ".join(f"in {name}: {why}" for name, why in failed.items())
-    if requested and requested != "auto":
+    if explicit:
         raise modes.SandboxUnavailable(
             f"CUDA does not start on {device} inside sandbox mode {requested} ({tried}). `evosearch doctor --gpu` "
             "names the layer that blocks it; --sandbox auto falls back to the strongest mode where it starts")
     raise modes.SandboxUnavailable(f"CUDA does not start on {device} inside any sandbox mode ({tried}); "
                                    "use --device cpu, or see `evosearch doctor --gpu`")
-
-
-def _working_modes() -> list[str]:
-    """The modes that run on this machine, strongest first."""
-    from evosearch.sandbox import modes
-
-    names = []
-    for name in modes.MODES:
-        try:
-            modes.detect(name)
-        except modes.SandboxUnavailable:
-            continue
-        names.append(name)
-    return names
 
 
 def forget() -> None:
