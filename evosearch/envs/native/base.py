@@ -46,6 +46,8 @@ class NativeEnv:
 
     env_id: ClassVar[str]
     obs_dim: ClassVar[int]
+    #: ``(channels, height, width)`` for image observations (flattened channels-first into ``obs_dim``)
+    obs_shape: ClassVar[tuple[int, int, int] | None] = None
     act_dim: ClassVar[int]  # number of discrete actions, or the action vector's length
     discrete: ClassVar[bool]
     max_episode_steps: ClassVar[int]

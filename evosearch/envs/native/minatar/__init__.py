@@ -1,0 +1,1 @@
+"""MinAtar's games as batched torch environments; see :mod:`evosearch.envs.native.minatar.base`."""
