@@ -78,7 +78,8 @@ class NativeTensorEnv:
     def __init__(self, env_id: str, num_envs: int, seed: int, device: torch.device) -> None:
         self._env = make_native(env_id, num_envs, seed, device=device)
         self.env_id, self.num_envs, self.device = env_id, num_envs, torch.device(device)
-        self.spec = Spec(obs_dim=self._env.obs_dim, act_dim=self._env.act_dim, discrete=self._env.discrete)
+        self.spec = Spec(obs_dim=self._env.obs_dim, act_dim=self._env.act_dim, discrete=self._env.discrete,
+                         obs_shape=self._env.obs_shape)
         self.action_low, self.action_high = self._env.action_low, self._env.action_high
 
     def reset(self) -> torch.Tensor:

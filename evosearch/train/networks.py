@@ -4,6 +4,11 @@ On CPU the network, not the environment, is the cost of training; one batched ma
 multiply over all seeds replaces S small ones, which is where the harness's speed comes from.
 Architecture and initialisation follow CleanRL's ppo.py: two 64-unit tanh layers, orthogonal
 weights (gain sqrt(2), 0.01 for the policy head, 1.0 for the value head), zero biases.
+
+Image observations (a ``Spec`` with ``obs_shape``, e.g. MinAtar's ``[C, 10, 10]``) get the
+MinAtar papers' torso instead: one 3x3 convolution with 16 channels and no padding, ReLU, one
+dense ReLU layer of ``hidden`` units, then the head. The convolution is an im2col
+(``unfold``) and one ``baddbmm`` over seeds, so it batches over seeds like the MLP's layers.
 """
 
 from __future__ import annotations
@@ -39,9 +44,35 @@ class Spec:
     act_dim: int  # number of discrete actions, or the action vector's length
     discrete: bool
     hidden: int = 64
+    #: ``(channels, height, width)`` of an image observation, flattened channels-first into ``obs_dim``;
+    #: None for a vector observation. An image gets the convolutional torso.
+    obs_shape: tuple[int, int, int] | None = None
+
+    @property
+    def convolutional(self) -> bool:
+        return self.obs_shape is not None
+
+
+#: The convolutional torso: output channels and kernel size (one layer, no padding, stride 1).
+CONV_CHANNELS = 16
+CONV_KERNEL = 3
+
+
+def _conv_geometry(spec: Spec) -> tuple[int, int]:
+    """``(patch, positions)``: values per 3x3 patch over all channels, and the conv's output positions."""
+    assert spec.obs_shape is not None
+    channels, height, width = spec.obs_shape
+    if height < CONV_KERNEL or width < CONV_KERNEL:
+        raise ValueError(f"an image observation must be at least {CONV_KERNEL}x{CONV_KERNEL}, got {height}x{width}")
+    return channels * CONV_KERNEL * CONV_KERNEL, (height - CONV_KERNEL + 1) * (width - CONV_KERNEL + 1)
 
 
 def _layer_sizes(spec: Spec) -> dict[str, list[int]]:
+    """The dense layers' widths per net; for an image, from the flattened convolution onwards."""
+    if spec.convolutional:
+        _, positions = _conv_geometry(spec)
+        flat = positions * CONV_CHANNELS
+        return {"actor": [flat, spec.hidden, spec.act_dim], "critic": [flat, spec.hidden, 1]}
     return {
         "actor": [spec.obs_dim, spec.hidden, spec.hidden, spec.act_dim],
         "critic": [spec.obs_dim, spec.hidden, spec.hidden, 1],
@@ -52,6 +83,9 @@ def parameter_shapes(spec: Spec) -> dict[str, tuple[int, int]]:
     """Every parameter of one seed's actor and critic by name, with its shape: what a weights file must hold."""
     shapes: dict[str, tuple[int, int]] = {}
     for net, dims in _layer_sizes(spec).items():
+        if spec.convolutional:
+            patch, _ = _conv_geometry(spec)
+            shapes[f"{net}_conv_w"], shapes[f"{net}_conv_b"] = (patch, CONV_CHANNELS), (1, CONV_CHANNELS)
         for layer, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=False)):
             shapes[f"{net}_w{layer}"], shapes[f"{net}_b{layer}"] = (n_in, n_out), (1, n_out)
     if not spec.discrete:
@@ -87,11 +121,16 @@ class Ensemble:
             param.grad = self.flat_grad[:, offset:offset + a * b].view(count, a, b)
             self.weights[name] = param
             offset += a * b
-        gains = {"actor": (math.sqrt(2), math.sqrt(2), 0.01), "critic": (math.sqrt(2), math.sqrt(2), 1.0)}
+        hidden_gains = (math.sqrt(2),) * (len(sizes["actor"]) - 2)
+        gains = {"actor": (*hidden_gains, 0.01), "critic": (*hidden_gains, 1.0)}
         with torch.no_grad():
             for seed_index, seed in enumerate(seeds):
                 generator = torch.Generator().manual_seed(int(seed))
                 for net, dims in sizes.items():
+                    if spec.convolutional:  # CleanRL's Atari init: orthogonal, gain sqrt(2), for the conv too
+                        patch, _ = _conv_geometry(spec)
+                        conv = _orthogonal(CONV_CHANNELS, patch, math.sqrt(2), generator).T
+                        self.weights[f"{net}_conv_w"][seed_index] = conv
                     for layer, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=False)):
                         w = _orthogonal(n_out, n_in, gains[net][layer], generator).T
                         self.weights[f"{net}_w{layer}"][seed_index] = w
@@ -104,34 +143,57 @@ class Ensemble:
         return self.weights["actor_w0"].shape[0]
 
     def folded(self, net: str) -> tuple[torch.Tensor, ...]:
-        """``net``'s weights rewritten for the sigmoid form of the MLP (see ``_mlp``).
+        """``net``'s weights rewritten for the sigmoid form of the MLP (see ``_network``).
 
         ``tanh(z) = 2 sigmoid(2z) - 1``, and ``(2s - 1) W + b = 2 s W + (b - 1^T W)``: scaling the
         weights, not the activations, keeps every extra op weight-sized (and out of the backward
         pass over activations). A rollout computes this once; an update step once per minibatch.
         """
         w = self.weights
+        if self.spec.convolutional:  # ReLU layers: nothing to fold; the weights as the forward pass uses them
+            return tuple(w[f"{net}_{name}"] for name in ("conv_w", "conv_b", "w0", "b0", "w1", "b1"))
         w0, w1, w2 = w[f"{net}_w0"], w[f"{net}_w1"], w[f"{net}_w2"]
         return (w0 * 2.0, w[f"{net}_b0"] * 2.0,
                 w1 * 4.0, (w[f"{net}_b1"] - w1.sum(1, keepdim=True)) * 2.0,
                 w2 * 2.0, w[f"{net}_b2"] - w2.sum(1, keepdim=True))
 
-    def _mlp(self, net: str, x: torch.Tensor, folded: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
-        """The two-layer tanh MLP, computed through sigmoids.
+    def _network(self, net: str, x: torch.Tensor, folded: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+        """The two-layer tanh MLP, computed through sigmoids (or, for images, the convolutional net).
 
         ATen's CPU tanh costs ~3.2 ns per float32 against ~0.9 ns for sigmoid, and it was the largest
         single cost of training; in this form each hidden layer is one baddbmm and one sigmoid,
         forward and backward. Same parameters and same function as CleanRL's network: the outputs
         agree with the ``torch.tanh`` form to float rounding.
         """
+        if self.spec.convolutional:
+            return self._cnn(x, folded if folded is not None else self.folded(net))
         w0, b0, w1, b1, w2, b2 = folded if folded is not None else self.folded(net)
         s1 = torch.sigmoid(torch.baddbmm(b0, x, w0))
         s2 = torch.sigmoid(torch.baddbmm(b1, s1, w1))
         return _skinny_output(s2, w2, b2)
 
+    def _cnn(self, x: torch.Tensor, weights: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Conv 3x3 (16 channels) -> ReLU -> dense ReLU -> head, for ``x`` of shape ``[S, N, C*H*W]``.
+
+        The convolution is im2col and one batched matmul: ``unfold`` cuts every 3x3 patch out of
+        every image (all seeds' images at once), and ``baddbmm`` applies each seed's ``[patch, 16]``
+        filter bank to its own patches. The flattened feature order is (position, channel), a fixed
+        permutation of a conv layer's usual (channel, position) that the dense layer absorbs.
+        """
+        conv_w, conv_b, w0, b0, w1, b1 = weights
+        seeds, count = x.shape[0], x.shape[1]
+        assert self.spec.obs_shape is not None
+        patch, positions = _conv_geometry(self.spec)
+        images = x.reshape(seeds * count, *self.spec.obs_shape)
+        patches = torch.nn.functional.unfold(images, CONV_KERNEL)  # [S*N, patch, positions]
+        patches = patches.view(seeds, count, patch, positions).transpose(2, 3).reshape(seeds, count * positions, patch)
+        features = torch.relu(torch.baddbmm(conv_b, patches, conv_w))  # [S, N*positions, 16]
+        hidden = torch.relu(torch.baddbmm(b0, features.reshape(seeds, count, positions * CONV_CHANNELS), w0))
+        return _skinny_output(hidden, w1, b1)
+
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs`` is ``[S, N, obs_dim]``; returns ``[S, N]``."""
-        return self._mlp("critic", obs).squeeze(-1)
+        return self._network("critic", obs).squeeze(-1)
 
     def policy_params(self, obs: torch.Tensor, folded: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
         """Logits ``[S, N, A]`` (discrete) or the Gaussian mean ``[S, N, A]`` (continuous).
@@ -139,7 +201,7 @@ class Ensemble:
         ``folded``: the actor's ``folded("actor")`` weights, when the caller reuses them over many
         calls with unchanged weights (a rollout).
         """
-        return self._mlp("actor", obs, folded)
+        return self._network("actor", obs, folded)
 
     def actor_parameters(self) -> list[torch.Tensor]:
         return [p for k, p in self.weights.items() if k.startswith("actor")]

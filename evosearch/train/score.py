@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -103,7 +104,7 @@ def score_weights(
     seeds = int(first.shape[0]) if seeds is None else seeds
     env = make_env(env_id, max(1, seeds) * episodes, seed=10_000_019 + seed, backend=backend, device=device)
     hidden = hidden or int(first.shape[2])
-    spec = Spec(env.spec.obs_dim, env.spec.act_dim, env.spec.discrete, hidden)
+    spec = replace(env.spec, hidden=hidden)
     try:
         if seeds < 1:
             raise BadWeights("the weights file holds no seed")
