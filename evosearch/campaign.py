@@ -31,7 +31,7 @@ from typing import Protocol
 from evosearch import fmt, kinds
 from evosearch.archive.descriptors import grid_from_config
 from evosearch.archive.selection import as_parent, select_inspirations, select_parent
-from evosearch.archive.store import Archive, CellEntry, dumps
+from evosearch.archive.store import Archive, CellEntry, confirmed_score, dumps
 from evosearch.campaign_llm import LlmDriver, ShareKeeper
 from evosearch.config import CampaignConfig, ConfigError, resolved_suite
 from evosearch.evaluate import CascadeConfig, EvalResult, Evaluator, SkipIf
@@ -160,7 +160,17 @@ class Campaign:
         self._infra_attempts: dict[int, int] = {}  # program id -> such failures this run
         # The campaign's best scores so far (at most confirm.top), for deciding what to confirm.
         self._best_scores: list[float] = self._stored_best_scores()
+        # (island, cell) -> search score of each confirmed elite, which a challenger is confirmed to contest.
+        self._confirmed_elites: dict[tuple[int, int], float] = {}
+        self._refresh_confirmed_elites()
         self._run_start = (time.monotonic(), self.state["evaluations"])
+
+    def _refresh_confirmed_elites(self) -> None:
+        if not self.config.confirm.top:
+            return
+        confirmed = self.archive.confirmed_elites(self.campaign_id)
+        with self._fingerprint_lock:
+            self._confirmed_elites = confirmed
 
     def _stored_best_scores(self) -> list[float]:
         if not self.config.confirm.top:
@@ -469,12 +479,15 @@ class Campaign:
         """Evaluate one program; an error of the machinery itself is that program's ``sandbox_failure``.
 
         A result good enough to rank among the ``confirm.top`` best is confirmed in the same
-        slot (measured again on fresh seeds, see ``RuleEvaluator.confirm``) before it is told.
+        slot (measured again on fresh seeds, see ``RuleEvaluator.confirm``) before it is told,
+        and so is one that would take a confirmed elite's cell on search scores: cells are
+        contested on confirmed scores when both sides have one (``beats``).
         """
         program = Program(row["source"], kind=row["kind"], name=f"program_{row['id']}.py")
         try:
             result = evaluator.evaluate(program, skip_if=lambda fp: self._claim_fingerprint(fp, int(row["id"])))
-            if result.ok and self._ranks_among_the_best(result.score) and hasattr(evaluator, "confirm"):
+            if result.ok and hasattr(evaluator, "confirm") and (
+                    self._ranks_among_the_best(result.score) or self._contests_a_confirmed_elite(row, result)):
                 evaluator.confirm(program, result)
             return result
         except Exception as err:  # noqa: BLE001 - a long campaign must outlive a failing worker start or a bug
@@ -490,6 +503,24 @@ class Campaign:
         with self._fingerprint_lock:
             best = self._best_scores
             return len(best) < top or score > best[top - 1]
+
+    def _contests_a_confirmed_elite(self, row: sqlite3.Row, result: EvalResult) -> bool:
+        """Whether ``result`` beats, on search scores, a confirmed elite of a cell it competes for."""
+        if not self.config.confirm.top or result.score is None:
+            return False
+        with self._fingerprint_lock:
+            confirmed = self._confirmed_elites
+        return any(result.score > confirmed[(entry.island, entry.cell)]
+                   for entry in self._cells(row, result)[1] if (entry.island, entry.cell) in confirmed)
+
+    def _cells(self, row: sqlite3.Row, result: EvalResult) -> tuple[dict[str, float], list[CellEntry]]:
+        """The descriptors of an ``ok`` result and the cells (one per island it belongs to) it competes for."""
+        if not result.ok:
+            return {}, []
+        descriptors = self.grid.describe(row["source"], result)
+        coords = self.grid.coords(descriptors)
+        islands = range(self.config.archive.islands) if row["island"] is None else [row["island"]]
+        return descriptors, [CellEntry(i, self.grid.index(coords), coords) for i in islands]
 
     def _record_infra_failure(self, row: sqlite3.Row, result: EvalResult, queue: deque) -> bool:
         """Whether to record an evaluation that failed outside the program's code as its result.
@@ -540,13 +571,7 @@ class Campaign:
 
     def _tell(self, row: sqlite3.Row, result: EvalResult) -> None:
         program_id, fingerprint = int(row["id"]), result.fingerprint
-        descriptors: dict[str, float] = {}
-        cells: list[CellEntry] = []
-        if result.ok:
-            descriptors = self.grid.describe(row["source"], result)
-            coords = self.grid.coords(descriptors)
-            islands = range(self.config.archive.islands) if row["island"] is None else [row["island"]]
-            cells = [CellEntry(i, self.grid.index(coords), coords) for i in islands]
+        descriptors, cells = self._cells(row, result)
         duplicate_of = None
         with self._fingerprint_lock:
             if result.outcome == "duplicate":
@@ -566,7 +591,8 @@ class Campaign:
         if result.ok and result.score is not None and self.config.confirm.top:
             with self._fingerprint_lock:
                 self._best_scores = sorted([*self._best_scores, result.score], reverse=True)[:self.config.confirm.top]
-        winning = self.archive.winning_cells(self.campaign_id, cells, result.score) if result.ok else []
+        winning = (self.archive.winning_cells(self.campaign_id, cells, result.score, confirmed_score(result.confirmed))
+                   if result.ok else [])
         arm = f"{row['operator']}:{row['model']}" if row["model"] else row["operator"]  # a model is its own arm
         if arm in self.bandit.arms:  # the bandit learns in the same transaction as the result
             self.bandit.update(arm, self._reward(row, result, bool(winning)))
@@ -578,6 +604,7 @@ class Campaign:
                  fmt.duration(result.wall_s),
                  f" ({result.error[:200]})" if result.error else "")
         self._maybe_migrate()
+        self._refresh_confirmed_elites()
         if self.state["evaluations"] % 5 == 0 or entered:
             self._event("progress", {"outcomes": self.archive.counts(self.campaign_id)})
 

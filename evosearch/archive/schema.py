@@ -162,6 +162,15 @@ MIGRATIONS: tuple[str, ...] = (
         FROM evaluations e JOIN programs p ON p.id = e.program_id
         GROUP BY p.campaign_id, e.program_id, e.held_out, e.task;
     """,
+    # 5: an elite's confirmed score (measured again on fresh seeds), which cell contests use when both have one.
+    """
+    ALTER TABLE cells ADD COLUMN confirmed REAL;  -- NULL: the elite was not confirmed
+    DROP VIEW elites;
+    CREATE VIEW elites AS
+        SELECT c.campaign_id, c.island, c.cell, c.coords, c.score, c.confirmed, p.id AS program_id, p.operator,
+               p.generation, p.descriptors, p.parent_id
+        FROM cells c JOIN programs p ON p.id = c.program_id;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

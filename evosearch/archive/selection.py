@@ -21,6 +21,17 @@ def as_parent(row: sqlite3.Row) -> Parent:
                   kind=row["kind"])
 
 
+def merit(cell: sqlite3.Row) -> float:
+    """An elite's worth for selection: its confirmed score when it has one, else its search score.
+
+    The confirmed score is measured on fresh seeds and is not biased upward by the search's
+    choice of the best; a tournament between a confirmed and an unconfirmed elite is then
+    tilted toward the unconfirmed one, by the winner's curse, which is the safe side to err on
+    for exploration.
+    """
+    return cell["confirmed"] if cell["confirmed"] is not None else cell["score"]
+
+
 def select_parent(archive: Archive, campaign_id: int, island: int, rng: random.Random,
                   config: SelectionConfig) -> Parent | None:
     """A parent from ``island``'s elites; from any island's if this one is empty; None if the grid is empty."""
@@ -29,7 +40,7 @@ def select_parent(archive: Archive, campaign_id: int, island: int, rng: random.R
         return None
     if rng.random() < config.exploit_ratio:
         contestants = [elites[rng.randrange(len(elites))] for _ in range(config.tournament_size)]
-        chosen = max(contestants, key=lambda row: row["score"])
+        chosen = max(contestants, key=merit)
     else:
         chosen = elites[rng.randrange(len(elites))]
     return as_parent(archive.program(int(chosen["program_id"])))

@@ -48,6 +48,28 @@ def _without_nan(value: Any) -> Any:
     return value
 
 
+def confirmed_score(confirmed: dict | None) -> float | None:
+    """The score a confirmation measured (``EvalResult.confirmed``), or None when there was none or it failed."""
+    if not confirmed or confirmed.get("outcome") != "ok":
+        return None
+    return finite(confirmed.get("score"))
+
+
+def beats(score: float, confirmed: float | None, elite_score: float, elite_confirmed: float | None) -> bool:
+    """Whether a challenger takes an elite's cell: compared on the measurement both have.
+
+    Two confirmed programs compare their confirmed scores (fresh seeds, the same for every
+    program: a paired comparison, free of the winner's curse). Otherwise both search scores,
+    never a search score against a confirmed one: a search score is biased upward, so such a
+    contest would favour whichever side was not confirmed. A campaign confirms a challenger
+    before it contests a confirmed elite (``Campaign``), so that fallback is for campaigns
+    without confirmation and for confirmations that failed.
+    """
+    if confirmed is not None and elite_confirmed is not None:
+        return confirmed > elite_confirmed
+    return score > elite_score
+
+
 @dataclass(frozen=True)
 class CellEntry:
     """A cell a program competes for: island, flat index and per-axis coordinates."""
@@ -262,55 +284,71 @@ class Archive(ArchiveReads):
                             (program_id, env_id, seed, held_out, ret, norm, finite(auc),
                              dumps(curve) if curve is not None else None, task.train_wall_s))
             if score is not None:
+                confirmed = confirmed_score(result.confirmed)
                 for entry in cells:
-                    if self._offer(conn, campaign_id, entry, program_id, score):
+                    if self._offer(conn, campaign_id, entry, program_id, score, confirmed):
                         entered.append(entry)
             self._set_campaign(conn, campaign_id, state=state)
         return entered
 
-    def winning_cells(self, campaign_id: int, cells: list[CellEntry], score: float | None) -> list[CellEntry]:
-        """The cells that ``score`` would take: empty ones, or ones whose elite scores lower."""
+    def winning_cells(self, campaign_id: int, cells: list[CellEntry], score: float | None,
+                      confirmed: float | None = None) -> list[CellEntry]:
+        """The cells that a program scoring ``score`` (``confirmed`` on fresh seeds) would take; see :func:`beats`."""
         if score is None or not math.isfinite(score):
             return []
         winning = []
         for entry in cells:
-            row = self.conn.execute("SELECT score FROM cells WHERE campaign_id = ? AND island = ? AND cell = ?",
-                                    (campaign_id, entry.island, entry.cell)).fetchone()
-            if row is None or score > row["score"]:
+            row = self.conn.execute("SELECT score, confirmed FROM cells WHERE campaign_id = ? AND island = ? "
+                                    "AND cell = ?", (campaign_id, entry.island, entry.cell)).fetchone()
+            if row is None or beats(score, confirmed, row["score"], row["confirmed"]):
                 winning.append(entry)
         return winning
 
     def _offer(self, conn: sqlite3.Connection, campaign_id: int, entry: CellEntry, program_id: int,
-               score: float) -> bool:
-        """Put the program in the cell if the cell is empty or holds a worse one; say whether it did."""
+               score: float, confirmed: float | None = None) -> bool:
+        """Put the program in the cell if the cell is empty or holds a worse one (:func:`beats`); say whether it did."""
         cur = conn.execute(
-            """INSERT INTO cells (campaign_id, island, cell, coords, program_id, score, updated)
-               VALUES (?, ?, ?, ?, ?, ?, ?)
+            """INSERT INTO cells (campaign_id, island, cell, coords, program_id, score, confirmed, updated)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (campaign_id, island, cell) DO UPDATE SET
-                   program_id = excluded.program_id, score = excluded.score, updated = excluded.updated
-               WHERE excluded.score > cells.score""",
-            (campaign_id, entry.island, entry.cell, dumps(entry.coords), program_id, score, now()))
+                   program_id = excluded.program_id, score = excluded.score, confirmed = excluded.confirmed,
+                   updated = excluded.updated
+               WHERE CASE WHEN excluded.confirmed IS NOT NULL AND cells.confirmed IS NOT NULL
+                          THEN excluded.confirmed > cells.confirmed
+                          ELSE excluded.score > cells.score END""",
+            (campaign_id, entry.island, entry.cell, dumps(entry.coords), program_id, score, finite(confirmed),
+             now()))
         return cur.rowcount == 1
+
+    def confirmed_elites(self, campaign_id: int) -> dict[tuple[int, int], float]:
+        """``(island, cell) -> search score`` of the confirmed elites: a challenger is confirmed to contest one."""
+        rows = self.conn.execute("SELECT island, cell, score FROM cells WHERE campaign_id = ? "
+                                 "AND confirmed IS NOT NULL", (campaign_id,))
+        return {(int(r["island"]), int(r["cell"])): float(r["score"]) for r in rows}
 
     # -- cells, islands ----------------------------------------------------------------------
 
     def elites(self, campaign_id: int, island: int | None = None) -> list[sqlite3.Row]:
-        """The grid's occupants (cell rows: island, cell, coords, program_id, score), best first."""
+        """The grid's occupants (cell rows: island, cell, coords, program_id, score, confirmed), best first.
+
+        Best by the confirmed score where there is one: the unbiased measurement of what an elite is worth.
+        """
         if island is None:
-            return self.conn.execute("SELECT * FROM cells WHERE campaign_id = ? ORDER BY score DESC",
-                                     (campaign_id,)).fetchall()
-        return self.conn.execute("SELECT * FROM cells WHERE campaign_id = ? AND island = ? ORDER BY score DESC",
-                                 (campaign_id, island)).fetchall()
+            return self.conn.execute("SELECT * FROM cells WHERE campaign_id = ? "
+                                     "ORDER BY COALESCE(confirmed, score) DESC", (campaign_id,)).fetchall()
+        return self.conn.execute("SELECT * FROM cells WHERE campaign_id = ? AND island = ? "
+                                 "ORDER BY COALESCE(confirmed, score) DESC", (campaign_id, island)).fetchall()
 
     def migrate_elites(self, campaign_id: int, source: int, target: int, count: int, state: dict) -> list[int]:
         """Offer ``source`` island's ``count`` best elites to the same cells of ``target``; return those taken."""
         moved = []
         with self.transaction() as conn:
-            best = conn.execute("SELECT * FROM cells WHERE campaign_id = ? AND island = ? ORDER BY score DESC "
-                                "LIMIT ?", (campaign_id, source, count)).fetchall()
+            best = conn.execute("SELECT * FROM cells WHERE campaign_id = ? AND island = ? "
+                                "ORDER BY COALESCE(confirmed, score) DESC LIMIT ?",
+                                (campaign_id, source, count)).fetchall()
             for row in best:
                 entry = CellEntry(target, row["cell"], json.loads(row["coords"]))
-                if self._offer(conn, campaign_id, entry, row["program_id"], row["score"]):
+                if self._offer(conn, campaign_id, entry, row["program_id"], row["score"], row["confirmed"]):
                     moved.append(int(row["program_id"]))
             self._set_campaign(conn, campaign_id, state=state)
         return moved
@@ -383,6 +421,7 @@ class Archive(ArchiveReads):
                 args.append(value)
         sql = (f"SELECT p.id, c.name AS campaign, p.kind, p.operator, p.model, p.island, p.generation, p.parent_id,"
                f" p.status, p.outcome, p.stage, p.score, p.ci_low, p.ci_high, p.fingerprint, p.descriptors, p.note,"
+               f" json_extract(p.metrics, '$.confirmed.score') AS confirmed,"
                f" p.created, p.evaluated, p.wall_s, p.error FROM programs p JOIN campaigns c ON c.id = p.campaign_id"
                f" WHERE {' AND '.join(where)} ORDER BY {orders[order]}")
         if limit is not None:

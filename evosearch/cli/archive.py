@@ -34,12 +34,15 @@ def _print_programs(rows: list[dict], title: str) -> None:
     from rich.table import Table
 
     widths = {"score": 5, "parent": 4, "95% CI": 12}
-    columns = ["id", "campaign", "operator", "isl", "gen", "outcome", "score", "95% CI", "parent", "note"]
+    columns = ["id", "campaign", "operator", "isl", "gen", "outcome", "score", "95% CI", "confirmed", "parent", "note"]
     values = [_program_cells(r) for r in rows]
     constant = {c for c in ("campaign", "outcome") if len({v[c] for v in values}) <= 1}
+    if all(r.get("confirmed") is None for r in rows):  # a campaign without confirmation: no empty column
+        constant.add("confirmed")
     table = Table(title=plain(title), pad_edge=False)
     for col in (c for c in columns if c not in constant):  # numbers never wrap; the note takes what is left
-        table.add_column(col, justify="right" if col in ("id", "isl", "gen", "score", "parent") else "left",
+        numeric = col in ("id", "isl", "gen", "score", "confirmed", "parent")
+        table.add_column(col, justify="right" if numeric else "left",
                          no_wrap=col != "note", overflow="fold" if col == "note" else "ellipsis",
                          min_width=widths.get(col), ratio=1 if col == "note" else None)
     for v in values:
@@ -53,6 +56,7 @@ def _program_cells(r: dict) -> dict[str, str]:
         "id": str(r["id"]), "campaign": markup(r["campaign"]), "operator": markup(r["operator"]),
         "isl": "-" if r["island"] is None else str(r["island"]), "gen": str(r["generation"]),
         "outcome": markup(r["outcome"] or r["status"]), "score": score(r["score"]),
+        "confirmed": score(r.get("confirmed")),
         "95% CI": fmt.ci(r.get("ci_low"), r.get("ci_high"), 2),
         "parent": str(r["parent_id"] or "-"), "note": markup((r["note"] or "")[:80]),
     }
