@@ -227,6 +227,13 @@ def finished(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def a2c_eval():
+    """``evosearch eval programs/rules/a2c.py --suite tests/data/tiny.yaml --json`` run once in this process
+    (``cli_in_process``), for the tests that read its progress lines and its returns."""
+    return cli_in_process("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--json")
+
+
+@pytest.fixture(scope="session")
 def hostile(finished, tmp_path_factory):
     """(database, id of the hostile program): a copy of the finished campaign plus one program whose
     source, note and error hold ``</script><script>alert(1)</script>``; a report must show it as text."""

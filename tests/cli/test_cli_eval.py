@@ -1,4 +1,9 @@
-"""`evosearch eval` as a user runs it: the table, the --json schema, the exit codes, --device."""
+"""`evosearch eval` as a user runs it: the table, the --json schema, the exit codes, --device.
+
+What trains or runs a job does so in a fresh interpreter (``run_cli``); usage errors, refused before
+any evaluation, go through the same command in this process (``cli_in_process``: the same exit code
+and messages, without ~2 s of imports per call).
+"""
 
 import json
 import os
@@ -7,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, RULES, TINY_SUITE
+from conftest import ROOT, RULES, TINY_SUITE, cli_in_process
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -16,7 +21,9 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def test_eval_json_schema_for_a_good_rule():
-    proc = run_cli("eval", str(RULES / "ppo_clip.py"), "--suite", TINY_SUITE, "--json", "--held-out", "--confirm")
+    # (No hurdle: the JSON is the same without it; the CLI's hurdle stage is in test_cli_eval_progress.py.)
+    proc = run_cli("eval", str(RULES / "ppo_clip.py"), "--suite", TINY_SUITE, "--json", "--held-out", "--confirm",
+                   "--no-hurdle")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["outcome"] == "ok" and data["stage"] == "full"
@@ -40,7 +47,7 @@ def test_eval_json_schema_for_a_good_rule():
 def test_an_uncalibrated_suite_is_refused_before_training(tmp_path):
     suite = tmp_path / "uncalibrated.yaml"
     suite.write_text("name: uncalibrated-test\nseeds: 1\ntasks:\n  - {env_id: CartPole-v1, total_steps: 512}\n")
-    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", str(suite), timeout=60)
+    proc = cli_in_process("eval", str(RULES / "a2c.py"), "--suite", str(suite))
     assert proc.returncode == 2
     assert "evosearch suite calibrate uncalibrated-test" in proc.stderr
 
@@ -80,14 +87,15 @@ def test_eval_json_for_a_rejected_rule(tmp_path):
     ],
 )
 def test_bad_usage_exits_2_with_a_message(args):
-    proc = run_cli(*args, timeout=60)
+    proc = cli_in_process(*args)
     assert proc.returncode == 2
     assert "Error" in proc.stderr or "Usage" in proc.stderr
 
 
-def test_same_command_same_returns():
-    runs = [json.loads(run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--json").stdout)
-            for _ in range(2)]
+def test_same_command_same_returns(a2c_eval):
+    # The same command in a fresh interpreter and in this test process (the shared run of conftest.a2c_eval).
+    runs = [json.loads(run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--json").stdout),
+            json.loads(a2c_eval.stdout)]
     assert runs[0]["tasks"]["CartPole-v1"]["returns"] == runs[1]["tasks"]["CartPole-v1"]["returns"]
     assert runs[0]["score"] == runs[1]["score"] and runs[0]["fingerprint"] == runs[1]["fingerprint"]
 
@@ -101,21 +109,21 @@ def test_a_sandbox_mode_that_cannot_run_is_a_usage_error(monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_a_gpu_that_is_not_there_is_a_usage_error():
-    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--device", "cuda")
+    proc = cli_in_process("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--device", "cuda")
     assert proc.returncode == 2
     assert "torch sees no CUDA GPU" in proc.stderr
 
 
 def test_device_takes_what_the_config_takes_and_names_the_choices():
-    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--device", "gpu", timeout=60)
+    proc = cli_in_process("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--device", "gpu")
     assert proc.returncode == 2 and "use auto, cpu, cuda or cuda:N" in proc.stderr
-    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--device", "cuda:99", timeout=60)
+    proc = cli_in_process("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--device", "cuda:99")
     assert proc.returncode == 2  # a valid name: refused by the device check, not by the option
     assert "cuda:99" in proc.stderr and "use auto, cpu, cuda or cuda:N" not in proc.stderr
 
 
 def test_eval_has_no_csv_and_says_so():
-    proc = run_cli("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--csv", timeout=60)
+    proc = cli_in_process("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--csv")
     assert proc.returncode == 2 and "no CSV output" in proc.stderr and "--json" in proc.stderr
 
 
@@ -144,5 +152,5 @@ def test_the_table_shows_the_confirmed_score_beside_the_search_score(capsys):
 
 
 def test_confirm_is_for_rules():
-    proc = run_cli("eval", str(ROOT / "programs" / "policies" / "cartpole.py"), "--confirm")
+    proc = cli_in_process("eval", str(ROOT / "programs" / "policies" / "cartpole.py"), "--confirm")
     assert proc.returncode == 2 and "--confirm is for rules" in proc.stderr

@@ -15,8 +15,8 @@ POLICY_SUITE = str(ROOT / "tests" / "data" / "policy_tiny.yaml")
 LINE = re.compile(r"^\[\d+:\d\d:\d\d\] (static|smoke|hurdle|full|held-out|done): \S")
 
 
-def test_plain_lines_name_each_stage_task_and_seeds_and_json_stays_clean():
-    proc = cli_in_process("eval", str(RULES / "a2c.py"), "--suite", TINY_SUITE, "--json")
+def test_plain_lines_name_each_stage_task_and_seeds_and_json_stays_clean(a2c_eval):
+    proc = a2c_eval  # eval a2c.py --suite tiny --json, in this process
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["outcome"] == "ok"  # stdout is the one object, nothing else
     lines = proc.stderr.splitlines()
