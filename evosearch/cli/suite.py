@@ -47,7 +47,7 @@ def suite_show(name: str, output: str) -> None:
     for t in s.tasks + s.held_out:
         cal = s.calibration.get(t.env_id)
         tasks.append({"env_id": t.env_id, "role": "held-out" if t in s.held_out else "task",
-                      "total_steps": t.total_steps, "backend": t.backend,
+                      "total_steps": t.total_steps, "backend": t.backend, "train": dict(t.train),
                       "backend_resolved": t.backend if t.backend != "auto" else _auto_backends(t.env_id),
                       "r_random": cal.r_random if cal else None, "r_ref": cal.r_ref if cal else None,
                       "reference": sources.get(t.env_id) if cal else None})
@@ -77,7 +77,8 @@ def _print_suite(data: dict) -> None:
     for t in data["tasks"]:
         ref = f"random {t['r_random']:.1f}, {_reference(t)}" if t["r_random"] is not None else "not calibrated"
         backend = t["backend"] if t["backend"] != "auto" else f"auto: {t['backend_resolved']}"
-        echo(f"  {t['role']:<8} {t['env_id']:<24} {t['total_steps']:>8} steps  {ref}  (env backend {backend})")
+        train = "".join(f", {k} {v:g}" if not isinstance(v, bool) else f", {k} {v}" for k, v in t["train"].items())
+        echo(f"  {t['role']:<8} {t['env_id']:<24} {t['total_steps']:>8} steps  {ref}  (env backend {backend}{train})")
 
 
 def _reference_sources(suite) -> dict[str, str]:

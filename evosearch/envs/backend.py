@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from evosearch.envs.native import is_native, make_native
+from evosearch.envs.native import is_native, is_native_only, make_native
 from evosearch.train.networks import Spec
 
 BACKENDS = ("auto", "native", "envpool")
@@ -144,10 +144,12 @@ def resolve_backend(env_id: str, backend: str = "auto", device: str | torch.devi
         raise BackendError(f"unknown env backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
         on_cpu = torch.device(device).type == "cpu"
-        preferred = not on_cpu or env_id in NATIVE_ON_CPU or not envpool_available()
+        preferred = not on_cpu or env_id in NATIVE_ON_CPU or is_native_only(env_id) or not envpool_available()
         return "native" if is_native(env_id) and preferred else "envpool"
     if backend == "native" and not is_native(env_id):
         raise BackendError(f"{env_id} has no torch-native implementation; use backend envpool or auto")
+    if backend == "envpool" and is_native_only(env_id):
+        raise BackendError(f"EnvPool has no {env_id}; it runs natively (backend native or auto)")
     return backend
 
 

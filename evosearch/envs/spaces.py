@@ -72,7 +72,7 @@ def _discrete(env_id: str, obs_dim: int, n: int, obs_fields: tuple[str, ...] = (
 #: MiniGrid's dict observation as EnvPool gives it: direction (1) + image 7x7x3 (147) + mission (96).
 _MINIGRID_FIELDS = ("direction", "image", "mission")
 
-#: Every environment a packaged suite names (classic control, Box2D and MiniGrid, via EnvPool or natively).
+#: Every environment a packaged suite names (classic control, Box2D, MiniGrid and MinAtar, via EnvPool or natively).
 SPACES: dict[str, EnvSpaces] = {s.env_id: s for s in (
     _discrete("CartPole-v1", obs_dim=4, n=2),
     _discrete("Acrobot-v1", obs_dim=6, n=3),
@@ -82,6 +82,12 @@ SPACES: dict[str, EnvSpaces] = {s.env_id: s for s in (
     _discrete("MiniGrid-Empty-5x5-v0", obs_dim=244, n=7, obs_fields=_MINIGRID_FIELDS),
     _discrete("MiniGrid-Empty-6x6-v0", obs_dim=244, n=7, obs_fields=_MINIGRID_FIELDS),
     _discrete("MiniGrid-Empty-Random-6x6-v0", obs_dim=244, n=7, obs_fields=_MINIGRID_FIELDS),
+    # MinAtar (torch-native only): channels x 10 x 10 booleans as float32, channels-first; minimal action sets
+    _discrete("MinAtar/Asterix-v1", obs_dim=4 * 100, n=5),
+    _discrete("MinAtar/Breakout-v1", obs_dim=4 * 100, n=3),
+    _discrete("MinAtar/Freeway-v1", obs_dim=7 * 100, n=3),
+    _discrete("MinAtar/Seaquest-v1", obs_dim=10 * 100, n=6),
+    _discrete("MinAtar/SpaceInvaders-v1", obs_dim=6 * 100, n=4),
 )}
 
 _LOOKED_UP: dict[str, EnvSpaces | str] = {}  # ids read from EnvPool; a failure is kept as its message

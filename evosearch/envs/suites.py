@@ -30,6 +30,9 @@ class Task:
     # R_ref to use where PPO-clip scores no better than random play (e.g. gymnasium's reward
     # threshold for MountainCar-v0); without one such a task cannot be calibrated.
     fallback_reference: float | None = None
+    # Training settings for this task that differ from the harness's defaults (TrainConfig's
+    # fields, e.g. num_envs and num_steps for MinAtar's longer budgets), as sorted (name, value) pairs.
+    train: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,34 @@ def _task(raw: object, where: str) -> Task:
         raise SuiteError(f"{where}: {err}") from err
     fallback = raw.get("fallback_reference")
     return Task(env_id=env_id, total_steps=int(raw["total_steps"]), backend=backend,
-                fallback_reference=None if fallback is None else float(fallback))
+                fallback_reference=None if fallback is None else float(fallback),
+                train=_train_settings(raw.get("train"), f"{where}: {env_id}"))
+
+
+#: TrainConfig fields a task may set; the others (env_id, total_steps, backend) are the task's own keys.
+TRAIN_SETTINGS = {"num_envs": int, "num_steps": int, "learning_rate": float, "anneal_lr": bool, "gamma": float,
+                  "gae_lambda": float, "num_minibatches": int, "update_epochs": int, "max_grad_norm": float,
+                  "hidden": int}
+
+
+def _train_settings(raw: object, where: str) -> tuple[tuple[str, object], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{where}: train must be a mapping of training settings")
+    unknown = sorted(set(raw) - set(TRAIN_SETTINGS))
+    if unknown:
+        raise SuiteError(f"{where}: unknown training setting(s) {', '.join(map(str, unknown))}; "
+                         f"known: {', '.join(TRAIN_SETTINGS)}")
+    settings = []
+    for name, value in sorted(raw.items()):
+        kind = TRAIN_SETTINGS[name]
+        if kind is bool and not isinstance(value, bool) or kind is not bool and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or kind is int and value != int(value)
+                or value <= 0):
+            raise SuiteError(f"{where}: train.{name} must be a positive {kind.__name__}, got {value!r}")
+        settings.append((name, kind(value)))
+    return tuple(settings)
 
 
 def load_suite(name: str) -> Suite:

@@ -38,6 +38,11 @@ from evosearch.train.harness import TrainConfig
 from evosearch.train.score import BadWeights, NonFiniteWeights
 
 
+def train_config(task: Task) -> TrainConfig:
+    """The harness's settings for ``task``: its budget and backend, and any training settings the suite gives it."""
+    return TrainConfig(env_id=task.env_id, total_steps=task.total_steps, backend=task.backend, **dict(task.train))
+
+
 def train_and_score(
     program: Program, task: Task, seeds: list[int], limits: Limits, episodes: int, stage: str = "full",
     usage: Usage | None = None, device: str = "cpu", minimal_builtins: bool = True,
@@ -46,7 +51,7 @@ def train_and_score(
 
     Returns the per-seed returns, the training job's report (curves) and its wall seconds.
     """
-    cfg = TrainConfig(env_id=task.env_id, total_steps=task.total_steps, backend=task.backend)
+    cfg = train_config(task)
     usage = usage or Usage()
     if device != "cpu":
         limits = replace(limits, gpu=True)

@@ -14,7 +14,7 @@ import pytest
 
 from evosearch.envs import spaces as spaces_module
 from evosearch.envs.backend import make_env
-from evosearch.envs.native import NATIVE_ENVS
+from evosearch.envs.native import NATIVE_ENVS, NATIVE_ONLY, is_native_only
 from evosearch.envs.spaces import (
     SPACES,
     EnvSpaces,
@@ -25,7 +25,8 @@ from evosearch.envs.spaces import (
 )
 from evosearch.envs.suites import available, load_suite
 
-ENV_IDS = list(known_env_ids())
+ENV_IDS = [env_id for env_id in known_env_ids() if not is_native_only(env_id)]  # EnvPool's and gymnasium's
+MINATAR_IDS = sorted(NATIVE_ONLY)
 pytestmark = pytest.mark.filterwarnings("ignore:.*precision lowered by casting:UserWarning")
 
 
@@ -66,6 +67,21 @@ def test_the_table_matches_the_native_envs(env_id):
     cls, expected = NATIVE_ENVS[env_id], spaces(env_id)
     assert (cls.obs_dim, cls.act_dim, cls.discrete) == (expected.obs_dim, expected.act_dim, expected.discrete)
     check_tensor_env(env_id, "native")
+
+
+@pytest.mark.parametrize("env_id", MINATAR_IDS)
+def test_the_table_matches_the_minatar_package(env_id):
+    """MinAtar's ids, spaces and minimal action sets are ``minatar.gym``'s ``-v1`` ones."""
+    pytest.importorskip("minatar")
+    from minatar.gym import BaseEnv
+
+    game = {"SpaceInvaders": "space_invaders"}.get(env_id[8:-3], env_id[8:-3].lower())
+    reference = BaseEnv(game, use_minimal_action_set=True)
+    channels = reference.observation_space.shape[2]
+    assert SPACES[env_id] == EnvSpaces(env_id, obs_dim=channels * 100, discrete=True,
+                                       act_dim=int(reference.action_space.n))
+    assert tuple(NATIVE_ENVS[env_id].action_set) == tuple(reference.action_set)
+    assert NATIVE_ENVS[env_id].obs_shape == (channels, 10, 10)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
