@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import RULES, TINY_SUITE
+from conftest import RULES, TINY_SUITE, cli_in_process
 
 from evosearch.config import ConfigError, config_from_dict, load_config
 
@@ -76,10 +76,12 @@ def test_seed_paths_are_relative_to_the_config_file(tmp_path):
     ("- a list\n", "expected a mapping"),
 ])
 def test_run_with_a_bad_config_exits_2_with_one_message(tmp_path, text, message):
+    # In this process (the same command, its exit code and stderr; an uncaught exception's traceback
+    # would be in stderr too): the config is refused before anything starts. A fresh interpreter
+    # refusing a config: test_run_with_a_missing_config_exits_2.
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "evosearch.cli", "run", str(path), "--db", str(tmp_path / "x.db")],
-                          capture_output=True, text=True, timeout=60)
+    proc = cli_in_process("run", str(path), "--db", str(tmp_path / "x.db"))
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.db").exists()

@@ -5,9 +5,7 @@ import subprocess
 import sys
 
 
-def llm_check(tmp_path, base_url: str, env: dict | None = None, key_env: str | None = None):
-    import os
-
+def llm_config(tmp_path, base_url: str, key_env: str | None = None) -> str:
     from conftest import campaign_config
 
     raw = json.loads(json.dumps(campaign_config("check").to_dict()))
@@ -16,8 +14,25 @@ def llm_check(tmp_path, base_url: str, env: dict | None = None, key_env: str | N
                               "max_retries": 0, "timeout_s": 5}]}
     path = tmp_path / "llm.yaml"
     path.write_text(json.dumps(raw))
-    return subprocess.run([sys.executable, "-m", "evosearch.cli", "llm", "check", str(path)], capture_output=True,
+    return str(path)
+
+
+def llm_check(tmp_path, base_url: str, env: dict | None = None, key_env: str | None = None):
+    """``evosearch llm check`` in a fresh interpreter."""
+    import os
+
+    path = llm_config(tmp_path, base_url, key_env)
+    return subprocess.run([sys.executable, "-m", "evosearch.cli", "llm", "check", path], capture_output=True,
                           text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+def llm_check_in_process(tmp_path, monkeypatch, base_url: str, env: dict | None = None, key_env: str | None = None):
+    """The same command in this process (``cli_in_process``: its exit code, stdout and stderr), ``env`` set for it."""
+    from conftest import cli_in_process
+
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    return cli_in_process("llm", "check", llm_config(tmp_path, base_url, key_env))
 
 
 def test_llm_check_shows_a_sample_edit(tmp_path):
@@ -31,13 +46,15 @@ def test_llm_check_shows_a_sample_edit(tmp_path):
     assert "-VF_COEF = 0.5" in proc.stdout and "+VF_COEF = 0.25" in proc.stdout
 
 
-def test_llm_check_names_a_wrong_url_or_key(tmp_path):
+def test_llm_check_names_a_wrong_url_or_key(tmp_path, monkeypatch):
     from fake_openai import FakeOpenAI
 
-    proc = llm_check(tmp_path, "http://127.0.0.1:9/v1")
+    # The failures in this process (a fresh interpreter runs the command in the test above).
+    proc = llm_check_in_process(tmp_path, monkeypatch, "http://127.0.0.1:9/v1")
     assert proc.returncode == 1 and "FAILED" in proc.stdout and "connection refused" in proc.stdout
     with FakeOpenAI(["unused"], api_key="right") as server:
-        proc = llm_check(tmp_path, server.base_url, {"FAKE_KEY": "wrong"}, "FAKE_KEY")
+        proc = llm_check_in_process(tmp_path, monkeypatch, server.base_url, {"FAKE_KEY": "wrong"}, "FAKE_KEY")
     assert proc.returncode == 1 and "401" in proc.stdout and "FAKE_KEY" in proc.stdout
-    proc = llm_check(tmp_path, "http://127.0.0.1:9/v1", key_env="NO_SUCH_KEY_VARIABLE")
+    monkeypatch.delenv("NO_SUCH_KEY_VARIABLE", raising=False)
+    proc = llm_check_in_process(tmp_path, monkeypatch, "http://127.0.0.1:9/v1", key_env="NO_SUCH_KEY_VARIABLE")
     assert proc.returncode == 2 and "NO_SUCH_KEY_VARIABLE is not set" in proc.stderr
