@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evosearch.cli.options import emit, emit_object, load_suite, output_options
+from evosearch.cli.options import device_option, emit, emit_object, load_suite, output_options
 from evosearch.cli.render import echo
 
 
@@ -118,8 +118,15 @@ def _auto_backends(env_id: str) -> str:
 
 @suite_group.command("calibrate")
 @click.argument("name")
-def suite_calibrate(name: str) -> None:
+@device_option(default="cpu", help="Where PPO-clip trains: cpu, auto, cuda or cuda:N (a GPU-sized suite such as "
+               "minatar is calibrated on the GPU it will be evaluated on).")
+def suite_calibrate(name: str, device: str) -> None:
     """Measure random and PPO-clip returns for every task of suite NAME and store them."""
+    from evosearch.devices import DeviceError
     from evosearch.evaluate.calibrate import calibrate
+    from evosearch.sandbox import SandboxUnavailable
 
-    calibrate(load_suite(name), log=click.echo)
+    try:
+        calibrate(load_suite(name), log=click.echo, device=device)
+    except (DeviceError, SandboxUnavailable) as err:
+        raise click.UsageError(str(err)) from err

@@ -11,30 +11,35 @@ import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from evosearch import stats
+from evosearch import sandbox, stats
+from evosearch.devices import DevicePool
 from evosearch.envs.backend import resolve_backend
+from evosearch.envs.native import is_native
 from evosearch.envs.suites import Suite, Task, calibration_path
 from evosearch.evaluate.jobs import RandomJob
-from evosearch.evaluate.rules import train_and_score
+from evosearch.evaluate.rules import gpu_warning, train_and_score
 from evosearch.machine import machine_description
 from evosearch.program import Program
-from evosearch.sandbox import Limits, run_job
+from evosearch.sandbox import Limits, gpu, run_job
 
 PPO_CLIP = Path(__file__).resolve().parents[2] / "programs" / "rules" / "ppo_clip.py"
 RANDOM_EPISODES = 200
 
 
-def _measure(program: Program, task: Task, suite: Suite, limits: Limits, log: Callable[[str], None]) -> dict:
+def _measure(program: Program, task: Task, suite: Suite, limits: Limits, log: Callable[[str], None],
+             devices: DevicePool | None = None) -> dict:
     random_job = run_job(RandomJob(env_id=task.env_id, episodes=RANDOM_EPISODES, backend=task.backend), limits)
     if random_job.status != "ok":
         raise RuntimeError(f"random play on {task.env_id} failed: {random_job.error}")
     r_random = float(np.mean(random_job.result["returns"]))
-    returns, _, wall = train_and_score(program, task, list(range(suite.seeds)), limits, suite.eval_episodes,
-                                       "calibration")
+    device = (devices or DevicePool("cpu")).for_task(gpu_native=is_native(task.env_id) and task.backend != "envpool")
+    returns, _, wall = train_and_score(program, task, list(range(suite.seeds)), replace(limits, gpu=device != "cpu"),
+                                       suite.eval_episodes, "calibration", device=device)
     reference = "programs/rules/ppo_clip.py"
     r_ref = float(np.mean(returns))
     if abs(r_ref - r_random) < 1e-3 * max(1.0, abs(r_random)) and task.fallback_reference is not None:
@@ -51,18 +56,27 @@ def _measure(program: Program, task: Task, suite: Suite, limits: Limits, log: Ca
     return {
         "r_random": r_random, "r_ref": r_ref, "reference": reference, "r_ref_ci": [lo, hi],
         "r_ref_per_seed": [float(r) for r in returns], "train_wall_s": round(wall, 1),
-        "total_steps": task.total_steps, "backend": resolve_backend(task.env_id, task.backend, "cpu"),
+        "total_steps": task.total_steps, "backend": resolve_backend(task.env_id, task.backend, device),
+        "train": dict(task.train), "device": device,
     }
 
 
 def calibrate(suite: Suite, reference: Path = PPO_CLIP, log: Callable[[str], None] = print,
-              workers: int | None = None) -> dict:
-    """Measure every task (held-out included) and write ``NAME.calibration.json``."""
+              workers: int | None = None, device: str = "cpu") -> dict:
+    """Measure every task (held-out included) and write ``NAME.calibration.json``.
+
+    ``device`` as for an evaluation (``auto``, ``cpu``, ``cuda``, ``cuda:N``): a GPU-sized suite
+    (``minatar``) is calibrated where it will be evaluated. Its GPU jobs run in the strongest
+    sandbox mode where CUDA starts, as an evaluation's do.
+    """
     program = Program.from_file(reference)
-    limits = Limits(wall_s=3600)
+    limits = Limits(wall_s=3600 * 6 if device != "cpu" else 3600)
+    devices = DevicePool(device)
+    if devices.gpus:
+        gpu.sandbox_for_gpu(devices.gpus[0], sandbox.requested_for(None), warn=gpu_warning)
     all_tasks = suite.tasks + suite.held_out
     with ThreadPoolExecutor(max(1, min(workers or os.cpu_count() or 1, len(all_tasks)))) as pool:
-        measured = list(pool.map(lambda task: _measure(program, task, suite, limits, log), all_tasks))
+        measured = list(pool.map(lambda task: _measure(program, task, suite, limits, log, devices), all_tasks))
     tasks = {task.env_id: m for task, m in zip(all_tasks, measured, strict=True)}
     data = {
         "suite": suite.name,

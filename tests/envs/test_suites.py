@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from conftest import RULES
 
 from evosearch.envs.suites import SuiteError, load_suite
@@ -62,3 +63,11 @@ def test_the_shipped_minatar_suites_train_as_the_literature_and_the_cpu_budget_s
     quick = load_suite("minatar-quick")
     assert all(dict(t.train)["num_envs"] == 16 for t in quick.tasks + quick.held_out)
     assert {t.env_id for t in load_suite("family-split").held_out} >= {"MinAtar/Asterix-v1", "LunarLander-v3"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the refusal is for machines without one")
+def test_calibrating_on_a_gpu_that_is_not_here_is_a_usage_error():
+    from conftest import cli_in_process
+
+    proc = cli_in_process("suite", "calibrate", "minatar", "--device", "cuda")
+    assert proc.returncode == 2 and "torch sees no CUDA GPU" in proc.stderr
