@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import campaign_config
+from conftest import campaign_config, cli_in_process
 
 from evosearch.archive.store import Archive
 from evosearch.campaign import Progress
@@ -86,8 +86,9 @@ def test_an_unwritable_log_folder_is_one_error_line(tmp_path):
     config = campaign_config("tb2")
     path = tmp_path / "c.yaml"
     path.write_text(json.dumps({**config.to_dict(), "source_path": None}))
-    proc = subprocess.run([sys.executable, "-m", "evosearch.cli", "run", str(path), "--db", str(tmp_path / "x.db"),
-                           "--tensorboard", str(tmp_path / "file" / "logs")], capture_output=True, text=True,
-                          timeout=120)
+    # In this process (the same command: exit code, stderr, and an uncaught exception's traceback in it);
+    # the run above is the fresh interpreter.
+    proc = cli_in_process("run", str(path), "--db", str(tmp_path / "x.db"), "--tensorboard",
+                          str(tmp_path / "file" / "logs"))
     assert proc.returncode == 2
     assert "cannot write TensorBoard logs" in proc.stderr and "Traceback" not in proc.stderr
