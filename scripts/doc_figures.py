@@ -17,7 +17,8 @@ and this script rebuilds the text between them. Sources (see ``TABLES``):
   ``evosearch suite calibrate SUITE``) with the roles from ``SUITE.yaml``;
 - ``eval-throughput``: ``bench/results_eval_throughput.json`` (``bench/eval_throughput.py --json``);
 - ``campaign-rate``: ``bench/results_campaign_rate.json`` (``bench/campaign_rate.py --json``);
-- ``winners-curse``: ``bench/results_winners_curse.json`` (``scripts/winners_curse.py DB --json``);
+- ``winners-curse [FILE]``: ``bench/results_winners_curse.json`` or ``bench/FILE``
+  (``scripts/winners_curse.py DB --json``);
 - ``jax-reference``: ``bench/results_jax_reference.json`` (``bench/eval_throughput.py --backends native
   --json``, with the JAX reference measured).
 
@@ -151,23 +152,31 @@ def jax_reference() -> str:
     return _table(["configuration", "agent-steps/s", "return [95% CI]"], ["---", "---:", "---"], rows)
 
 
-def winners_curse() -> str:
-    """A campaign's top programs: search score against the score measured again on fresh seeds."""
-    result = json.loads((BENCH / "results_winners_curse.json").read_text())
+def winners_curse(source: str = "results_winners_curse.json") -> str:
+    """A campaign's top programs: the score it ranked them by against the score measured again on fresh seeds.
+
+    ``source``: a ``scripts/winners_curse.py --json`` file in ``bench/``; one written with ``--rank
+    confirmed`` also shows the campaign's own confirmed score, which is then what the fresh one is against.
+    """
+    result = json.loads((BENCH / source).read_text())
+    by_confirmed = result.get("rank") == "confirmed"
+    key = "campaign_confirmed" if by_confirmed else "search"
     rows = []
     for r in result["rows"]:
         low, high = r["confirmed_ci"]
         held = ", ".join(f"{k} {_num(v, 2)}" for k, v in r["held_out"].items()) or "–"
         search_low, search_high = r["search_ci"]
-        rows.append([f"#{r['program']}", f"{_num(r['search'], 3)} [{_num(search_low, 2)}, {_num(search_high, 2)}]",
-                     _num(r["again_same_seeds"], 3),
-                     f"{_num(r['confirmed'], 3)} [{_num(low, 2)}, {_num(high, 2)}]",
-                     f"{r['search'] - r['confirmed']:+.3f}", held])
-    gap = sum(r["search"] - r["confirmed"] for r in result["rows"]) / max(1, len(result["rows"]))
+        row = [f"#{r['program']}", f"{_num(r['search'], 3)} [{_num(search_low, 2)}, {_num(search_high, 2)}]"]
+        row += [_num(r["campaign_confirmed"], 3)] if by_confirmed else [_num(r["again_same_seeds"], 3)]
+        rows.append(row + [f"{_num(r['confirmed'], 3)} [{_num(low, 2)}, {_num(high, 2)}]",
+                           f"{r[key] - r['confirmed']:+.3f}", held])
+    gap = sum(r[key] - r["confirmed"] for r in result["rows"]) / max(1, len(result["rows"]))
     rows.append(["mean", "", "", "", f"**{gap:+.3f}**", ""])
-    fresh = f"fresh seeds ({result['rows'][0]['seeds']}) [95% CI]"
-    return _table(["program", "search score [95% CI]", "same seeds again", fresh, "search − fresh",
-                   "held-out (fresh seeds)"], ["---", "---", "---:", "---", "---:", "---"], rows)
+    fresh = f"fresh seeds ({result['rows'][0]['seeds']}, from {result.get('first_seed', 1000)}) [95% CI]"
+    third = "campaign's confirmed score" if by_confirmed else "same seeds again"
+    gap_name = "confirmed − fresh" if by_confirmed else "search − fresh"
+    return _table(["program", "search score [95% CI]", third, fresh, gap_name, "held-out (fresh seeds)"],
+                  ["---", "---", "---:", "---", "---:", "---"], rows)
 
 
 TABLES: dict[str, Callable[..., str]] = {
