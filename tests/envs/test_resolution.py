@@ -12,7 +12,7 @@ from evosearch.envs.resolution import resolution
 from evosearch.envs.suites import load_suite
 
 
-@pytest.mark.parametrize("name", ["quick", "classic-quick", "classic"])
+@pytest.mark.parametrize("name", ["quick", "classic-quick", "classic", "minatar-quick"])
 def test_every_shipped_rule_suite_knows_its_resolution(name):
     found = resolution(load_suite(name), reps=500)
     assert found is not None and found.reference.endswith("ppo_clip.py")
@@ -27,7 +27,7 @@ def test_more_seeds_resolve_finer_as_one_over_the_square_root():
     four_times = resolution(replace(quick, seeds=4 * quick.seeds), reps=500)
     assert four_times.calibration_seeds == base.calibration_seeds == quick.seeds
     assert four_times.half_width == pytest.approx(base.half_width / 2)
-    assert "scaled from the 6 calibration seeds" in four_times.describe()
+    assert f"scaled from the {quick.seeds} calibration seeds" in four_times.describe()
 
 
 def test_a_suite_calibrated_inline_has_no_known_resolution(tmp_path):
@@ -42,10 +42,10 @@ def test_suite_show_reports_it():
     assert table.exit_code == 0 and "resolution: programs/rules/ppo_clip.py scores" in table.output
     assert "two evaluations separate differences of" in table.output
     data = json.loads(runner.invoke(main, ["suite", "show", "quick", "--json"]).output)
-    assert data["resolution"]["seeds"] == 6 and data["resolution"]["half_width"] > 0
+    assert data["resolution"]["seeds"] == load_suite("quick").seeds and data["resolution"]["half_width"] > 0
 
 
-@pytest.mark.parametrize("name", ["quick", "classic-quick", "classic", "policies"])
+@pytest.mark.parametrize("name", ["quick", "classic-quick", "classic", "policies", "minatar-quick"])
 def test_the_resolution_written_in_each_shipped_calibration_is_the_one_its_data_give(name):
     from evosearch.envs.suites import calibration_path
 
