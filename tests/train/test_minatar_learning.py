@@ -19,6 +19,9 @@ from evosearch.train.score import random_returns, score_weights
 pytestmark = pytest.mark.slow
 
 STEPS = 100_000
+#: Asterix learns nothing visible in 100k steps at 1e-3 (PPO-clip 0.6 against random play's 0.5 in
+#: minatar-quick's calibration); at 250k steps and 3e-3 its seeds score 0.8-2.0.
+BUDGETS = {"MinAtar/Asterix-v1": (250_000, 3e-3)}
 SEEDS = [0, 1, 2, 3]
 EPISODES = 16
 
@@ -27,7 +30,8 @@ EPISODES = 16
 def test_ppo_clip_learns_the_game_well_above_random_play(env_id):
     torch.set_num_threads(1)
     rule = load_rule((RULES / "ppo_clip.py").read_text(), "ppo_clip.py")
-    cfg = harness.TrainConfig(env_id=env_id, total_steps=STEPS, num_envs=16, learning_rate=1e-3)
+    steps, learning_rate = BUDGETS.get(env_id, (STEPS, 1e-3))
+    cfg = harness.TrainConfig(env_id=env_id, total_steps=steps, num_envs=16, learning_rate=learning_rate)
     trained = harness.train(rule, cfg, SEEDS)
     per_seed = score_weights(trained.weights, env_id, EPISODES, seed=7)
     random = random_returns(env_id, 200, seed=7)
