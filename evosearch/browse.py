@@ -17,6 +17,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from evosearch.archive.descriptors import Axis, Grid, grid_from_config
+from evosearch.metagrad.constants import changed_constants
 from evosearch.program import evolve_block
 
 if TYPE_CHECKING:
@@ -121,7 +122,9 @@ def diff(archive: Archive, program_id: int, other: int | None = None, *, context
     without it, from the program's parent to the program (like ``git show``), which is what
     the operator changed. ``block`` limits it to the EVOLVE-BLOCKs, keeping the files' line
     numbers; operator children never differ outside the block, so it matters only between
-    unrelated programs.
+    unrelated programs. ``constants`` lists the tunable constants whose value changed (what
+    ``evosearch metatune`` or a constant operator did, readable without scanning the diff);
+    ``[]`` when none did or the two programs' constants do not line up.
     """
     row = program(archive, program_id)
     if other is None:
@@ -141,7 +144,9 @@ def diff(archive: Archive, program_id: int, other: int | None = None, *, context
     lines = _shift_hunks(lines, a_start - 1, b_start - 1)
     return {"a": int(a_row["id"]), "b": int(b_row["id"]), "diff": "".join(lines),
             "a_score": a_row["score"], "b_score": b_row["score"], "a_operator": a_row["operator"],
-            "b_operator": b_row["operator"], "a_note": a_row["note"] or "", "b_note": b_row["note"] or ""}
+            "b_operator": b_row["operator"], "a_note": a_row["note"] or "", "b_note": b_row["note"] or "",
+            "constants": [{"name": name, "before": before, "after": after}
+                          for name, before, after in changed_constants(a_row["source"], b_row["source"])]}
 
 
 # -- lineage -----------------------------------------------------------------------------------------

@@ -332,3 +332,22 @@ def test_diff_of_blocks_keeps_file_line_numbers(tmp_path):
 def test_bin_labels_say_where_the_edges_are():
     assert browse.bin_labels(Axis("x", 0.0, 1.0, 1)) == ["all"]
     assert browse.bin_labels(Axis("x", 20.0, 200.0, 3)) == ["<80", "80–140", "≥140"]
+
+
+def test_diff_lists_the_constants_that_changed(tmp_path):
+    db = tmp_path / "c.db"
+    archive = _archive(db, AXES2, [{"score": 1.0}, {"score": 1.1, "parents": [1], "island": 0},
+                                   {"score": 1.2, "parents": [2], "island": 0}])
+    new_term = BLOCK_SOURCE.replace("VF_COEF = 0.5\n", "VF_COEF = 0.5\nENT_COEF = 0.01\n")  # names no longer line up
+    archive.conn.execute("UPDATE programs SET source = ? WHERE id = 3", (new_term,))
+    archive.conn.commit()
+    changed = browse.diff(archive, 2)["constants"]
+    assert browse.diff(archive, 3)["constants"] == [] and browse.diff(archive, 2, 2)["constants"] == []
+    archive.close()
+    before, after = 0.5 + 1001 / 100, 0.5 + 1002 / 100
+    assert changed == [{"name": "VF_COEF", "before": before, "after": after}]
+
+    text = cli("diff", "2", str(db)).stdout
+    assert f"constants: VF_COEF {before!r} -> {after!r}\n--- program 1" in text
+    assert ok_json("diff", "2", str(db))["constants"] == changed
+    assert "constants:" not in cli("diff", "3", str(db)).stdout and ok_json("diff", "3", str(db))["constants"] == []

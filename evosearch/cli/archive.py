@@ -246,7 +246,7 @@ def _is_int(text: str) -> bool:
 @db_option(positional=False)
 @click.option("-U", "--context", type=click.IntRange(0), default=3, show_default=True, help="Lines of context.")
 @click.option("--block", is_flag=True, help="Only the EVOLVE-BLOCKs (line numbers stay the files').")
-@output_options(json_help="one object: both programs, their scores and the diff.",
+@output_options(json_help="one object: both programs, their scores, the changed constants and the diff.",
                 csv_help="the same object as one CSV row.")
 def archive_diff(program_id: int, second: str | None, third: Path | None, db: Path | None, context: int, block: bool,
                  output: str) -> None:
@@ -284,6 +284,8 @@ def _print_diff(data: dict) -> None:
          f"{data['b']} ({terminal_text(data['b_operator'])}, {score(data['b_score'])}){change}")
     if data["b_note"]:
         echo(f"{data['b']}: {terminal_text(data['b_note'])}")
+    if data["constants"]:
+        echo("constants: " + ", ".join(f"{c['name']} {c['before']!r} -> {c['after']!r}" for c in data["constants"]))
     if not data["diff"]:
         click.echo("no difference")
         return

@@ -1,0 +1,1 @@
+"""Meta-gradient tuning of a rule's numeric constants (``evosearch metatune``)."""
