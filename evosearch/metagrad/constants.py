@@ -10,8 +10,9 @@ What is lifted, and only inside the EVOLVE-BLOCK (the rest belongs to the harnes
 * ``NAME = 0.5`` (or ``-0.5``, or an int) at module level, NAME upper case and bound nowhere
   else: the convention for a rule's hyperparameters. Loads of NAME in functions become the tensor.
 * Float literals (and ``-0.5``) in function bodies: coefficients written inline (``0.5 * v``).
-  Ints there are structure (``** 2``, ``1 - CLIP``, dims, indices), not constants. Floats under
-  1e-6 in size are numerical guards (``+ 1e-8``): tuning them only risks a division by zero. A
+  Ints there are structure (``** 2``, ``1 - CLIP``, dims, indices), not constants, and so are
+  the floats 1.0 and -1.0 (``1.0 - dones``). Floats under 1e-6 in size are numerical guards
+  (``+ 1e-8``): tuning them only risks a division by zero. A
   literal run at import (a default, a decorator) is left alone: the tensor exists only at call time.
 * ``True``/``False`` never.
 
@@ -160,7 +161,7 @@ def _inline_candidates(tree: ast.Module) -> list[tuple[ast.expr, float]]:
         if in_body:
             value = _number(node, (float,))
             if value is not None:
-                if abs(value) >= MIN_INLINE:
+                if abs(value) >= MIN_INLINE and abs(value) != 1.0:
                     found.append((node, value))
                 return
         if isinstance(node, _FUNCTIONS):

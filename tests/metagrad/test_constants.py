@@ -74,9 +74,10 @@ def test_parametric_source_gives_the_loss_of_the_original(path: Path):
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
 
 
-def test_reinforce_advantages_read_the_parameter_too():
+def test_one_point_zero_is_structure_not_a_constant():
     lifted = lift((RULES[0].parent / "reinforce.py").read_text())
-    assert lifted.names() == ["VF_COEF", "line 20", "line 27"]  # 1.0 in (1.0 - dones[t]) is a float literal
+    assert lifted.names() == ["VF_COEF", "line 27"]  # not the 1.0 of (1.0 - dones[t]) on line 20
+    assert "1.0 - dones[t]" in lifted.parametric_source
     g = torch.Generator().manual_seed(1)
     args = [torch.randn(5, generator=g, dtype=torch.float64) for _ in range(2)]
     args = [*args, (torch.rand(5, generator=g) < 0.3).double(), torch.tensor(0.7, dtype=torch.float64), 0.99, 0.95]
