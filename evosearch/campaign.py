@@ -152,6 +152,13 @@ class Campaign:
         self.share = ShareKeeper(config.llm.share, self.state) if self.llm is not None else None
         if self.llm is not None:
             self.operators.update(self.llm.operators())
+        if config.metatune.every > 0:
+            from evosearch.metagrad.operator import NAME, campaign_operator
+
+            tuned = {int(r["parent_id"]) for r in self.archive.list_programs(self.campaign_id, operator=NAME)
+                     if r["parent_id"] is not None}
+            self.operators[NAME] = campaign_operator(config.metatune, resolved_suite(config),
+                                                     lambda: self.state["evaluations"], tuned)
         self.bandit = Bandit.from_state(tuple(self.operators), config.operators.bandit, self.state.get("bandit"))
         self.bandit.weights = self.llm.weights() if self.llm else {}
         self._stop = ""
@@ -468,6 +475,17 @@ class Campaign:
             "genome": proposal.genome, "note": proposal.note[:500],
         }, state=self._state(), llm_calls=proposal.records or None)
         return self.archive.program(program_id)
+
+    def adopt(self, proposal: Proposal, parents: list[Parent], island: int | None) -> int:
+        """Store a child made outside the loop (``evosearch metatune ID``) as pending; returns its id.
+
+        The next :meth:`run` evaluates pending programs before proposing anything, so the child is
+        scored by this campaign's cascade and contests its cells like any other.
+        """
+        sha = Program(proposal.source).sha
+        if self.archive.has_source(self.campaign_id, sha):
+            raise ValueError("an identical program is already in this campaign")
+        return int(self._store_proposal(proposal, parents, island if island is not None else 0, sha)["id"])
 
     def _generation(self, program_id: int | None) -> int:
         row = self.archive.program(program_id) if program_id is not None else None

@@ -149,6 +149,27 @@ class ConfirmConfig:
 
 
 @dataclass(frozen=True)
+class MetatuneConfig:
+    """Meta-gradient tuning of elites' constants, run by the campaign as one more operator.
+
+    Evolution finds a rule's form and tunes its numbers badly (a mutation moves one at random);
+    every ``every`` evaluations, an elite not tuned before gets its constants tuned by
+    meta-gradients, and the tuned child competes in the archive like any other.
+    """
+
+    every: int = 0  # evaluations between tuning runs; 0: never
+    meta_steps: int = 60
+    inner_steps: int = 4  # agent updates unrolled per meta-step (at most one iteration's epochs x minibatches)
+    method: Literal["grad", "es", "auto"] = "auto"  # auto: meta-gradients, ES where they vanish
+    population: int = 8  # agents per task, at staggered ages
+    meta_lr: float = 0.05
+    es_pairs: int = 4
+    es_sigma: float = 0.1
+    only: tuple[str, ...] = ()  # tune only these constants; () = every lifted one
+    device: str = "cpu"  # where the tuning jobs train: cpu, cuda or cuda:N
+
+
+@dataclass(frozen=True)
 class CampaignConfig:
     """A whole campaign; ``evosearch run CONFIG`` starts or resumes the campaign named here."""
 
@@ -164,6 +185,7 @@ class CampaignConfig:
     operators: OperatorConfig = OperatorConfig()
     budget: BudgetConfig = BudgetConfig()
     confirm: ConfirmConfig = ConfirmConfig()
+    metatune: MetatuneConfig = MetatuneConfig()
     llm: LLMConfig = LLMConfig()
     source_path: str | None = None  # where this config was read from (set by the loader)
 
@@ -370,6 +392,7 @@ def _validate(config: CampaignConfig, problems: Problems) -> None:
     _validate_archive(config.archive, problems)
     _validate_selection(config.selection, problems)
     _validate_operators(config, problems)
+    _validate_metatune(config, problems)
     _validate_llm(config.llm, config_dir(config), problems)
 
 
@@ -399,6 +422,19 @@ def _validate_budget(config: CampaignConfig, problems: Problems) -> None:
     if config.confirm.top < 0:
         problems.add("confirm.top", f"confirm.top: must be 0 (never) or more, got {config.confirm.top!r}")
     _positive(problems, "confirm.seeds", config.confirm.seeds)
+
+
+def _validate_metatune(config: CampaignConfig, problems: Problems) -> None:
+    mt = config.metatune
+    if mt.every < 0:
+        problems.add("metatune.every", f"metatune.every: must be 0 (never) or more, got {mt.every!r}")
+    for key in ("meta_steps", "inner_steps", "population", "es_pairs", "meta_lr", "es_sigma"):
+        _positive(problems, f"metatune.{key}", getattr(mt, key), allow_none=False)
+    if mt.device == "auto" or not DEVICE_PATTERN.match(mt.device):
+        problems.add("metatune.device", f"metatune.device: {mt.device!r} is not one of cpu, cuda, cuda:N")
+    if mt.every and config.kind != "rule":
+        problems.add("metatune.every", f"metatune.every: metatune tunes rules' constants; this campaign's kind is "
+                                       f"{config.kind!r}")
 
 
 def _validate_evaluation(config: CampaignConfig, problems: Problems) -> None:

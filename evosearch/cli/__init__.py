@@ -14,6 +14,7 @@ from evosearch.cli.doctor import doctor_command
 from evosearch.cli.eval import eval_command
 from evosearch.cli.export import export_command
 from evosearch.cli.llm import llm_group
+from evosearch.cli.metatune import metatune_command
 from evosearch.cli.options import Commands
 from evosearch.cli.plot import plot_command
 from evosearch.cli.report import report_command, serve_command
@@ -27,7 +28,7 @@ def main() -> None:
 
 
 for _command in (eval_command, suite_group, run_command, status_command, archive_group, llm_group, export_command,
-                 report_command, serve_command, doctor_command, plot_command):
+                 report_command, serve_command, doctor_command, plot_command, metatune_command):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -67,9 +67,9 @@ class MetatuneJob(Job):
 
 
 def _metatune(job: MetatuneJob, scratch: str) -> dict:
-    rule = load_rule(job.parametric_source, job.filename, minimal_builtins=job.minimal_builtins)
-    assert rule.module is not None
-    rule.module.__dict__["CONSTANTS"] = [torch.zeros(())] * len(job.initial)
+    constants = [torch.tensor(float(v)) for v in job.initial]  # what a function called at import reads
+    rule = load_rule(job.parametric_source, job.filename, minimal_builtins=job.minimal_builtins,
+                     preset={"CONSTANTS": constants})
     tuner = MetaTuner(rule, list(job.initial), list(job.log_space),
                       [harness.TrainConfig(**t) for t in job.tasks], TunerConfig(**job.tuner),
                       device=job.device, stream=job.stream)

@@ -111,7 +111,10 @@ def metatune(source: str, tasks: Sequence[TrainConfig], settings: MetatuneSettin
                               stream=stream, resume=state_dir is not None, device=settings.device,
                               filename=filename, minimal_builtins=settings.minimal_builtins)
             inputs = {STATE_FILE: f"{state_dir}/{STATE_FILE}"} if state_dir else None
-            outcome = runner.run_job(job, limits, keep_scratch=True, inputs=inputs)
+            try:
+                outcome = runner.run_job(job, limits, keep_scratch=True, inputs=inputs)
+            except runner.JobInputError as err:  # the previous job, which ran the candidate, left no plain state file
+                raise MetatuneError(f"metatune job {stream}: its state file was refused ({err})") from err
             _remove(state_dir)
             state_dir = outcome.scratch
             wall += outcome.wall_s

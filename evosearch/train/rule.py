@@ -71,14 +71,18 @@ class Rule:
         return compute_advantages(self, rewards, values, dones, last_value, gamma, lam)
 
 
-def load_rule(source: str, filename: str = "<rule>", *, minimal_builtins: bool = True) -> Rule:
+def load_rule(source: str, filename: str = "<rule>", *, minimal_builtins: bool = True,
+              preset: dict[str, object] | None = None) -> Rule:
     """Execute rule source in a fresh module with minimal builtins and pick out its entry points.
 
     In an evaluation this runs in the rule's own process (:mod:`evosearch.train.rule_process`),
     never in the one that trains. ``minimal_builtins=False`` exists to test the OS layers alone.
+    ``preset``: module globals defined before the source runs (metatune's ``CONSTANTS``, which a
+    function called at import may already read).
     """
     module = types.ModuleType("evosearch_candidate_rule")
     module.__file__ = filename
+    module.__dict__.update(preset or {})
     if minimal_builtins:
         module.__dict__["__builtins__"] = allowlist.minimal_builtins(ALLOWED_IMPORTS)
     code = compile(source, filename, "exec")
