@@ -19,6 +19,8 @@ and this script rebuilds the text between them. Sources (see ``TABLES``):
 - ``campaign-rate``: ``bench/results_campaign_rate.json`` (``bench/campaign_rate.py --json``);
 - ``winners-curse [FILE]``: ``bench/results_winners_curse.json`` or ``bench/FILE``
   (``scripts/winners_curse.py DB --json``);
+- ``metatune-trajectory``: ``bench/results_metatune_demo.json`` (``evosearch metatune ID --json``);
+- ``metatune-cost``: ``bench/results_metatune.json`` (``bench/metatune.py --json``);
 - ``jax-reference``: ``bench/results_jax_reference.json`` (``bench/eval_throughput.py --backends native
   --json``, with the JAX reference measured).
 
@@ -152,6 +154,33 @@ def jax_reference() -> str:
     return _table(["configuration", "agent-steps/s", "return [95% CI]"], ["---", "---:", "---"], rows)
 
 
+def metatune_trajectory(every: int = 10) -> str:
+    """The constants of a metatune run every ``every`` meta-steps, with the agents' mean returns then."""
+    data = json.loads((BENCH / "results_metatune_demo.json").read_text())
+    names = [c["name"] for c in data["constants"]]
+    tasks = list(data["records"][0]["returns"])
+    rows = [["0", *("–" for _ in tasks), *(f"{c['before']:.4g}" for c in data["constants"])]]
+    for record in data["records"]:
+        if record["step"] % every == 0:
+            returns = [_num(v) if v is not None else "–" for v in (record["returns"][t] for t in tasks)]
+            rows.append([str(record["step"]), *returns, *(f"{v:.4g}" for v in record["values"])])
+    return _table(["meta-step", *(f"{t} return" for t in tasks), *names],
+                  ["---:"] * (1 + len(tasks) + len(names)), rows)
+
+
+def metatune_cost() -> str:
+    """Seconds and peak memory per meta-step at each K, against one plain iteration of the same agents."""
+    data = json.loads((BENCH / "results_metatune.json").read_text())
+    plain = data["plain_iteration_s"]
+    rows = [["plain iteration (reference)", "–", f"{plain:.3f}", "1.0×", "–"]]
+    for k, methods in data["inner_steps"].items():
+        for method, figures in methods.items():
+            rows.append([f"K = {k}", method, f"{figures['seconds']:.3f}", f"{figures['seconds'] / plain:.1f}×",
+                         f"{figures['peak_mb']:,.0f}"])
+    return _table(["unrolled updates", "method", "s per meta-step", "vs plain", "peak MiB"],
+                  ["---", "---", "---:", "---:", "---:"], rows)
+
+
 def winners_curse(source: str = "results_winners_curse.json") -> str:
     """A campaign's top programs: the score it ranked them by against the score measured again on fresh seeds.
 
@@ -181,6 +210,8 @@ def winners_curse(source: str = "results_winners_curse.json") -> str:
 
 TABLES: dict[str, Callable[..., str]] = {
     "winners-curse": winners_curse,
+    "metatune-trajectory": metatune_trajectory,
+    "metatune-cost": metatune_cost,
     "jax-reference": jax_reference,
     "calibration": calibration,
     "eval-throughput": eval_throughput,
