@@ -66,6 +66,10 @@ def metatune_command(program_id: int, db: Path | None, meta_steps: int, inner_st
     from evosearch.metagrad.run import MetatuneError, metatune, tuning_tasks
     from evosearch.propose.base import Proposal
 
+    from evosearch.devices import DEVICE_PATTERN
+
+    if device == "auto" or not DEVICE_PATTERN.match(device):
+        raise BadInput(f"--device: {device!r} is not one of cpu, cuda, cuda:N")
     path = find_db(db)
     with user_errors():
         archive = Archive(path, readonly=True)

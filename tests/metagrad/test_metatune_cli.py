@@ -69,6 +69,7 @@ def test_no_store_prints_the_tuned_source_and_changes_nothing(archive_copy):
     (["{id}", "--only", "NO_SUCH"], "NO_SUCH"),
     (["{id}", "--inner-steps", "99"], "more than the 16 updates of one iteration"),
     (["{id}", "--suite", "no-such-suite"], "no-such-suite"),
+    (["{id}", "--device", "tpu"], "is not one of cpu, cuda, cuda:N"),
 ])
 def test_bad_input_gets_one_clear_error(archive_copy, args, message):
     db, parent_id = archive_copy
