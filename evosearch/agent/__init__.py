@@ -1,0 +1,1 @@
+"""Training a proposer LLM on campaign archives: datasets, reward, trainers, serving."""
