@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from evosearch.cli.agent import agent_group
 from evosearch.cli.archive import archive_group
 from evosearch.cli.campaign import run_command, status_command
 from evosearch.cli.doctor import doctor_command
@@ -28,7 +29,7 @@ def main() -> None:
 
 
 for _command in (eval_command, suite_group, run_command, status_command, archive_group, llm_group, export_command,
-                 report_command, serve_command, doctor_command, plot_command, metatune_command):
+                 report_command, serve_command, doctor_command, plot_command, metatune_command, agent_group):
     main.add_command(_command)
 
 __all__ = ["main"]
