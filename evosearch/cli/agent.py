@@ -72,3 +72,15 @@ def _print_summary(data: dict, min_gain: float) -> None:
         click.echo(f"skipped: {reasons}")
     for problem in data["problems"]:
         click.echo(f"note: {terminal_text(problem)}", err=True)
+
+
+def _attach() -> None:
+    """The trainers and the server live in modules of their own; they join the group here."""
+    from evosearch.cli.agent_serve import serve_command
+    from evosearch.cli.agent_train import grpo_command, sft_command
+
+    for command in (sft_command, grpo_command, serve_command):
+        agent_group.add_command(command)
+
+
+_attach()
