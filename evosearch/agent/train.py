@@ -85,6 +85,7 @@ class GrpoSettings:
     reward_suite: str = "quick"  # the cheap suite the reward's cascade scores edits on
     reward_alpha: float = 10.0
     reward_stages: str = "hurdle"
+    use_vllm: bool = False  # on a GPU: generate with vLLM inside the trainer (TRL's colocate mode)
     seed: int = 0
 
 
@@ -207,7 +208,7 @@ def train_sft(settings: SftSettings) -> TrainReport:
     output = Path(settings.output)
     args = SFTConfig(output_dir=str(output), max_steps=settings.steps, per_device_train_batch_size=settings.batch,
                      learning_rate=settings.learning_rate, max_length=settings.max_length, logging_steps=1,
-                     save_strategy="no", report_to="none", seed=settings.seed, use_cpu=not _cuda(),
+                     save_strategy="no", report_to="none", seed=settings.seed, use_cpu=not _cuda(), bf16=_bf16(),
                      completion_only_loss=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=_lora(settings.lora))
@@ -247,7 +248,8 @@ def train_grpo(settings: GrpoSettings, reward=None) -> TrainReport:
                       num_generations=settings.generations, learning_rate=settings.learning_rate,
                       beta=settings.beta, temperature=settings.temperature,
                       max_completion_length=settings.max_completion_length, logging_steps=1, save_strategy="no",
-                      report_to="none", seed=settings.seed, use_cpu=not _cuda(), log_completions=False)
+                      report_to="none", seed=settings.seed, use_cpu=not _cuda(), bf16=_bf16(), log_completions=False,
+                      use_vllm=settings.use_vllm, **({"vllm_mode": "colocate"} if settings.use_vllm else {}))
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data,
                           processing_class=tokenizer, peft_config=peft_config)
     trainer.train()
@@ -259,3 +261,10 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _bf16() -> bool:
+    """bf16 where the GPU has it (Ampere and later); CPU training stays in float32."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
