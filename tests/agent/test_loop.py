@@ -22,15 +22,16 @@ from evosearch.agent.train import GrpoSettings, LoraSettings, SftSettings, train
 pytestmark = pytest.mark.slow
 
 
-def test_archive_to_a_campaign_that_calls_the_trained_proposer(finished, tmp_path):
+def test_archive_to_a_campaign_that_calls_the_trained_proposer(tmp_path):
     from evosearch.campaign import Campaign
 
+    searched = Campaign(campaign_config("searched", rng_seed=1, budget={"max_evals": 16}), db_path=tmp_path / "s.db")
+    searched.run()
+    searched.close()
     tiny = build_tiny_model(tmp_path / "tiny-llm")
     data = tmp_path / "data"
-    summary = build_datasets([finished[0]], data)
-    assert summary.states > 0
-    if summary.sft_rows == 0:
-        pytest.skip("the session's tiny campaign produced no improving child to fine-tune on")
+    summary = build_datasets([tmp_path / "s.db"], data)
+    assert summary.states > 0 and summary.sft_rows > 0, summary
     lora = LoraSettings(rank=4, alpha=8, dropout=0.0)
     sft = train_sft(SftSettings(base_model=str(tiny), dataset=str(data), output=str(tmp_path / "sft"), lora=lora,
                                 steps=10, batch=1))
