@@ -30,7 +30,6 @@ is a loopback name, so a web page cannot reach it through DNS rebinding.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import threading
 import time
@@ -44,6 +43,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from evosearch.loopback import host_header_is_loopback, is_loopback
+
 __all__ = ["EXTRA_HINT", "ChatRequest", "ChatServer", "RequestError", "ServedModel", "load_served_model",
            "make_server", "missing_extra", "quiet_progress", "serve_forever"]
 
@@ -52,7 +53,6 @@ MAX_BODY = 1024 * 1024  # a campaign's prompt is tens of kilobytes; a megabyte i
 MAX_DRAIN = 64 * 1024 * 1024  # an oversized body up to this is read and dropped before the 413 is sent
 MAX_N = 16
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
 def missing_extra() -> str | None:
@@ -345,14 +345,6 @@ def load_served_model(model_path: str | Path, *, adapter: str | Path | None = No
 # -- HTTP ----------------------------------------------------------------------------------------
 
 
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 class ChatServer(ThreadingHTTPServer):
     """One served model; ``log`` gets a line per request (the CLI prints them, tests leave it None)."""
@@ -428,9 +420,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         return {"id": name, "object": "model", "created": 0, "owned_by": "evosearch"}
 
     def _host_allowed(self) -> bool:
-        host = self.headers.get("Host", "")
-        name = urlsplit(f"//{host}").hostname or ""
-        return is_loopback(name)
+        return host_header_is_loopback(self.headers.get("Host", ""))
 
     def _body(self) -> bytes:
         """The request body, refused before reading when it has no length or is over :data:`MAX_BODY`."""

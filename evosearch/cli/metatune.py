@@ -60,13 +60,12 @@ def metatune_command(program_id: int, db: Path | None, meta_steps: int, inner_st
     from evosearch.archive.store import Archive
     from evosearch.campaign import Campaign
     from evosearch.config import ConfigError, MetatuneConfig, config_from_dict, resolved_suite
+    from evosearch.devices import DEVICE_PATTERN
     from evosearch.envs.suites import SuiteError, load_suite
     from evosearch.metagrad.constants import LiftError, lift
     from evosearch.metagrad.operator import NAME, describe, settings_from
     from evosearch.metagrad.run import MetatuneError, metatune, tuning_tasks
     from evosearch.propose.base import Proposal
-
-    from evosearch.devices import DEVICE_PATTERN
 
     if device == "auto" or not DEVICE_PATTERN.match(device):
         raise BadInput(f"--device: {device!r} is not one of cpu, cuda, cuda:N")

@@ -14,7 +14,6 @@ not be served to the network by accident. Bound to loopback it also answers only
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
 import sys
@@ -24,20 +23,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from evosearch.archive.store import Archive
+from evosearch.loopback import host_header_is_loopback, is_loopback
 from evosearch.report.data import Held, build_data, data_version, to_json
 from evosearch.report.site import asset_files, render_page
 
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
-
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ReportServer(ThreadingHTTPServer):
@@ -130,9 +121,7 @@ class ReportHandler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, body, "application/json")
 
     def _host_allowed(self) -> bool:
-        host = self.headers.get("Host", "")
-        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
-        return is_loopback(name)
+        return host_header_is_loopback(self.headers.get("Host", ""))
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str | None, etag: str | None = None) -> None:
         self.send_response(status)
