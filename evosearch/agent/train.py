@@ -48,7 +48,8 @@ class LoraSettings:
     rank: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # or ("all-linear",)
+    modules_to_save: tuple[str, ...] = ()  # trained in full beside the adapter (a tiny model's lm_head)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ def load_settings(path: str | Path, kind: type) -> Any:
         bad = sorted(set(lora) - {f.name for f in fields(LoraSettings)})
         if bad:
             raise AgentConfigError(f"{path}: unknown lora key(s) {', '.join(bad)}")
-        values["lora"] = LoraSettings(**{k: tuple(v) if k == "target_modules" else v for k, v in lora.items()})
+        values["lora"] = LoraSettings(**{k: tuple(v) if k in ("target_modules", "modules_to_save") else v
+                                         for k, v in lora.items()})
     for key in ("base_model", "dataset", "output", "adapter"):
         if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
             values[key] = str((path.parent / values[key]).resolve())
@@ -155,8 +157,10 @@ def dataset_file(path: str, name: str) -> Path:
 def _lora(settings: LoraSettings):
     from peft import LoraConfig
 
+    targets = settings.target_modules
     return LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                      target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+                      target_modules="all-linear" if targets == ("all-linear",) else list(targets),
+                      modules_to_save=list(settings.modules_to_save) or None, task_type="CAUSAL_LM")
 
 
 def _load(base_model: str):
