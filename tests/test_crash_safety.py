@@ -42,6 +42,7 @@ def test_twenty_random_kills_lose_and_repeat_nothing(tmp_path):
     assert any(k.jobs for k in report.kills), "no kill landed while sandbox jobs ran"
 
 
+@pytest.mark.slow  # 19 s; a kill -9 and resume stays in the default run (tests/test_campaign.py)
 def test_three_kills_at_start_up_leave_a_sound_archive(tmp_path):
     # The quick version: a 2-evaluation campaign, so every kill lands before an evaluation can
     # finish (start-up, opening and creating the archive, starting the sandbox workers).

@@ -45,6 +45,7 @@ POSITIONAL = {
     "FILE": "programs/rules/ppo_clip.py",
     "NAME": "quick",
     "DIR": "out",
+    "MODEL": "models/tiny",
 }
 
 # Code-block languages that hold no shell commands (``from evosearch import ...`` is Python).

@@ -113,6 +113,7 @@ RUNTIME_ATTACKS = [
 ]
 
 
+@pytest.mark.slow  # the sandbox's own hostile suite runs these attacks on every candidate in the default run
 @pytest.mark.parametrize(("what", "inserted", "outcome"), RUNTIME_ATTACKS, ids=[a[0] for a in RUNTIME_ATTACKS])
 def test_a_program_that_misbehaves_at_run_time_is_contained_and_failed(what, inserted, outcome, no_leftovers):
     # Passes the static check; the sandbox's limits stop it (torch takes ~0.9 GiB of the 1.5).
