@@ -128,7 +128,7 @@ def test_resuming_with_a_different_suite_is_refused(finished, tmp_path):
 def test_kill_9_then_the_same_command_continues(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(json.dumps({**json.loads(json.dumps(config("killed").to_dict())), "source_path": None,
-                                "budget": {"max_evals": 10, "minutes": None}}))
+                                "budget": {"max_evals": 8, "minutes": None}}))
     db = tmp_path / "k.db"
     command = [sys.executable, "-m", "evosearch.cli", "run", str(path), "--db", str(db)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -141,7 +141,7 @@ def test_kill_9_then_the_same_command_continues(tmp_path):
     proc.wait()
     # Evaluations, not rows (a duplicate is a row too); the budget leaves room for a poll that came late.
     killed_at = len([r for r in done_rows(db) if r["outcome"] != "duplicate"])
-    assert 3 <= killed_at < 10
+    assert 3 <= killed_at < 8
     deadline = time.monotonic() + 30  # a worker notices its host is gone, kills its job and exits
     while still_running(started) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -149,7 +149,7 @@ def test_kill_9_then_the_same_command_continues(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "evaluation budget reached" in result.stdout
-    assert_consistent(db, 10)
+    assert_consistent(db, 8)
     rows = done_rows(db)
     assert len({r["sha"] for r in rows}) == len(rows)
 

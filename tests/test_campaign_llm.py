@@ -79,6 +79,7 @@ def rows(db, sql, *args):
     return found
 
 
+@pytest.mark.slow  # 23 s; a dead endpoint and the cost cap stay in the default run
 def test_every_kind_of_answer_is_recorded_and_the_campaign_never_stops(tmp_path):
     script = Script()
     with FakeOpenAI(script) as server:

@@ -18,6 +18,9 @@ from conftest import ROOT, job_processes
 
 from evosearch.envs.suites import calibration_path
 
+#: The comparison trains 3 rules on 2 games (12 s); it is a GPU-run script, tested with `pytest -m slow`.
+pytestmark = pytest.mark.slow
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GAMES = ["MinAtar/Breakout-v1", "MinAtar/Freeway-v1", "CartPole-v1"]
 SEEDS = 2
