@@ -16,17 +16,16 @@ import torch
 
 minatar = pytest.importorskip("minatar")
 
+import minatar_reference as shared  # noqa: E402
+from minatar_reference import assert_same_mean, reference_obs  # noqa: E402
+
 from evosearch.envs.native.minatar.asterix import Asterix  # noqa: E402
 
 ACTIONS = Asterix.action_set
-Z99 = 2.576  # two-sided 99% normal quantile
 
 
 def reference(seed: int, sticky_action_prob: float) -> minatar.Environment:
-    env = minatar.Environment("asterix", sticky_action_prob=sticky_action_prob)
-    env.seed(seed)
-    env.reset()
-    return env
+    return shared.reference("asterix", seed, sticky_action_prob)
 
 
 def native_state(game) -> dict[str, np.ndarray | int]:
@@ -58,8 +57,6 @@ def comparable(state: dict, env: int = 0) -> dict[str, np.ndarray]:
     return values
 
 
-def reference_obs(env: minatar.Environment) -> np.ndarray:
-    return env.state().transpose(2, 0, 1).reshape(-1).astype(np.float32)
 
 
 def predicted_draws(env: minatar.Environment) -> tuple[bool, bool, int]:
@@ -204,7 +201,7 @@ def gold_seeker(obs: np.ndarray) -> np.ndarray:
 
 
 def random_policy(rng: np.random.Generator):
-    return lambda obs: rng.integers(len(ACTIONS), size=obs.shape[0])
+    return shared.random_policy(rng, len(ACTIONS))
 
 
 def native_episodes(policy, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -225,23 +222,9 @@ def native_episodes(policy, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def reference_episodes(policy, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The same for the reference, with the native env's 1,000-step limit."""
-    env = reference(seed=seed, sticky_action_prob=0.1)
-    returns, lengths = np.zeros(episodes), np.zeros(episodes)
-    for i in range(episodes):
-        env.reset()
-        terminal = False
-        while not terminal and lengths[i] < Asterix.max_episode_steps:
-            action = policy(reference_obs(env)[None])[0]
-            reward, terminal = env.act(ACTIONS[action])
-            returns[i] += reward
-            lengths[i] += 1
-    return returns, lengths
+    return shared.reference_episodes("asterix", ACTIONS, Asterix.max_episode_steps, policy, episodes, seed)
 
 
-def assert_same_mean(native: np.ndarray, ref: np.ndarray, what: str) -> None:
-    diff = native.mean() - ref.mean()
-    se = np.sqrt(native.var(ddof=1) / len(native) + ref.var(ddof=1) / len(ref))
-    assert abs(diff) <= Z99 * se, f"{what}: native {native.mean():.3f} vs minatar {ref.mean():.3f} (se {se:.3f})"
 
 
 @pytest.mark.parametrize("policy_name", ["random", "gold_seeker"])

@@ -17,22 +17,19 @@ import torch
 
 minatar = pytest.importorskip("minatar")
 
+import minatar_reference as shared  # noqa: E402
+from minatar_reference import assert_same_mean, reference_obs  # noqa: E402
+
 from evosearch.envs.native.minatar.seaquest import ENEMY_SLOTS, Seaquest  # noqa: E402
 
 ACTIONS = Seaquest.action_set
 N, L, U, R, D, F = range(6)
-Z99 = 2.576  # two-sided 99% normal quantile
 
 
 def reference(seed: int, sticky_action_prob: float) -> minatar.Environment:
-    env = minatar.Environment("seaquest", sticky_action_prob=sticky_action_prob)
-    env.seed(seed)
-    env.reset()
-    return env
+    return shared.reference("seaquest", seed, sticky_action_prob)
 
 
-def reference_obs(env: minatar.Environment) -> np.ndarray:
-    return env.state().transpose(2, 0, 1).reshape(-1).astype(np.float32)
 
 
 def _slots(rows: list[list], capacity: int, width: int) -> np.ndarray:
@@ -332,7 +329,7 @@ def hunter(obs: np.ndarray) -> np.ndarray:
 
 
 def random_policy(rng: np.random.Generator):
-    return lambda obs: rng.integers(len(ACTIONS), size=obs.shape[0])
+    return shared.random_policy(rng, len(ACTIONS))
 
 
 def native_episodes(policy, n: int, per_env: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -360,23 +357,9 @@ def native_episodes(policy, n: int, per_env: int, seed: int) -> tuple[np.ndarray
 
 def reference_episodes(policy, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The same for the reference, with the native env's 1,000-step limit."""
-    env = reference(seed=seed, sticky_action_prob=0.1)
-    returns, lengths = np.zeros(episodes), np.zeros(episodes)
-    for i in range(episodes):
-        env.reset()
-        terminal = False
-        while not terminal and lengths[i] < Seaquest.max_episode_steps:
-            action = policy(reference_obs(env)[None])[0]
-            reward, terminal = env.act(ACTIONS[action])
-            returns[i] += reward
-            lengths[i] += 1
-    return returns, lengths
+    return shared.reference_episodes("seaquest", ACTIONS, Seaquest.max_episode_steps, policy, episodes, seed)
 
 
-def assert_same_mean(native: np.ndarray, ref: np.ndarray, what: str) -> None:
-    diff = native.mean() - ref.mean()
-    se = np.sqrt(native.var(ddof=1) / len(native) + ref.var(ddof=1) / len(ref))
-    assert abs(diff) <= Z99 * se, f"{what}: native {native.mean():.3f} vs minatar {ref.mean():.3f} (se {se:.3f})"
 
 
 @pytest.mark.parametrize("policy_name", ["random", "hunter"])
