@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import minatar
 import numpy as np
+import torch
 
 Z99 = 2.576  # two-sided 99% normal quantile
 
@@ -29,6 +30,22 @@ def reference_obs(env: minatar.Environment) -> np.ndarray:
 
 def random_policy(rng: np.random.Generator, actions: int) -> Callable[[np.ndarray], np.ndarray]:
     return lambda obs: rng.integers(actions, size=obs.shape[0])
+
+
+def first_episodes(make_env: Callable[..., object], policy, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return and length of the first episode of each of ``n`` native envs (default sticky actions)."""
+    env = make_env(n, seed=seed)
+    obs = env.reset()
+    returns = torch.zeros(n)
+    lengths = torch.zeros(n, dtype=torch.int64)
+    running = torch.ones(n, dtype=torch.bool)
+    while running.any():
+        step = env.step(torch.as_tensor(policy(obs.numpy()), dtype=torch.int64))
+        returns += step.reward * running
+        lengths += running
+        running &= ~(step.terminated | step.truncated)
+        obs = step.obs
+    return returns.numpy(), lengths.numpy()
 
 
 def reference_episodes(game: str, actions: Sequence[int], max_steps: int, policy, episodes: int,

@@ -173,19 +173,7 @@ def random_policy(rng: np.random.Generator):
 
 
 def native_episodes(policy, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return and length of the first episode of each of ``n`` envs (default sticky actions)."""
-    env = SpaceInvaders(n, seed=seed)
-    obs = env.reset()
-    returns = torch.zeros(n)
-    lengths = torch.zeros(n, dtype=torch.int64)
-    running = torch.ones(n, dtype=torch.bool)
-    while running.any():
-        step = env.step(torch.as_tensor(policy(obs.numpy()), dtype=torch.int64))
-        returns += step.reward * running
-        lengths += running
-        running &= ~(step.terminated | step.truncated)
-        obs = step.obs
-    return returns.numpy(), lengths.numpy()
+    return shared.first_episodes(SpaceInvaders, policy, n, seed)
 
 
 def reference_episodes(policy, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
