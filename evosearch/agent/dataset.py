@@ -12,6 +12,8 @@ Two JSONL files in the shape TRL reads (``datasets.load_dataset("json", ...)``):
 - ``states.jsonl``, step-wise RL: each program that a campaign went on to use as a parent,
   with the prompt it would have got at that step, for a trainer (GRPO) to ask a model about
   and reward by evaluation.
+- ``warmup.jsonl`` (only with ``operator_edits``): format warm-up, edits the AST operators
+  make of each state's parent, not evaluated (:mod:`evosearch.agent.warmup`).
 
 The prompt is built by the campaign's own code: the stored config is loaded, an
 :class:`~evosearch.campaign_llm.LlmDriver` gives each program's feedback as the prompt shows it,
@@ -38,6 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from evosearch.agent.edits import render_edit
+from evosearch.agent.warmup import WARMUP_FILE, warmup_rows
 from evosearch.archive.selection import as_parent
 from evosearch.archive.store import Archive
 from evosearch.campaign_llm import LlmDriver
@@ -69,6 +72,8 @@ class DatasetSummary:
     out: str
     sft_rows: int = 0
     states: int = 0
+    warmup_rows: int = 0
+    operator_edits: int = 0
     databases: int = 0
     campaigns: int = 0
     pairs: int = 0
@@ -194,8 +199,13 @@ def best_before(programs: list[sqlite3.Row] | list[dict], count: int) -> dict[in
     return out
 
 
-def build_datasets(dbs: list[Path], out: Path, *, max_per_parent: int = 3, min_gain: float = 0.0) -> DatasetSummary:
+def build_datasets(dbs: list[Path], out: Path, *, max_per_parent: int = 3, min_gain: float = 0.0,
+                   operator_edits: int = 0) -> DatasetSummary:
     """Write ``sft.jsonl``, ``states.jsonl`` and ``summary.json`` under ``out`` from the archives ``dbs``.
+
+    With ``operator_edits`` > 0, also ``warmup.jsonl``: that many AST-operator edits of each
+    state's parent (:mod:`evosearch.agent.warmup`); with 0 an earlier ``warmup.jsonl`` is removed,
+    so the folder never mixes runs.
 
     Each archive is opened read-only and read in one snapshot, so a campaign still running is
     seen at one consistent moment. A campaign whose stored config or suite no longer loads is
@@ -206,10 +216,13 @@ def build_datasets(dbs: list[Path], out: Path, *, max_per_parent: int = 3, min_g
         raise ValueError(f"max_per_parent must be at least 1, got {max_per_parent}")
     if min_gain != min_gain:
         raise ValueError("min_gain must be a number, not NaN")
+    if operator_edits < 0:
+        raise ValueError(f"operator_edits must be 0 or more, got {operator_edits}")
     missing = [str(db) for db in dbs if not Path(db).is_file()]
     if missing:
         raise FileNotFoundError(f"no archive database at {', '.join(missing)}")
-    summary = DatasetSummary(out=str(out), max_per_parent=max_per_parent, min_gain=min_gain)
+    summary = DatasetSummary(out=str(out), max_per_parent=max_per_parent, min_gain=min_gain,
+                             operator_edits=operator_edits)
     candidates: list[_Candidate] = []
     states: list[dict] = []
     seen_files: set[Path] = set()
@@ -236,9 +249,15 @@ def build_datasets(dbs: list[Path], out: Path, *, max_per_parent: int = 3, min_g
         finally:
             archive.close()
     kept = _diverse(candidates, max_per_parent, summary)
+    warmup = warmup_rows(states, operator_edits, seed_of=_state_seed) if operator_edits else None
     summary.sft_rows, summary.states = len(kept), len(states)
-    _write(out, [_sft_row(c) for c in kept], states, summary)
+    summary.warmup_rows = len(warmup or ())
+    _write(out, [_sft_row(c) for c in kept], states, summary, warmup)
     return summary
+
+
+def _state_seed(state: dict) -> int:
+    return prompt_seed(state["meta"]["campaign"], state["meta"]["program_id"])
 
 
 def _open_view(db: Path, index: int, archive: Archive, row: sqlite3.Row,
@@ -342,11 +361,15 @@ def _states(view: _CampaignView, summary: DatasetSummary) -> list[dict]:
     return rows
 
 
-def _write(out: Path, sft: list[dict], states: list[dict], summary: DatasetSummary) -> None:
-    """Write the three files, each through a temporary name, so a reader never sees half a file."""
+def _write(out: Path, sft: list[dict], states: list[dict], summary: DatasetSummary,
+           warmup: list[dict] | None) -> None:
+    """Write the files, each through a temporary name, so a reader never sees half a file."""
     out.mkdir(parents=True, exist_ok=True)
-    for name, rows in ((SFT_FILE, sft), (STATES_FILE, states)):
+    files = [(SFT_FILE, sft), (STATES_FILE, states)] + ([(WARMUP_FILE, warmup)] if warmup is not None else [])
+    for name, rows in files:
         _replace(out / name, "".join(json.dumps(r, allow_nan=False, ensure_ascii=False) + "\n" for r in rows))
+    if warmup is None:
+        (out / WARMUP_FILE).unlink(missing_ok=True)
     _replace(out / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n")
 
 
@@ -357,4 +380,4 @@ def _replace(path: Path, text: str) -> None:
 
 
 __all__ = ["DatasetSummary", "best_before", "build_datasets", "prompt_seed", "SFT_FILE", "STATES_FILE",
-           "SUMMARY_FILE"]
+           "SUMMARY_FILE", "WARMUP_FILE"]

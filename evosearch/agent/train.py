@@ -60,6 +60,7 @@ class SftSettings:
     dataset: str  # sft.jsonl, or the directory `agent dataset` wrote
     output: str  # the adapter directory to write
     lora: LoraSettings = LoraSettings()
+    warmup: bool = False  # also train on warmup.jsonl beside sft.jsonl (`agent dataset --operator-edits N`)
     steps: int = 100
     batch: int = 4
     learning_rate: float = 2e-4
@@ -136,7 +137,8 @@ def check_paths(settings: SftSettings | GrpoSettings) -> None:
     adapter = getattr(settings, "adapter", None)
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise AgentConfigError(f"adapter: {adapter} holds no adapter_config.json (an `agent sft` output)")
-    dataset_file(settings.dataset, "sft.jsonl" if isinstance(settings, SftSettings) else "states.jsonl")
+    for name in _dataset_names(settings):
+        dataset_file(settings.dataset, name)
     for name in ("steps", "batch"):
         if getattr(settings, name) < 1:
             raise AgentConfigError(f"{name}: must be at least 1, got {getattr(settings, name)!r}")
@@ -145,12 +147,22 @@ def check_paths(settings: SftSettings | GrpoSettings) -> None:
                                "and generations at least 2 (GRPO compares completions within a group)")
 
 
+def _dataset_names(settings: SftSettings | GrpoSettings) -> tuple[str, ...]:
+    if isinstance(settings, GrpoSettings):
+        return ("states.jsonl",)
+    if settings.warmup and not Path(settings.dataset).is_dir():
+        raise AgentConfigError(f"warmup: true needs dataset to be the directory `agent dataset` wrote, not the file "
+                               f"{settings.dataset}")
+    return ("sft.jsonl", "warmup.jsonl") if settings.warmup else ("sft.jsonl",)
+
+
 def dataset_file(path: str, name: str) -> Path:
     """The JSONL file a config's ``dataset`` names: the file itself, or ``name`` inside the directory."""
     given = Path(path)
     found = given / name if given.is_dir() else given
     if not found.is_file():
-        raise AgentConfigError(f"dataset: {found} does not exist (write it with `evosearch agent dataset`)")
+        hint = " --operator-edits N" if name == "warmup.jsonl" else ""
+        raise AgentConfigError(f"dataset: {found} does not exist (write it with `evosearch agent dataset{hint}`)")
     return found
 
 
@@ -202,13 +214,20 @@ def _finish(trainer, output: Path, started: float, extra: dict | None = None) ->
 def train_sft(settings: SftSettings) -> TrainReport:
     """Supervised fine-tuning of a LoRA adapter on the archive's good edits."""
     require_extra()
-    from datasets import load_dataset
+    from datasets import concatenate_datasets, load_dataset
     from trl import SFTConfig, SFTTrainer
 
     started = time.perf_counter()
     model, tokenizer = _load(settings.base_model)
-    data = load_dataset("json", data_files=str(dataset_file(settings.dataset, "sft.jsonl")), split="train")
-    data = data.select_columns(["prompt", "completion"])
+    # One file at a time: the rows' ``meta`` differ in shape between the files, and only
+    # ``prompt`` and ``completion`` are trained on. An empty file (a small campaign may have
+    # no improving child) is no error while the other has rows.
+    files = [dataset_file(settings.dataset, name) for name in _dataset_names(settings)]
+    files = [f for f in files if f.read_text(encoding="utf-8").strip()]
+    if not files:
+        raise AgentConfigError(f"dataset: no rows to train on in {settings.dataset}")
+    data = concatenate_datasets([load_dataset("json", data_files=str(f), split="train")
+                                 .select_columns(["prompt", "completion"]) for f in files])
     output = Path(settings.output)
     args = SFTConfig(output_dir=str(output), max_steps=settings.steps, per_device_train_batch_size=settings.batch,
                      learning_rate=settings.learning_rate, max_length=settings.max_length, logging_steps=1,

@@ -18,7 +18,15 @@ import pytest
 from conftest import campaign_config, cli_in_process
 from report_helpers import copy_db, finished_result
 
-from evosearch.agent.dataset import SFT_FILE, STATES_FILE, SUMMARY_FILE, best_before, build_datasets, prompt_seed
+from evosearch.agent.dataset import (
+    SFT_FILE,
+    STATES_FILE,
+    SUMMARY_FILE,
+    WARMUP_FILE,
+    best_before,
+    build_datasets,
+    prompt_seed,
+)
 from evosearch.archive.selection import as_parent
 from evosearch.archive.store import Archive
 from evosearch.campaign_llm import LlmDriver
@@ -252,12 +260,36 @@ def test_a_campaign_whose_config_no_longer_loads_is_left_out_with_the_reason(fin
     assert any("broken.db" in p and "no-such-suite" in p for p in summary.problems)
 
 
+def test_operator_edits_are_valid_edits_of_each_states_parent_and_deterministic(scripted, built, tmp_path):
+    out, _ = built
+    summary = build_datasets([scripted], tmp_path / "a", operator_edits=4)
+    rows = read_jsonl(tmp_path / "a" / WARMUP_FILE)
+    states = {(s["meta"]["program_id"]): s for s in read_jsonl(out / STATES_FILE)}
+    assert summary.warmup_rows == len(rows) and summary.operator_edits == 4
+    # Up to 4 per state, and most states have sites for 4 distinct edits.
+    per_state = Counter(r["meta"]["program_id"] for r in rows)
+    assert set(per_state) == set(states) and max(per_state.values()) == 4 and len(rows) >= 3 * len(states)
+    for row in rows:
+        state = states[row["meta"]["program_id"]]
+        assert row["prompt"] == state["prompt"] and row["meta"]["operator"].startswith("ast.")
+        child, _ = apply_response(state["parent_source"], row["completion"][0]["content"], state["kind"])
+        assert child != state["parent_source"]
+    assert len({(r["meta"]["program_id"], r["completion"][0]["content"]) for r in rows}) == len(rows)
+    build_datasets([scripted], tmp_path / "b", operator_edits=4)
+    assert (tmp_path / "b" / WARMUP_FILE).read_bytes() == (tmp_path / "a" / WARMUP_FILE).read_bytes()
+    # Without operator edits the folder holds no stale warm-up file from an earlier run.
+    build_datasets([scripted], tmp_path / "a")
+    assert not (tmp_path / "a" / WARMUP_FILE).exists()
+
+
 def test_library_bad_input(scripted, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.db"):
         build_datasets([scripted, tmp_path / "nope.db"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="max_per_parent"):
         build_datasets([scripted], tmp_path / "out", max_per_parent=0)
+    with pytest.raises(ValueError, match="operator_edits"):
+        build_datasets([scripted], tmp_path / "out", operator_edits=-1)
 
 
 def test_cli_writes_the_files_and_prints_the_summary(finished, scripted, tmp_path):

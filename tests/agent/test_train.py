@@ -60,6 +60,23 @@ def test_sft_trains_an_adapter_and_saves_its_metrics(tiny, data, tmp_path):
     assert json.loads((tmp_path / "sft" / "report.json").read_text())["steps"] == 3
 
 
+def test_sft_with_warmup_trains_on_both_files(tiny, finished, tmp_path):
+    data = tmp_path / "data"
+    summary = build_datasets([finished[0]], data, operator_edits=2)
+    assert summary.warmup_rows > 0
+    report = train_sft(SftSettings(base_model=str(tiny), dataset=str(data), output=str(tmp_path / "sft"),
+                                   lora=TINY_LORA, steps=1, batch=1, warmup=True))
+    # One row a step: the epoch after one step is 1 / (the rows trained on).
+    assert report.metrics[0]["epoch"] == pytest.approx(1 / (summary.sft_rows + summary.warmup_rows))
+
+
+def test_warmup_without_its_file_is_one_clear_error(tiny, data, tmp_path):
+    config = tmp_path / "sft.yaml"
+    config.write_text(yaml.safe_dump({"base_model": str(tiny), "dataset": str(data), "output": "o", "warmup": True}))
+    with pytest.raises(AgentConfigError, match=r"warmup.jsonl does not exist .*--operator-edits N"):
+        load_settings(config, SftSettings)
+
+
 def test_grpo_trains_from_the_sft_adapter_with_the_evaluators_reward(tiny, data, tmp_path):
     train_sft(SftSettings(base_model=str(tiny), dataset=str(data), output=str(tmp_path / "sft"), lora=TINY_LORA,
                           steps=1, batch=1))
