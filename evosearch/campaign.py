@@ -28,14 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from evosearch import fmt, kinds
+from evosearch import fmt
 from evosearch.archive.descriptors import grid_from_config
 from evosearch.archive.selection import as_parent, select_inspirations, select_parent
 from evosearch.archive.store import Archive, CellEntry, confirmed_score, dumps
 from evosearch.campaign_llm import LlmDriver, ShareKeeper
 from evosearch.config import CampaignConfig, ConfigError, resolved_suite
-from evosearch.evaluate import CascadeConfig, EvalResult, Evaluator, SkipIf
+from evosearch.evaluate import EvalResult, Evaluator, SkipIf
 from evosearch.evaluate.result import NOT_THE_PROGRAMS
+from evosearch.executor import ExecutorLost, ray_evaluator
+from evosearch.executor.local import local_evaluator
 from evosearch.program import Program
 from evosearch.propose.bandit import Bandit
 from evosearch.propose.base import DeferredOperator, Operator, Parent, Proposal, ProposalError
@@ -51,6 +53,8 @@ MAX_DUPLICATE_STREAK = 200
 #: How many more times a program that behaves like one that ended in ``sandbox_failure`` is evaluated:
 #: the machine may have failed once, but a program that fails it every time must not take every slot.
 SANDBOX_FAILURE_RETRIES = 1
+#: Seconds between stores of the executor's snapshot (nodes, work in flight) for `evosearch status`.
+EXECUTOR_SNAPSHOT_S = 5.0
 #: How many times a program whose evaluation failed outside its code (``sandbox_failure``,
 #: ``infra_error``) goes back to the queue before that outcome is recorded as its result.
 INFRA_RETRIES = 1
@@ -118,13 +122,8 @@ class BudgetReached(Exception):
 
 
 def default_evaluator(config: CampaignConfig) -> Evaluator:
-    ev = config.evaluation
-    cascade = CascadeConfig(
-        suite=resolved_suite(config), seeds=ev.seeds, hurdle=ev.hurdle, hurdle_threshold=ev.hurdle_threshold,
-        fitness=ev.fitness, smoke_timeout_s=ev.smoke_timeout_s, task_timeout_s=ev.task_timeout_s,
-        memory_mb=ev.memory_mb, workers=ev.workers, sandbox=ev.sandbox, device=ev.device,
-        confirm_seeds=config.confirm.seeds)
-    return kinds.get(config.kind).evaluator(cascade)
+    """The evaluator of the local executor (see :mod:`evosearch.executor.local`)."""
+    return local_evaluator(config)
 
 
 class Campaign:
@@ -140,6 +139,8 @@ class Campaign:
         self.operators: dict[str, Operator | DeferredOperator] = dict(
             build_operators(config.operators.enabled, config.operators.gp_seed_genomes, config.kind))
         self.evaluator = evaluator
+        self._owns_evaluator = False  # a Ray executor this campaign started, which close() stops
+        self._executor_lost = ""  # why the Ray cluster went away during this run, if it did
         self.campaign_id, self.state = self._open()
         self.rng = random.Random()
         self.rng.setstate(_rng_from_json(self.state["rng"]))
@@ -216,6 +217,9 @@ class Campaign:
     def _state(self) -> dict:
         self.state["rng"] = _rng_to_json(self.rng.getstate())
         self.state["bandit"] = self.bandit.to_state()
+        describe = getattr(self.evaluator, "describe", None)  # a Ray executor: its nodes and work in flight
+        if describe is not None:
+            self.state["executor"] = describe()
         return self.state
 
     # -- the loop ------------------------------------------------------------------------------
@@ -230,6 +234,10 @@ class Campaign:
             raise BudgetReached(f"campaign {self.config.name!r} already has {self.state['evaluations']} evaluations "
                                 f"(budget {max_evals}); raise --max-evals to continue it")
         evaluator = self._evaluator()
+        slots = getattr(evaluator, "slots", None) or self.config.parallel  # a Ray executor: its actors
+        if not hasattr(evaluator, "describe"):
+            self.state.pop("executor", None)  # an earlier run was on Ray; this one is not
+        self._executor_lost = ""
         start = time.monotonic()
         self._run_start = (start, self.state["evaluations"])
         deadline = start + minutes * 60 if minutes else math.inf
@@ -245,15 +253,19 @@ class Campaign:
         if mode is not None:
             (log.info if mode.strong else log.warning)("sandbox: %s%s", mode.summary(),
                                                        "" if mode.strong else " (weak: see `evosearch doctor`)")
-        self._event("start", {"requeued": requeued, "max_evals": max_evals, "minutes": minutes,
-                              "sandbox": mode.summary() if mode is not None else None})
+        started = {"requeued": requeued, "max_evals": max_evals, "minutes": minutes,
+                   "sandbox": mode.summary() if mode is not None else None}
+        if "executor" in self.state:  # a Ray executor: where this run evaluates
+            started["executor"] = self.state["executor"]
+        self._event("start", started)
+        self._last_snapshot = (time.monotonic(), self.state.get("executor"))
         done_this_run = 0
         self._infra_streak, self._infra_attempts, self._paused = 0, {}, False  # per run
         self._duplicate_streak = 0  # duplicates do not count as evaluations: a search that only makes them never ends
         in_flight: dict[Future, sqlite3.Row] = {}  # evaluations
         proposing: dict[Future, Pending] = {}  # deferred operators' proposals (a model thinking)
         previous_handler = self._install_interrupt_handler()
-        pool = ThreadPoolExecutor(self.config.parallel, thread_name_prefix="evaluate")
+        pool = ThreadPoolExecutor(slots, thread_name_prefix="evaluate")
         self._proposer_pool = llm_pool = ThreadPoolExecutor(self.config.llm.max_in_flight,
                                                             thread_name_prefix="propose")
         try:
@@ -261,7 +273,7 @@ class Campaign:
                 # Fill the evaluation slots. Deferred proposals (a model thinking) run beside them, not in
                 # them, so the CPU keeps evaluating meanwhile; their children queue for the next free slot.
                 waiting = False
-                while not self._stop and len(in_flight) < self.config.parallel:
+                while not self._stop and len(in_flight) < slots:
                     if self._duplicate_streak >= MAX_DUPLICATE_STREAK:
                         self._stop = (f"the last {self._duplicate_streak} candidates all behaved like evaluated "
                                       "programs: the operators are stuck (add seeds, operators or an LLM)")
@@ -297,6 +309,9 @@ class Campaign:
                         continue
                     row = in_flight.pop(future)
                     result = future.result()
+                    if self._executor_lost and result.outcome in NOT_THE_PROGRAMS:
+                        self._pause_for_lost_executor(row, result)
+                        continue  # still pending: evaluated on resume, once the cluster is back
                     if result.outcome in NOT_THE_PROGRAMS and not self._record_infra_failure(row, result, queue):
                         continue  # still pending: evaluated again later in this run, or on resume
                     if result.outcome not in NOT_THE_PROGRAMS:
@@ -304,6 +319,7 @@ class Campaign:
                     self._tell(row, result)
                     self._duplicate_streak = self._duplicate_streak + 1 if result.outcome == "duplicate" else 0
                     done_this_run += 1
+                self._executor_news(evaluator)
                 if on_progress:
                     on_progress(self.progress(start, len(in_flight), max_evals, minutes, len(proposing)))
         except KeyboardInterrupt:
@@ -311,6 +327,8 @@ class Campaign:
             from evosearch.sandbox.runner import shutdown
 
             shutdown()  # the evaluation threads return at once; their results are discarded
+            if hasattr(evaluator, "abandon"):  # a Ray executor: its actors, likewise
+                evaluator.abandon()
             pool.shutdown(wait=True, cancel_futures=True)
             llm_pool.shutdown(wait=False, cancel_futures=True)  # a call in flight ends by its own timeout
             # Status only: the in-memory state may be ahead of a record the interrupt rolled back, and
@@ -508,6 +526,9 @@ class Campaign:
                     self._ranks_among_the_best(result.score) or self._contests_a_confirmed_elite(row, result)):
                 evaluator.confirm(program, result)
             return result
+        except ExecutorLost as err:  # the cluster went away: the run pauses, the program stays pending
+            self._executor_lost = str(err)
+            return EvalResult(outcome="infra_error", stage="smoke", error=str(err))
         except Exception as err:  # noqa: BLE001 - a long campaign must outlive a failing worker start or a bug
             log.exception("evaluating program %s failed outside the candidate", row["id"])
             return EvalResult(outcome="sandbox_failure", stage="smoke", error=f"{type(err).__name__}: {err}",
@@ -570,6 +591,38 @@ class Campaign:
             queue.append(row)
             return False
         return True
+
+    def _pause_for_lost_executor(self, row: sqlite3.Row, result: EvalResult) -> None:
+        """The Ray cluster went away: pause the run at once, leaving this program pending (nothing recorded).
+
+        Not counted against the program or the machine's failure streak: no evaluation can run
+        until the cluster is back, and the same command then resumes the campaign.
+        """
+        self._forget_running(result.fingerprint, int(row["id"]))
+        if not self._paused:
+            self._paused = True
+            self._stop = f"paused: {self._executor_lost}"
+            log.warning("%s", self._stop)
+            self._event("pause", {"outcome": result.outcome, "error": self._executor_lost[:2000], "executor": "lost"})
+
+    def _executor_news(self, evaluator: EvaluatorLike) -> None:
+        """A Ray executor's restarted evaluations become events; its snapshot is stored when it changed.
+
+        The snapshot (nodes, evaluations in flight and where) is what ``evosearch status`` shows
+        from another process; it is stored at most every ``EXECUTOR_SNAPSHOT_S`` seconds.
+        """
+        take = getattr(evaluator, "take_requeues", None)
+        if take is None:
+            return
+        for record in take():
+            self.state["requeued"] = self.state.get("requeued", 0) + 1
+            self._event("requeue", record)
+        when, stored = self._last_snapshot
+        if time.monotonic() - when >= EXECUTOR_SNAPSHOT_S:
+            snapshot = evaluator.describe()
+            if snapshot != stored:
+                self.archive.set_campaign(self.campaign_id, state=self._state())
+            self._last_snapshot = (time.monotonic(), snapshot)
 
     def _forget_running(self, fingerprint: str | None, program_id: int) -> None:
         """Release the fingerprint an unrecorded evaluation claimed, so that its next attempt is not its own twin."""
@@ -637,7 +690,10 @@ class Campaign:
     def _evaluator(self) -> EvaluatorLike:
         """The evaluator given, or the config's, made once (it checks the suite, sandbox and device)."""
         if self.evaluator is None:
-            self.evaluator = default_evaluator(self.config)
+            if self.config.executor.kind == "ray":
+                self.evaluator, self._owns_evaluator = ray_evaluator(self.config), True
+            else:
+                self.evaluator = default_evaluator(self.config)
         return self.evaluator
 
     def _fingerprint(self, source: str) -> str | None:
@@ -701,6 +757,9 @@ class Campaign:
             llm_share_target=self.config.llm.share if self.llm else None)
 
     def close(self) -> None:
+        if self._owns_evaluator:
+            self.evaluator.close()
+            self.evaluator, self._owns_evaluator = None, False
         self.archive.close()
 
 

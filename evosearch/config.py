@@ -170,6 +170,27 @@ class MetatuneConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    """Where evaluations run: this machine's warm sandbox workers, or the workers of a Ray cluster.
+
+    The search itself (archive, operators, language models, bandit) always stays in the process
+    that runs the campaign; only evaluations travel. With ``ray``, each evaluation slot is a Ray
+    actor that hosts a warm cascade evaluator, so a candidate is sandboxed and scored on its node
+    exactly as it would be here (docs/cluster.md).
+    """
+
+    kind: Literal["local", "ray"] = "local"
+    # ray: None starts Ray inside this process (one machine); "auto" joins the cluster `ray start` began
+    # on this machine; "HOST:PORT" a cluster's head; "ray://HOST:PORT" a head through Ray Client.
+    address: str | None = None
+    cpus_per_evaluation: float = 1.0  # ray: CPUs each evaluation slot reserves on its node
+    gpus_per_evaluation: float = 0.0  # ray: GPUs each slot reserves (fractions share one GPU)
+    max_in_flight: int | None = None  # ray: evaluations at once; None: as many slots as the cluster's CPUs/GPUs fit
+    max_retries: int = 2  # ray: fresh workers an evaluation gets after its worker died; then it is an infra_error
+    start_timeout_s: float = 300.0  # ray: how long a slot's worker may take to start before the cluster counts as gone
+
+
+@dataclass(frozen=True)
 class CampaignConfig:
     """A whole campaign; ``evosearch run CONFIG`` starts or resumes the campaign named here."""
 
@@ -187,6 +208,7 @@ class CampaignConfig:
     confirm: ConfirmConfig = ConfirmConfig()
     metatune: MetatuneConfig = MetatuneConfig()
     llm: LLMConfig = LLMConfig()
+    executor: ExecutorConfig = ExecutorConfig()
     source_path: str | None = None  # where this config was read from (set by the loader)
 
     def db_path(self) -> Path:
@@ -394,6 +416,7 @@ def _validate(config: CampaignConfig, problems: Problems) -> None:
     _validate_operators(config, problems)
     _validate_metatune(config, problems)
     _validate_llm(config.llm, config_dir(config), problems)
+    _validate_executor(config.executor, problems)
 
 
 def _validate_identity(config: CampaignConfig, problems: Problems) -> None:
@@ -511,6 +534,24 @@ def _validate_operators(config: CampaignConfig, problems: Problems) -> None:
                              f"(known: {', '.join(sorted(SEED_GENOMES))})")
     if config.llm.models and not ops.enabled and config.llm.share == 0:
         problems.add("llm.share", "llm.share: 0 with no offline operators enabled leaves nothing to propose")
+
+
+#: Where a Ray driver may connect: a cluster on this machine, a head's GCS address, or Ray Client.
+RAY_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9._-]+:[0-9]{1,5})$")
+
+
+def _validate_executor(ex: ExecutorConfig, problems: Problems) -> None:
+    if ex.address is not None and not RAY_ADDRESS.match(ex.address):
+        problems.add("executor.address", f"executor.address: {ex.address!r} is not auto, HOST:PORT or "
+                                          "ray://HOST:PORT (leave it out to start Ray inside this process)")
+    _positive(problems, "executor.cpus_per_evaluation", ex.cpus_per_evaluation, allow_none=False)
+    if ex.gpus_per_evaluation < 0:
+        problems.add("executor.gpus_per_evaluation",
+                     f"executor.gpus_per_evaluation: must be 0 or more, got {ex.gpus_per_evaluation!r}")
+    _positive(problems, "executor.max_in_flight", ex.max_in_flight)
+    if ex.max_retries < 0:
+        problems.add("executor.max_retries", f"executor.max_retries: must be 0 or more, got {ex.max_retries!r}")
+    _positive(problems, "executor.start_timeout_s", ex.start_timeout_s, allow_none=False)
 
 
 #: An HTTP header name (an RFC 9110 token); anything else would corrupt the request.
