@@ -22,52 +22,85 @@ NOBODY = 65534  # the uid a diagnosis child drops to, as a namespaces-mode job d
 @click.option("--gpu", "check_gpu", is_flag=True,
               help="Start CUDA inside a sandboxed job even where no GPU is seen (it is done whenever one is), and "
               "where it fails in namespaces mode, find the layer that stops it.")
+@click.option("--ray-address", metavar="ADDRESS", default=None,
+              help="Run the same check on every node of this Ray cluster (auto, HOST:PORT or ray://HOST:PORT), "
+              "where a campaign with --executor ray sandboxes its candidates; needs `pip install 'evosearch[ray]'`.")
 @output_options(formats=("table", "json"),
-                json_help="one object: the mode, whether it is strong, each layer, the live check.")
-def doctor_command(requested: str | None, no_live: bool, strict: bool, check_gpu: bool, output: str) -> None:
+                json_help="one object: the mode, whether it is strong, each layer, the live check "
+                "(with --ray-address: an array, one such object per node, with its node and hostname).")
+def doctor_command(requested: str | None, no_live: bool, strict: bool, check_gpu: bool, ray_address: str | None,
+                   output: str) -> None:
     """Show the sandbox mode in force, each layer, and how to get the missing ones.
 
     On a machine with an NVIDIA GPU (or with --gpu) it also starts CUDA inside a sandboxed
-    job, as a GPU training job would, and says whether that works in this mode.
+    job, as a GPU training job would, and says whether that works in this mode. With
+    --ray-address it runs on each node of a Ray cluster and reports every one.
+    """
+    from evosearch import sandbox
+
+    if ray_address is not None:
+        from evosearch.executor import ExecutorError
+        from evosearch.executor.nodes import doctor_on_nodes
+
+        try:
+            reports = doctor_on_nodes(ray_address, requested=requested, live=not no_live, check_gpu=check_gpu)
+        except ExecutorError as err:
+            raise BadInput(str(err)) from err
+    else:
+        try:
+            reports = [diagnose(requested, live=not no_live, check_gpu=check_gpu)]
+        except sandbox.SandboxUnavailable as err:
+            raise BadInput(str(err)) from err  # exit 2, as run and eval for the same mistake
+    if output == "json":
+        click.echo(json.dumps(reports if ray_address is not None else reports[0]))
+    else:
+        for report in reports:
+            if "node" in report:
+                click.echo(f"node {report['node']} ({report['hostname']}):")
+            if "error" in report:  # a node where the check itself failed (the sandbox mode asked for is missing)
+                click.echo(f"  {report['error']}")
+                continue
+            _print(report)
+            if report["gpu"] is not None:
+                _print_gpu(report["gpu"])
+    sys.exit(1 if strict and not all(r.get("strong") for r in reports) else 0)
+
+
+def diagnose(requested: str | None, *, live: bool = True, check_gpu: bool = False) -> dict:
+    """The doctor's report on this machine: the mode, each layer, the live check, CUDA in a job.
+
+    Raises :class:`~evosearch.sandbox.SandboxUnavailable` when ``requested`` cannot be had here.
     """
     from evosearch import sandbox
     from evosearch.sandbox import Limits, gpu, modes, run_job
     from evosearch.sandbox.selfcheck import SelfCheck
 
-    try:
-        mode = sandbox.configure(requested) if requested else modes.current()
-    except sandbox.SandboxUnavailable as err:
-        raise BadInput(str(err)) from err  # exit 2, as run and eval for the same mistake
-    live = gpu_report = None
-    if not no_live:
+    mode = sandbox.configure(requested) if requested else modes.current()
+    checked = gpu_report = None
+    if live:
         job = run_job(SelfCheck(), Limits(wall_s=60))
-        live = job.result if job.status == "ok" else {"error": job.error.get("message", job.status)}
-    if check_gpu or (not no_live and gpu.present()):
+        checked = job.result if job.status == "ok" else {"error": job.error.get("message", job.status)}
+    if check_gpu or (live and gpu.present()):
         gpu_report = gpu_check(mode)
     sandbox.shutdown()
-    if output == "json":
-        click.echo(json.dumps({"mode": mode.name, "strong": mode.strong, "summary": mode.summary(),
-                               "layers": [vars(layer) for layer in mode.layers], "live": live, "gpu": gpu_report}))
-    else:
-        _print(mode, live)
-        if gpu_report is not None:
-            _print_gpu(gpu_report)
-    sys.exit(1 if strict and not mode.strong else 0)
+    return {"mode": mode.name, "strong": mode.strong, "summary": mode.summary(),
+            "layers": [vars(layer) for layer in mode.layers], "live": checked, "gpu": gpu_report}
 
 
-def _print(mode, live: dict | None) -> None:
+def _print(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    verdict = "[green]strong[/]" if mode.strong else "[red]weak: candidates can reach this machine[/]"
-    console.print(f"sandbox mode: [bold]{mode.name}[/] ({verdict})\n{markup(mode.summary())}")
+    live = report["live"]
+    verdict = "[green]strong[/]" if report["strong"] else "[red]weak: candidates can reach this machine[/]"
+    console.print(f"sandbox mode: [bold]{report['mode']}[/] ({verdict})\n{markup(report['summary'])}")
     table = Table(show_header=True, header_style="bold")
     for column in ("layer", "", "what it does here", "how to get it"):
         table.add_column(column)
-    for layer in mode.layers:
-        mark = "[green]yes[/]" if layer.active else "[red]no[/]"
-        table.add_row(markup(layer.name), mark, markup(layer.detail), markup(layer.hint))
+    for layer in report["layers"]:
+        mark = "[green]yes[/]" if layer["active"] else "[red]no[/]"
+        table.add_row(markup(layer["name"]), mark, markup(layer["detail"]), markup(layer["hint"]))
     console.print(table)
     if live is None:
         return

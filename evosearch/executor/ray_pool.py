@@ -77,7 +77,7 @@ class RayEvaluator:
                         exceptions.RaySystemError, ConnectionError)
         self.settings = settings
         self.address = settings.address or "local"
-        self._owns_ray = self._connect()
+        self._owns_ray = connect(ray, settings.address)
         self._worker = ray.remote(EvaluationWorker).options(
             num_cpus=settings.cpus_per_evaluation, num_gpus=settings.gpus_per_evaluation,
             max_concurrency=MAX_CONCURRENCY, max_restarts=0, max_task_retries=0)
@@ -107,23 +107,6 @@ class RayEvaluator:
                    suite=load_suite(resolved_suite(config)))
 
     # -- starting ----------------------------------------------------------------------------------
-
-    def _connect(self) -> bool:
-        """Join the configured cluster (or start Ray in this process); False when Ray was already started here."""
-        ray = self._ray
-        if ray.is_initialized():  # a script or test that started Ray itself: use its cluster, leave it running
-            return False
-        # Actors' output stays in Ray's log files: on the driver's terminal it would tear the progress display.
-        options: dict[str, Any] = {"configure_logging": False, "log_to_driver": False}
-        try:
-            if self.settings.address is None:  # "local": a fresh instance, never a stale cluster file's
-                ray.init(address="local", include_dashboard=False, **options)
-            else:
-                ray.init(address=self.settings.address, **options)
-        except Exception as err:  # noqa: BLE001 - Ray raises many kinds here; each means "cannot connect"
-            raise ExecutorError(f"cannot connect to the Ray cluster at {self.address}: {type(err).__name__}: "
-                                f"{err}".strip()) from err
-        return True
 
     def _cluster(self) -> dict:
         """The cluster as it was at the start: nodes alive, CPUs and GPUs in all."""
@@ -371,6 +354,26 @@ class RayEvaluator:
         self._kill(handles)
         if self._owns_ray:
             self._ray.shutdown()
+
+
+def connect(ray: Any, address: str | None) -> bool:
+    """Join the cluster at ``address`` (None: start Ray in this process); False when Ray was already started here.
+
+    A script or test that started Ray itself keeps its cluster: it is used, and left running.
+    """
+    if ray.is_initialized():
+        return False
+    # Actors' output stays in Ray's log files: on the driver's terminal it would tear the progress display.
+    options: dict[str, Any] = {"configure_logging": False, "log_to_driver": False}
+    try:
+        if address is None:  # "local": a fresh instance, never the one a stale cluster file names
+            ray.init(address="local", include_dashboard=False, **options)
+        else:
+            ray.init(address=address, **options)
+    except Exception as err:  # noqa: BLE001 - Ray raises many kinds here; each means "cannot connect"
+        raise ExecutorError(f"cannot connect to the Ray cluster at {address or 'local'}: {type(err).__name__}: "
+                            f"{err}".strip()) from err
+    return True
 
 
 def _last_line(err: BaseException) -> str:
