@@ -43,6 +43,14 @@ BAD = [
     (with_(budget__max_evals=None, budget__minutes=None), "budget: set max_evals, minutes, or both"),
     (with_(evaluation__device="gpu"), "evaluation.device: 'gpu' is not one of auto, cpu, cuda, cuda:N"),
     ({"seeds": [str(RULES / "a2c.py")]}, "missing required key 'name'"),
+    (with_(executor__kind="dask"), "executor.kind: 'dask' is not one of 'local', 'ray'"),
+    (with_(executor__address="http://head:8265"), "executor.address: 'http://head:8265' is not auto, HOST:PORT"),
+    (with_(executor__cpus_per_evaluation=0), "executor.cpus_per_evaluation: must be greater than 0"),
+    (with_(executor__gpus_per_evaluation=-1), "executor.gpus_per_evaluation: must be 0 or more"),
+    (with_(executor__max_in_flight=0), "executor.max_in_flight: must be greater than 0"),
+    (with_(executor__max_retries=-1), "executor.max_retries: must be 0 or more"),
+    (with_(executor__start_timeout_s=0), "executor.start_timeout_s: must be greater than 0"),
+    (with_(executor__slots=4), "unknown key 'executor.slots'"),
 ]
 
 
@@ -154,3 +162,15 @@ def test_bad_llm_request_options_name_their_key(model, message):
 def test_a_share_outside_0_and_1_is_refused():
     with pytest.raises(ConfigError, match="llm.share: must be between 0 and 1"):
         config_from_dict({**GOOD, "llm": {"models": [LLM_MODEL], "share": -0.1}})
+
+
+def test_the_executor_section_reads_every_ray_setting():
+    config = config_from_dict(with_(executor={"kind": "ray", "address": "ray://head.example:10001",
+                                              "cpus_per_evaluation": 2, "gpus_per_evaluation": 0.5,
+                                              "max_in_flight": 8, "max_retries": 1}))
+    ex = config.executor
+    assert (ex.kind, ex.address, ex.cpus_per_evaluation, ex.gpus_per_evaluation, ex.max_in_flight, ex.max_retries) \
+        == ("ray", "ray://head.example:10001", 2.0, 0.5, 8, 1)
+    for address in ("auto", "10.0.0.1:6379", "head-node:6379"):
+        assert config_from_dict(with_(executor__address=address)).executor.address == address
+    assert config_from_dict(GOOD).executor.kind == "local"  # the default, unchanged
