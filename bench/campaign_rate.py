@@ -18,8 +18,14 @@ cascade: an upper bound for it). Where EnvPool does not import (some GPU hosts) 
 is skipped, said so, and the rest is measured. ``--suite`` takes several suites (each measured
 in turn); ``--device cuda`` trains on the GPU, named in the output.
 
+``--executor ray`` measures the Ray executor against the local one instead, on this machine in
+the same run: both measurements above, once through each executor (Ray started inside this
+process with this machine's CPUs, one actor per evaluation slot, each actor ready before its
+timing starts), and prints Ray's rate over the local one. The difference is the executor's
+overhead: the same jobs run in the same sandbox on the same cores either way.
+
     python bench/campaign_rate.py [--suite quick[,classic-quick]] [--device auto|cpu|cuda] [--parallel 2]
-                                  [--rounds 2] [--campaign-minutes 5] [--json PATH]
+                                  [--rounds 2] [--campaign-minutes 5] [--executor local|ray] [--json PATH]
 """
 
 from __future__ import annotations
@@ -63,11 +69,19 @@ def agent_steps_per_candidate(suite_name: str) -> int:
     return steps + suite.hurdle.total_steps * suite.hurdle_seeds
 
 
-def full_evaluations(suite: str, rounds: int, parallel: int, device: str = "auto") -> dict:
-    """Evaluate every baseline ``rounds`` times, ``parallel`` at once; returns rate and outcomes."""
-    evaluator = RuleEvaluator(CascadeConfig(suite=suite, workers=1, task_timeout_s=600, device=device))
+def full_evaluations(suite: str, rounds: int, parallel: int, device: str = "auto", evaluator=None) -> dict:
+    """Evaluate every baseline ``rounds`` times, ``parallel`` at once; returns rate and outcomes.
+
+    ``evaluator``: one to measure (the Ray executor's), warmed up with ``parallel`` evaluations
+    at once so every slot is warm; by default the local evaluator, warmed up with one.
+    """
     programs = [Program.from_file(ROOT / "programs" / "rules" / f"{name}.py") for name in BASELINES] * rounds
-    evaluator.evaluate(programs[0])  # untimed: starts the warm workers (torch import) once
+    if evaluator is None:
+        evaluator = RuleEvaluator(CascadeConfig(suite=suite, workers=1, task_timeout_s=600, device=device))
+        evaluator.evaluate(programs[0])  # untimed: starts the warm workers (torch import) once
+    else:
+        with ThreadPoolExecutor(parallel) as pool:  # untimed: every slot's warm workers
+            list(pool.map(evaluator.evaluate, programs[:parallel]))
     start = time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:
         results = list(pool.map(evaluator.evaluate, programs))
@@ -80,15 +94,19 @@ def full_evaluations(suite: str, rounds: int, parallel: int, device: str = "auto
             "scores": {p.name: r.score for p, r in zip(programs, results, strict=True)}}
 
 
-def campaign(config_path: Path, minutes: float, suite: str, device: str = "auto", parallel: int = 2) -> dict:
-    """Run the quickstart campaign on ``suite`` for ``minutes`` in a scratch database; returns its rate."""
+def campaign(config_path: Path, minutes: float, suite: str, device: str = "auto", parallel: int = 2,
+             evaluator=None) -> dict:
+    """Run the quickstart campaign on ``suite`` for ``minutes`` in a scratch database; returns its rate.
+
+    ``evaluator``: a started one to run it with (the Ray executor's); by default the config's, local.
+    """
     from evosearch.campaign import Campaign
 
     config = load_config(config_path)
     config = replace(config, budget=replace(config.budget, max_evals=None, minutes=minutes), parallel=parallel,
                      evaluation=replace(config.evaluation, suite=suite, device=device))
     with tempfile.TemporaryDirectory(prefix="evosearch-bench-") as scratch:
-        run = Campaign(config, db_path=Path(scratch) / "rate.db")
+        run = Campaign(config, db_path=Path(scratch) / "rate.db", evaluator=evaluator)
         start = time.perf_counter()
         try:
             summary = run.run(minutes=minutes)
@@ -100,6 +118,51 @@ def campaign(config_path: Path, minutes: float, suite: str, device: str = "auto"
             "best": summary.best}
 
 
+def ray_evaluator(config_path: Path, suite: str, device: str, parallel: int):
+    """The Ray executor for the quickstart config on ``suite``, ``parallel`` slots, started and ready."""
+    from evosearch.config import ExecutorConfig
+    from evosearch.executor.ray_pool import RayEvaluator
+
+    config = load_config(config_path)
+    config = replace(config, evaluation=replace(config.evaluation, suite=suite, device=device, workers=1),
+                     executor=ExecutorConfig(kind="ray", cpus_per_evaluation=1, max_in_flight=parallel))
+    return RayEvaluator.for_campaign(config)
+
+
+def ray_versus_local(args: argparse.Namespace, suite: str) -> dict:
+    """Both measurements through the local executor, then through Ray, on this machine; Ray's rate over local's."""
+    figures: dict = {}
+    local_full = full_evaluations(suite, args.rounds, args.parallel, args.device)
+    print(f"  local, full evaluations: {local_full['evaluations']} in {local_full['wall_s']:.0f} s -> "
+          f"{local_full['per_hour']:.0f}/hour", flush=True)
+    started = time.perf_counter()
+    evaluator = ray_evaluator(args.config, suite, args.device, args.parallel)
+    figures["ray_start_s"] = time.perf_counter() - started
+    print(f"  ray: started in {figures['ray_start_s']:.1f} s ({evaluator.slots} actors on "
+          f"{evaluator.cluster['nodes']} node(s))", flush=True)
+    try:
+        ray_full = full_evaluations(suite, args.rounds, args.parallel, args.device, evaluator=evaluator)
+        print(f"  ray, full evaluations: {ray_full['evaluations']} in {ray_full['wall_s']:.0f} s -> "
+              f"{ray_full['per_hour']:.0f}/hour; ray/local {ray_full['per_hour'] / local_full['per_hour']:.3f}",
+              flush=True)
+        figures["full_evaluations"] = {"local": local_full, "ray": ray_full,
+                                       "ray_over_local": ray_full["per_hour"] / local_full["per_hour"],
+                                       "same_scores": ray_full["scores"] == local_full["scores"]}
+        if args.campaign_minutes > 0:
+            ray_run = campaign(args.config, args.campaign_minutes, suite, args.device, args.parallel, evaluator)
+            print(f"  ray, campaign ({args.campaign_minutes:g} min): {ray_run['evaluations']} evaluations -> "
+                  f"{ray_run['per_hour']:.0f}/hour", flush=True)
+    finally:
+        evaluator.close()
+    if args.campaign_minutes > 0:
+        local_run = campaign(args.config, args.campaign_minutes, suite, args.device, args.parallel)
+        ratio = ray_run["per_hour"] / local_run["per_hour"] if local_run["per_hour"] else None
+        print(f"  local, campaign ({args.campaign_minutes:g} min): {local_run['evaluations']} evaluations -> "
+              f"{local_run['per_hour']:.0f}/hour; ray/local {ratio:.3f}", flush=True)
+        figures["campaign"] = {"local": local_run, "ray": ray_run, "ray_over_local": ratio}
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="quick", help="suite(s) to measure, comma-separated (quickstart: quick)")
@@ -108,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=2, help="evaluations at once")
     parser.add_argument("--device", default="auto", help="where training runs: auto, cpu, cuda or cuda:N")
     parser.add_argument("--campaign-minutes", type=float, default=5.0, help="0 skips the campaign measurement")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="ray: measure the Ray executor against the local one, in this run")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -116,6 +181,18 @@ def main(argv: list[str] | None = None) -> int:
           f"device {args.device}; {args.parallel} evaluations at once\n", flush=True)
     result: dict = {"machine": machine_description(), "gpu": gpu, "device": args.device,
                     "date": time.strftime("%Y-%m-%d"), "parallel": args.parallel, "suites": {}, "skipped": {}}
+    if args.executor == "ray":
+        import ray
+
+        result.update(executor="ray versus local", ray=ray.__version__, load_avg_start=os.getloadavg()[0])
+        for suite in [x.strip() for x in args.suite.split(",") if x.strip()]:
+            print(f"suite {suite}: ray versus local, {args.parallel} evaluations at once", flush=True)
+            result["suites"][suite] = ray_versus_local(args, suite)
+        result["load_avg_end"] = os.getloadavg()[0]
+        if args.json is not None:
+            args.json.write_text(json.dumps(no_nan(result), indent=2) + "\n")
+            print(f"wrote {args.json}")
+        return 0
     no_reference = cleanrl_available()
     ref_rate = None
     if no_reference:
