@@ -21,6 +21,8 @@ and this script rebuilds the text between them. Sources (see ``TABLES``):
   (``scripts/winners_curse.py DB --json``);
 - ``metatune-trajectory``: ``bench/results_metatune_demo.json`` (``evosearch metatune ID --json``);
 - ``metatune-cost``: ``bench/results_metatune.json`` (``bench/metatune.py --json``);
+- ``agent-learning``, ``agent-curve [EVERY]``: ``bench/results_agent_learning.json``
+  (``bench/agent_learning.py --json``);
 - ``jax-reference``: ``bench/results_jax_reference.json`` (``bench/eval_throughput.py --backends native
   --json``, with the JAX reference measured).
 
@@ -181,6 +183,36 @@ def metatune_cost() -> str:
                   ["---", "---", "---:", "---:", "---:"], rows)
 
 
+def agent_learning() -> str:
+    """The tiny proposer's rate of valid edits on held-out prompts after SFT and after GRPO, and the gain."""
+    data = json.loads((BENCH / "results_agent_learning.json").read_text())
+    rows = []
+    for name, key, training in (("SFT", "held_out_sft", "sft"), ("GRPO from SFT", "held_out_grpo", "grpo")):
+        measured, run = data[key], data[training]
+        low, high = measured["ci"]
+        rows.append([name, f"{run['steps']} steps, {run['wall_s'] / 60:.0f} min",
+                     f"{measured['valid']}/{measured['n']}", f"{measured['rate']:.3f} [{low:.3f}, {high:.3f}]",
+                     str(measured["applies_but_rejected"]), str(measured["does_not_apply"])])
+    gain = data["gain"]
+    rows.append(["gain", "", "", f"**{gain['rate']:+.3f}** [{gain['ci'][0]:+.3f}, {gain['ci'][1]:+.3f}]", "", ""])
+    return _table(["model", "training", "valid edits", "rate [95% CI]", "apply, rejected", "do not apply"],
+                  ["---", "---", "---:", "---", "---:", "---:"], rows)
+
+
+def agent_curve(every: str = "5") -> str:
+    """GRPO's mean reward per step (smoothed over ``every`` steps), its spread within groups, and the KL."""
+    curve = json.loads((BENCH / "results_agent_learning.json").read_text())["grpo"]["curve"]
+    size = int(every)
+    rows = []
+    for start in range(0, len(curve), size):
+        chunk = curve[start:start + size]
+        means = {key: sum(m.get(key, 0.0) for m in chunk) / len(chunk) for key in ("reward", "reward_std", "kl")}
+        rows.append([f"{start + 1}–{start + len(chunk)}", f"{means['reward']:.3f}", f"{means['reward_std']:.3f}",
+                     f"{means['kl']:.4f}"])
+    return _table(["GRPO steps", "mean reward", "reward std (within groups)", "KL to SFT"],
+                  ["---", "---:", "---:", "---:"], rows)
+
+
 def winners_curse(source: str = "results_winners_curse.json") -> str:
     """A campaign's top programs: the score it ranked them by against the score measured again on fresh seeds.
 
@@ -209,6 +241,8 @@ def winners_curse(source: str = "results_winners_curse.json") -> str:
 
 
 TABLES: dict[str, Callable[..., str]] = {
+    "agent-learning": agent_learning,
+    "agent-curve": agent_curve,
     "winners-curse": winners_curse,
     "metatune-trajectory": metatune_trajectory,
     "metatune-cost": metatune_cost,

@@ -65,6 +65,7 @@ class SftSettings:
     batch: int = 4
     learning_rate: float = 2e-4
     max_length: int = 4096
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: a 7B model's long prompts fit
     seed: int = 0
 
 
@@ -88,6 +89,8 @@ class GrpoSettings:
     reward_alpha: float = 10.0
     reward_stages: str = "hurdle"
     use_vllm: bool = False  # on a GPU: generate with vLLM inside the trainer (TRL's colocate mode)
+    vllm_gpu_memory_utilization: float = 0.3  # colocated vLLM's share of the GPU (weights + KV cache)
+    gradient_checkpointing: bool = False
     seed: int = 0
 
 
@@ -142,6 +145,9 @@ def check_paths(settings: SftSettings | GrpoSettings) -> None:
     for name in ("steps", "batch"):
         if getattr(settings, name) < 1:
             raise AgentConfigError(f"{name}: must be at least 1, got {getattr(settings, name)!r}")
+    if isinstance(settings, GrpoSettings) and not 0 < settings.vllm_gpu_memory_utilization <= 1:
+        raise AgentConfigError(f"vllm_gpu_memory_utilization: a share of the GPU in (0, 1], got "
+                               f"{settings.vllm_gpu_memory_utilization!r}")
     if isinstance(settings, GrpoSettings) and (settings.generations < 2 or settings.batch % settings.generations):
         raise AgentConfigError(f"batch ({settings.batch}) must be a multiple of generations ({settings.generations}), "
                                "and generations at least 2 (GRPO compares completions within a group)")
@@ -232,6 +238,7 @@ def train_sft(settings: SftSettings) -> TrainReport:
     args = SFTConfig(output_dir=str(output), max_steps=settings.steps, per_device_train_batch_size=settings.batch,
                      learning_rate=settings.learning_rate, max_length=settings.max_length, logging_steps=1,
                      save_strategy="no", report_to="none", seed=settings.seed, use_cpu=not _cuda(), bf16=_bf16(),
+                     gradient_checkpointing=settings.gradient_checkpointing,
                      completion_only_loss=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=_lora(settings.lora))
@@ -272,7 +279,9 @@ def train_grpo(settings: GrpoSettings, reward=None) -> TrainReport:
                       beta=settings.beta, temperature=settings.temperature,
                       max_completion_length=settings.max_completion_length, logging_steps=1, save_strategy="no",
                       report_to="none", seed=settings.seed, use_cpu=not _cuda(), bf16=_bf16(), log_completions=False,
-                      use_vllm=settings.use_vllm, **({"vllm_mode": "colocate"} if settings.use_vllm else {}))
+                      gradient_checkpointing=settings.gradient_checkpointing, use_vllm=settings.use_vllm,
+                      **({"vllm_mode": "colocate", "vllm_gpu_memory_utilization": settings.vllm_gpu_memory_utilization}
+                         if settings.use_vllm else {}))
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data,
                           processing_class=tokenizer, peft_config=peft_config)
     trainer.train()

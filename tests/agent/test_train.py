@@ -113,6 +113,20 @@ def test_config_mistakes_are_named(tmp_path, raw, message):
         load_settings(config, SftSettings)
 
 
+def test_a_gpu_share_outside_0_1_is_named(tiny, data, tmp_path):
+    config = tmp_path / "g.yaml"
+    config.write_text(yaml.safe_dump({"base_model": str(tiny), "dataset": str(data), "output": "o",
+                                      "vllm_gpu_memory_utilization": 1.5}))
+    with pytest.raises(AgentConfigError, match="vllm_gpu_memory_utilization"):
+        load_settings(config, GrpoSettings)
+
+
+def test_sft_with_gradient_checkpointing_trains(tiny, data, tmp_path):
+    report = train_sft(SftSettings(base_model=str(tiny), dataset=str(data), output=str(tmp_path / "sft"),
+                                   lora=TINY_LORA, steps=1, batch=1, gradient_checkpointing=True))
+    assert report.steps == 1 and report.metrics[0]["loss"] > 0
+
+
 def test_grpo_batch_must_hold_whole_groups(tiny, data, tmp_path):
     config = tmp_path / "g.yaml"
     config.write_text(yaml.safe_dump({"base_model": str(tiny), "dataset": str(data), "output": "o", "batch": 3,
