@@ -88,6 +88,7 @@ class GrpoSettings:
     reward_suite: str = "quick"  # the cheap suite the reward's cascade scores edits on
     reward_alpha: float = 10.0
     reward_stages: str = "hurdle"
+    reward_parallel: int = 1  # a group's completions evaluated at once (one CPU core each)
     use_vllm: bool = False  # on a GPU: generate with vLLM inside the trainer (TRL's colocate mode)
     vllm_gpu_memory_utilization: float = 0.3  # colocated vLLM's share of the GPU (weights + KV cache)
     gradient_checkpointing: bool = False
@@ -142,7 +143,7 @@ def check_paths(settings: SftSettings | GrpoSettings) -> None:
         raise AgentConfigError(f"adapter: {adapter} holds no adapter_config.json (an `agent sft` output)")
     for name in _dataset_names(settings):
         dataset_file(settings.dataset, name)
-    for name in ("steps", "batch"):
+    for name in ("steps", "batch") + (("reward_parallel",) if isinstance(settings, GrpoSettings) else ()):
         if getattr(settings, name) < 1:
             raise AgentConfigError(f"{name}: must be at least 1, got {getattr(settings, name)!r}")
     if isinstance(settings, GrpoSettings) and not 0 < settings.vllm_gpu_memory_utilization <= 1:
@@ -269,7 +270,7 @@ def train_grpo(settings: GrpoSettings, reward=None) -> TrainReport:
         from evosearch.agent.reward import RewardConfig, RewardModule
 
         reward = RewardModule(RewardConfig(suite=settings.reward_suite, alpha=settings.reward_alpha,
-                                           stages=settings.reward_stages))
+                                           stages=settings.reward_stages, parallel=settings.reward_parallel))
     data = load_dataset("json", data_files=str(dataset_file(settings.dataset, "states.jsonl")), split="train")
     keep = [c for c in ("prompt", "parent_source", "parent_score", "kind") if c in data.column_names]
     data = data.select_columns(keep)
