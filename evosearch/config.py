@@ -180,8 +180,9 @@ class ExecutorConfig:
     """
 
     kind: Literal["local", "ray"] = "local"
-    # ray: None starts Ray inside this process (one machine); "auto" joins the cluster `ray start` began
-    # on this machine; "HOST:PORT" a cluster's head; "ray://HOST:PORT" a head through Ray Client.
+    # ray: None joins the cluster in $RAY_ADDRESS if set, else starts Ray inside this process (one machine);
+    # "auto" the cluster `ray start` began on this machine; "HOST:PORT" a cluster's head; "ray://HOST:PORT"
+    # a head through Ray Client.
     address: str | None = None
     cpus_per_evaluation: float = 1.0  # ray: CPUs each evaluation slot reserves on its node
     gpus_per_evaluation: float = 0.0  # ray: GPUs each slot reserves (fractions share one GPU)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import uuid
@@ -76,7 +77,7 @@ class RayEvaluator:
         self._faults = (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.ObjectLostError,
                         exceptions.RaySystemError, ConnectionError)
         self.settings = settings
-        self.address = settings.address or "local"
+        self.address = settings.address or os.environ.get("RAY_ADDRESS") or "local"
         self._owns_ray = connect(ray, settings.address)
         self._worker = ray.remote(EvaluationWorker).options(
             num_cpus=settings.cpus_per_evaluation, num_gpus=settings.gpus_per_evaluation,
@@ -357,12 +358,15 @@ class RayEvaluator:
 
 
 def connect(ray: Any, address: str | None) -> bool:
-    """Join the cluster at ``address`` (None: start Ray in this process); False when Ray was already started here.
+    """Join the cluster at ``address``; False when Ray was already started in this process.
 
-    A script or test that started Ray itself keeps its cluster: it is used, and left running.
+    Without an address, the cluster ``RAY_ADDRESS`` names (``ray job submit`` sets it for the
+    command it runs), else a fresh Ray instance in this process. A script or test that started
+    Ray itself keeps its cluster: it is used, and left running.
     """
     if ray.is_initialized():
         return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
     # Actors' output stays in Ray's log files: on the driver's terminal it would tear the progress display.
     options: dict[str, Any] = {"configure_logging": False, "log_to_driver": False}
     try:

@@ -47,7 +47,7 @@ def executor(cluster):
 def ray_campaign(executor, tmp_path_factory):
     """A short campaign through Ray on the tiny suite: (database, summary, config)."""
     db = tmp_path_factory.mktemp("ray") / "r.db"
-    config = ray_config(budget={"max_evals": 4})
+    config = ray_config(budget={"max_evals": 3})
     campaign = Campaign(config, db_path=db, evaluator=executor)
     summary = campaign.run()
     campaign.close()
@@ -56,8 +56,8 @@ def ray_campaign(executor, tmp_path_factory):
 
 def test_a_campaign_runs_through_ray_to_its_budget(ray_campaign, executor):
     db, summary, _ = ray_campaign
-    assert summary.stop_reason == "evaluation budget reached" and summary.evaluations == 4
-    assert_nothing_lost_or_twice(db, 4)
+    assert summary.stop_reason == "evaluation budget reached" and summary.evaluations == 3
+    assert_nothing_lost_or_twice(db, 3)
     assert {r["outcome"] for r in done_rows(db)} == {"ok"}
     assert executor.slots == 2 and len(set(executor.pids())) == 2
     started = events(db, "start")[0]
