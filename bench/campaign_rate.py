@@ -19,9 +19,10 @@ is skipped, said so, and the rest is measured. ``--suite`` takes several suites 
 in turn); ``--device cuda`` trains on the GPU, named in the output.
 
 ``--executor ray`` measures the Ray executor against the local one instead, on this machine in
-the same run: both measurements above, once through each executor (Ray started inside this
-process with this machine's CPUs, one actor per evaluation slot, each actor ready before its
-timing starts), and prints Ray's rate over the local one. The difference is the executor's
+the same run: both measurements above through each executor (Ray started inside this process
+with this machine's CPUs, one actor per evaluation slot, each actor ready before its timing
+starts; the campaign in alternating parts, ray-local-local-ray, so that a change in the
+machine's load weighs on both), and prints Ray's rate over the local one. The difference is the executor's
 overhead: the same jobs run in the same sandbox on the same cores either way.
 
     python bench/campaign_rate.py [--suite quick[,classic-quick]] [--device auto|cpu|cuda] [--parallel 2]
@@ -130,7 +131,11 @@ def ray_evaluator(config_path: Path, suite: str, device: str, parallel: int):
 
 
 def ray_versus_local(args: argparse.Namespace, suite: str) -> dict:
-    """Both measurements through the local executor, then through Ray, on this machine; Ray's rate over local's."""
+    """Both measurements through the local executor and through Ray, on this machine; Ray's rate over local's.
+
+    The campaign runs in four parts of half ``--campaign-minutes`` each, in the order ray, local,
+    local, ray, so that a drift in the machine's load during the measurement weighs on both alike.
+    """
     figures: dict = {}
     local_full = full_evaluations(suite, args.rounds, args.parallel, args.device)
     print(f"  local, full evaluations: {local_full['evaluations']} in {local_full['wall_s']:.0f} s -> "
@@ -140,6 +145,7 @@ def ray_versus_local(args: argparse.Namespace, suite: str) -> dict:
     figures["ray_start_s"] = time.perf_counter() - started
     print(f"  ray: started in {figures['ray_start_s']:.1f} s ({evaluator.slots} actors on "
           f"{evaluator.cluster['nodes']} node(s))", flush=True)
+    runs: dict[str, list[dict]] = {"local": [], "ray": []}
     try:
         ray_full = full_evaluations(suite, args.rounds, args.parallel, args.device, evaluator=evaluator)
         print(f"  ray, full evaluations: {ray_full['evaluations']} in {ray_full['wall_s']:.0f} s -> "
@@ -149,17 +155,26 @@ def ray_versus_local(args: argparse.Namespace, suite: str) -> dict:
                                        "ray_over_local": ray_full["per_hour"] / local_full["per_hour"],
                                        "same_scores": ray_full["scores"] == local_full["scores"]}
         if args.campaign_minutes > 0:
-            ray_run = campaign(args.config, args.campaign_minutes, suite, args.device, args.parallel, evaluator)
-            print(f"  ray, campaign ({args.campaign_minutes:g} min): {ray_run['evaluations']} evaluations -> "
-                  f"{ray_run['per_hour']:.0f}/hour", flush=True)
+            part = args.campaign_minutes / 2
+            for which in ("ray", "local", "local", "ray"):
+                run = campaign(args.config, part, suite, args.device, args.parallel,
+                               evaluator if which == "ray" else None)
+                runs[which].append(run)
+                print(f"  {which}, campaign part ({part:g} min): {run['evaluations']} evaluations in "
+                      f"{run['wall_s']:.0f} s -> {run['per_hour']:.0f}/hour; load avg {os.getloadavg()[0]:.2f}",
+                      flush=True)
     finally:
         evaluator.close()
     if args.campaign_minutes > 0:
-        local_run = campaign(args.config, args.campaign_minutes, suite, args.device, args.parallel)
-        ratio = ray_run["per_hour"] / local_run["per_hour"] if local_run["per_hour"] else None
-        print(f"  local, campaign ({args.campaign_minutes:g} min): {local_run['evaluations']} evaluations -> "
-              f"{local_run['per_hour']:.0f}/hour; ray/local {ratio:.3f}", flush=True)
-        figures["campaign"] = {"local": local_run, "ray": ray_run, "ray_over_local": ratio}
+        totals = {}
+        for which, parts in runs.items():
+            evaluations, wall = sum(r["evaluations"] for r in parts), sum(r["wall_s"] for r in parts)
+            totals[which] = {"evaluations": evaluations, "wall_s": wall, "per_hour": evaluations / wall * 3600,
+                             "parts": parts}
+        ratio = totals["ray"]["per_hour"] / totals["local"]["per_hour"] if totals["local"]["per_hour"] else None
+        print(f"  campaign ({args.campaign_minutes:g} min each): local {totals['local']['per_hour']:.0f}/hour, "
+              f"ray {totals['ray']['per_hour']:.0f}/hour; ray/local {ratio:.3f}", flush=True)
+        figures["campaign"] = {**totals, "ray_over_local": ratio}
     return figures
 
 
