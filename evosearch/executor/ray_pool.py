@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -54,7 +54,6 @@ class Slot:
     program: str | None = None
     since: float | None = None
     attempt: int = 0
-    started: int = field(default=1)  # actors this slot has had (1 + replacements)
 
 
 def _now() -> str:
@@ -196,7 +195,7 @@ class RayEvaluator:
                        "died: the Ray cluster is gone or has no room left")
         except self._faults as err:
             self._lose(f"a fresh evaluation worker could not start: {_last_line(err)}")
-        slot.handle, slot.info, slot.started = handle, info, slot.started + 1
+        slot.handle, slot.info = handle, info
 
     def _lose(self, why: str) -> None:
         with self._lock:
