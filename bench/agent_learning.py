@@ -1,20 +1,29 @@
 """Does GRPO teach the tiny proposer anything? Its rate of well-formed, applicable edits before and after.
 
 Why: at tiny scale a learning check must measure something the tiny model can learn. Here it
-is the edit format itself: the share of completions that parse as SEARCH/REPLACE blocks, apply
-to their parent and pass the static check (a valid child), measured on held-out prompts.
+is the edit format itself: the share of sampled completions that parse as SEARCH/REPLACE
+blocks, apply to their parent and pass the static check (a valid child), on held-out prompts.
 
 1. Real campaigns on the tiny suite (different RNG seeds): ``--campaigns`` of them give the
-   training data (``sft.jsonl``, ``states.jsonl``), the second's states are the held-out prompts.
-2. The tiny random model (``evosearch.agent.tiny``) gets an SFT adapter (``--sft-steps``).
-3. Sampled completions of the SFT model on the held-out prompts: the rate of valid children,
-   with a Wilson 95% CI.
-4. GRPO from the SFT adapter (``--grpo-steps``) on the training states, rewarded by the real
-   sandboxed evaluator (``stages: smoke``: a valid new behaviour 0.5, a known one 0.1, anything
-   else 0), then the same measurement.
+   training data, ``--held-out`` more give the held-out prompts (their ``states.jsonl``).
+2. Training data: every edit of the training campaigns, better or not (``min_gain=-inf``),
+   plus ``--operator-edits`` AST-operator edits of each training state's parent (the format
+   warm-up of ``agent dataset --operator-edits``).
+3. The tiny model (``evosearch.agent.tiny``: width ``--width``, sliding-window attention over
+   ``--window`` tokens) is first pretrained on the training edits and parents as plain text
+   (``--pretrain-steps``: the stand-in for a code model's pretraining), then gets an SFT
+   adapter (``--sft-steps``) on the prompts.
+4. ``--samples`` completions per held-out prompt from the SFT model: the rate of valid
+   children, with a Wilson 95% CI.
+5. GRPO from the SFT adapter (``--grpo-steps``) on the training states, rewarded by the real
+   sandboxed evaluator (``stages: smoke``: a valid new behaviour 0.5, a known one 0.1,
+   anything else 0), then the same measurement, with the same sampling seed.
+6. The gain: GRPO's rate minus SFT's, with a 95% CI from a bootstrap over held-out prompts
+   (completions of one prompt are not independent of each other).
 
-    python bench/agent_learning.py [--sft-steps 150] [--grpo-steps 30] [--samples 16] [--max-tokens 320]
-                                   [--campaigns 3] [--json PATH]
+    python bench/agent_learning.py [--pretrain-steps 800] [--sft-steps 60] [--grpo-steps 40] [--samples 16]
+                                   [--max-tokens 256] [--campaigns 3] [--held-out 2] [--operator-edits 8]
+                                   [--width 128] [--window 256] [--work DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -48,9 +57,13 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def campaign_archive(path: Path, name: str, rng_seed: int, evals: int) -> Path:
+    """A finished tiny campaign in ``path``; one already there (``--work``) is reused as it is."""
     from conftest import campaign_config
 
     from evosearch.campaign import Campaign
+
+    if path.is_file():
+        return path
 
     campaign = Campaign(campaign_config(name, rng_seed=rng_seed, budget={"max_evals": evals}), db_path=path)
     campaign.run()
@@ -59,7 +72,7 @@ def campaign_archive(path: Path, name: str, rng_seed: int, evals: int) -> Path:
 
 
 def valid_rate(model_dir: Path, adapter: Path, states: list[dict], samples: int, max_tokens: int,
-               seed: int = 0) -> dict:
+               temperature: float = 1.0, seed: int = 0) -> dict:
     """Sample ``samples`` completions per held-out prompt; count those that give a valid child."""
     import torch
     from peft import PeftModel
@@ -74,34 +87,62 @@ def valid_rate(model_dir: Path, adapter: Path, states: list[dict], samples: int,
     model.eval()
     torch.manual_seed(seed)
     counts = {"valid": 0, "applies_but_rejected": 0, "does_not_apply": 0}
+    per_prompt = []
     for state in states:
         ids = tokenizer.apply_chat_template(state["prompt"], add_generation_prompt=True, return_tensors="pt",
                                             return_dict=True)
         with torch.no_grad():
-            out = model.generate(**ids, do_sample=True, temperature=1.0, max_new_tokens=max_tokens,
+            out = model.generate(**ids, do_sample=True, temperature=temperature, max_new_tokens=max_tokens,
                                  num_return_sequences=samples, pad_token_id=tokenizer.pad_token_id)
+        valid = 0
         for sequence in out[:, ids["input_ids"].shape[1]:]:
             text = tokenizer.decode(sequence, skip_special_tokens=True)
             try:
                 child, _ = apply_response(state["parent_source"], text, state.get("kind") or "rule")
                 checked_child(state["parent_source"], child)
-                counts["valid"] += 1
+                valid += 1
             except EditError:
                 counts["does_not_apply"] += 1
             except ProposalError:
                 counts["applies_but_rejected"] += 1
+        counts["valid"] += valid
+        per_prompt.append(valid)
     n = sum(counts.values())
-    return {"n": n, **counts, "rate": counts["valid"] / n if n else 0.0, "ci": wilson(counts["valid"], n)}
+    return {"n": n, **counts, "rate": counts["valid"] / n if n else 0.0, "ci": wilson(counts["valid"], n),
+            "valid_per_prompt": per_prompt}
+
+
+def bootstrap_gain(before: list[int], after: list[int], samples: int, reps: int = 10_000,
+                   seed: int = 0) -> tuple[float, float]:
+    """95% CI of the rate gain, resampling held-out prompts (paired: the same prompts before and after)."""
+    import random
+
+    rng = random.Random(seed)
+    n = len(before)
+    gains = []
+    for _ in range(reps):
+        picks = [rng.randrange(n) for _ in range(n)]
+        gains.append(sum(after[i] - before[i] for i in picks) / (n * samples))
+    gains.sort()
+    return gains[int(0.025 * reps)], gains[int(0.975 * reps) - 1]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sft-steps", type=int, default=150)
+    parser.add_argument("--pretrain-steps", type=int, default=800)
+    parser.add_argument("--sft-steps", type=int, default=60)
     parser.add_argument("--grpo-steps", type=int, default=40)
     parser.add_argument("--samples", type=int, default=16, help="completions per held-out prompt")
     parser.add_argument("--evals", type=int, default=40, help="evaluations per campaign")
-    parser.add_argument("--max-tokens", type=int, default=320, help="an edit is ~100-300 tokens of the tiny tokenizer")
-    parser.add_argument("--campaigns", type=int, default=3, help="training campaigns (more SFT rows)")
+    parser.add_argument("--max-tokens", type=int, default=256, help="an edit is ~40-150 tokens of the tiny tokenizer")
+    parser.add_argument("--campaigns", type=int, default=3, help="training campaigns")
+    parser.add_argument("--held-out", type=int, default=2, help="campaigns whose states are the held-out prompts")
+    parser.add_argument("--operator-edits", type=int, default=8, help="format warm-up rows per training state")
+    parser.add_argument("--width", type=int, default=128, help="the tiny model's hidden size")
+    parser.add_argument("--window", type=int, default=256, help="its sliding attention window, in tokens")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the campaigns here and reuse them next time (default: a temporary folder)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling, in GRPO and in the measurement")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -109,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from evosearch.agent.dataset import build_datasets
     from evosearch.agent.reward import RewardConfig, RewardModule
-    from evosearch.agent.tiny import build_tiny_model
+    from evosearch.agent.tiny import build_tiny_model, pretrain_tiny
     from evosearch.agent.train import GrpoSettings, LoraSettings, SftSettings, train_grpo, train_sft
     from evosearch.machine import machine_description
 
@@ -119,42 +160,62 @@ def main(argv: list[str] | None = None) -> int:
         "json": str(args.json) if args.json else None}}
     with tempfile.TemporaryDirectory(prefix="evosearch-agent-learning-") as scratch:
         work = Path(scratch)
+        if args.work is not None:
+            args.work.mkdir(parents=True, exist_ok=True)
+            work = args.work
         train_dbs = [campaign_archive(work / f"train{i}.db", f"train{i}", 10 + i, args.evals)
                      for i in range(args.campaigns)]
-        held_db = campaign_archive(work / "held.db", "held", 2, args.evals)
-        # Every valid edit of the training campaign, better or not: what is learnt here is the format.
-        train_summary = build_datasets(train_dbs, work / "train", min_gain=-math.inf)
-        build_datasets([held_db], work / "held")
+        held_dbs = [campaign_archive(work / f"held{i}.db", f"held{i}", 2 + i, args.evals)
+                    for i in range(args.held_out)]
+        # Every valid edit of the training campaigns, better or not: what is learnt here is the format.
+        train_summary = build_datasets(train_dbs, work / "train", min_gain=-math.inf,
+                                       operator_edits=args.operator_edits)
+        build_datasets(held_dbs, work / "held")
         held = [json.loads(line) for line in (work / "held" / "states.jsonl").read_text().splitlines()]
-        result["data"] = {"sft_rows": train_summary.sft_rows, "train_states": train_summary.states,
-                          "held_out_prompts": len(held)}
-        print(f"data: {train_summary.sft_rows} SFT rows, {train_summary.states} training states, "
-              f"{len(held)} held-out prompts", flush=True)
-        tiny = build_tiny_model(work / "tiny-llm")
-        # A random 2-layer model has nothing to adapt: the adapter wraps every linear layer and the
-        # output layer trains in full, or the format cannot be learnt at all.
+        result["data"] = {"sft_rows": train_summary.sft_rows, "warmup_rows": train_summary.warmup_rows,
+                          "train_states": train_summary.states, "held_out_prompts": len(held)}
+        print(f"data: {train_summary.sft_rows} campaign edits + {train_summary.warmup_rows} operator edits, "
+              f"{train_summary.states} training states, {len(held)} held-out prompts", flush=True)
+        texts = [json.loads(line)["completion"][0]["content"]
+                 for name in ("sft.jsonl", "warmup.jsonl")
+                 for line in (work / "train" / name).read_text().splitlines()]
+        states = (work / "train" / "states.jsonl").read_text().splitlines()
+        texts += [json.loads(line)["parent_source"] for line in states]
+        random_model = build_tiny_model(work / "tiny-random", hidden_size=args.width, window=args.window)
+        pretrain_started = time.perf_counter()
+        tiny = pretrain_tiny(random_model, texts, work / "tiny-pretrained", steps=args.pretrain_steps)
+        result["pretrain"] = json.loads((tiny / "pretrain.json").read_text()) | {
+            "wall_s": time.perf_counter() - pretrain_started}
+        print(f"pretrained on {len(texts)} texts: loss {result['pretrain']['loss_first']:.2f} -> "
+              f"{result['pretrain']['loss_last']:.2f}", flush=True)
+        # The adapter wraps every linear layer and the output layer trains in full: a tiny model
+        # has little to adapt.
         lora = LoraSettings(rank=16, alpha=32, dropout=0.0, target_modules=("all-linear",),
                             modules_to_save=("lm_head",))
         sft = train_sft(SftSettings(base_model=str(tiny), dataset=str(work / "train"), output=str(work / "sft"),
-                                    lora=lora, steps=args.sft_steps, batch=2, learning_rate=3e-3))
+                                    lora=lora, warmup=True, steps=args.sft_steps, batch=4, learning_rate=1e-3))
         result["sft"] = {"steps": sft.steps, "wall_s": sft.wall_s,
                          "loss": [m["loss"] for m in sft.metrics if "loss" in m]}
-        before = valid_rate(tiny, work / "sft", held, args.samples, args.max_tokens)
+        before = valid_rate(tiny, work / "sft", held, args.samples, args.max_tokens, args.temperature)
         result["held_out_sft"] = before
         print(f"SFT ({sft.steps} steps, {sft.wall_s:.0f} s): valid edits {before['valid']}/{before['n']} = "
               f"{before['rate']:.3f} [{before['ci'][0]:.3f}, {before['ci'][1]:.3f}]", flush=True)
         reward = RewardModule(RewardConfig(suite=TINY_SUITE, stages="smoke"))
         grpo = train_grpo(GrpoSettings(base_model=str(tiny), dataset=str(work / "train"), output=str(work / "grpo"),
                                        adapter=str(work / "sft"), lora=lora, steps=args.grpo_steps, batch=8,
-                                       generations=8, learning_rate=5e-4, max_completion_length=args.max_tokens),
-                           reward=reward)
+                                       generations=8, learning_rate=5e-4, temperature=args.temperature,
+                                       max_completion_length=args.max_tokens),
+                          reward=reward)
         result["grpo"] = {"steps": grpo.steps, "wall_s": grpo.wall_s, "reward_stats": reward.stats(),
                           "curve": [{k: m[k] for k in ("step", "reward", "reward_std", "kl") if k in m}
                                     for m in grpo.metrics if "reward" in m]}
-        after = valid_rate(tiny, work / "grpo", held, args.samples, args.max_tokens)
+        after = valid_rate(tiny, work / "grpo", held, args.samples, args.max_tokens, args.temperature)
         result["held_out_grpo"] = after
         print(f"GRPO ({grpo.steps} steps, {grpo.wall_s:.0f} s): valid edits {after['valid']}/{after['n']} = "
               f"{after['rate']:.3f} [{after['ci'][0]:.3f}, {after['ci'][1]:.3f}]", flush=True)
+        low, high = bootstrap_gain(before["valid_per_prompt"], after["valid_per_prompt"], args.samples)
+        result["gain"] = {"rate": after["rate"] - before["rate"], "ci": [low, high]}
+        print(f"gain: {after['rate'] - before['rate']:+.3f} [{low:+.3f}, {high:+.3f}] (bootstrap over prompts)")
     result["wall_s"] = time.perf_counter() - started
     if args.json is not None:
         args.json.write_text(json.dumps(no_nan(result), indent=2) + "\n")
