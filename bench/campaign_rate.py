@@ -130,6 +130,55 @@ def ray_evaluator(config_path: Path, suite: str, device: str, parallel: int):
     return RayEvaluator.for_campaign(config)
 
 
+def _process_tree(root: int) -> dict[int, str]:
+    """pid -> command line of every process below ``root``."""
+    parents, commands = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                commands[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return {pid: commands.get(pid, "") for pid in found}
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def ray_idle_cpu(seconds: float) -> dict:
+    """CPU seconds Ray's processes (daemons, the idle actors and their warm sandbox workers) use doing nothing.
+
+    The executor's fixed cost, which no evaluation pays for: measured in CPU time, so it does
+    not depend on what else the machine runs. The local executor's warm workers are left out.
+    """
+    def ray_side() -> set[int]:
+        tree = _process_tree(os.getpid())
+        roots = {pid for pid, cmd in tree.items() if "raylet" in cmd or "gcs_server" in cmd}
+        below = set(roots)
+        for root in roots:
+            below |= set(_process_tree(root))
+        return below
+
+    before, start = _cpu_seconds(ray_side()), time.perf_counter()
+    time.sleep(seconds)
+    used, wall = _cpu_seconds(ray_side()) - before, time.perf_counter() - start
+    cores = os.cpu_count() or 1
+    return {"cpu_s": used, "wall_s": wall, "share_of_machine": used / (wall * cores)}
+
+
 def ray_versus_local(args: argparse.Namespace, suite: str) -> dict:
     """Both measurements through the local executor and through Ray, on this machine; Ray's rate over local's.
 
@@ -137,9 +186,10 @@ def ray_versus_local(args: argparse.Namespace, suite: str) -> dict:
     local, ray, so that a drift in the machine's load during the measurement weighs on both alike.
     """
     figures: dict = {}
-    local_full = full_evaluations(suite, args.rounds, args.parallel, args.device)
-    print(f"  local, full evaluations: {local_full['evaluations']} in {local_full['wall_s']:.0f} s -> "
-          f"{local_full['per_hour']:.0f}/hour", flush=True)
+    if args.rounds > 0:
+        local_full = full_evaluations(suite, args.rounds, args.parallel, args.device)
+        print(f"  local, full evaluations: {local_full['evaluations']} in {local_full['wall_s']:.0f} s -> "
+              f"{local_full['per_hour']:.0f}/hour", flush=True)
     started = time.perf_counter()
     evaluator = ray_evaluator(args.config, suite, args.device, args.parallel)
     figures["ray_start_s"] = time.perf_counter() - started
@@ -147,6 +197,11 @@ def ray_versus_local(args: argparse.Namespace, suite: str) -> dict:
           f"{evaluator.cluster['nodes']} node(s))", flush=True)
     runs: dict[str, list[dict]] = {"local": [], "ray": []}
     try:
+        figures["ray_idle"] = idle = ray_idle_cpu(args.ray_idle_seconds)
+        print(f"  ray, idle: {idle['cpu_s']:.2f} CPU s in {idle['wall_s']:.0f} s, "
+              f"{100 * idle['share_of_machine']:.2f}% of the machine", flush=True)
+        if args.rounds <= 0:
+            return figures
         ray_full = full_evaluations(suite, args.rounds, args.parallel, args.device, evaluator=evaluator)
         print(f"  ray, full evaluations: {ray_full['evaluations']} in {ray_full['wall_s']:.0f} s -> "
               f"{ray_full['per_hour']:.0f}/hour; ray/local {ray_full['per_hour'] / local_full['per_hour']:.3f}",
@@ -188,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--campaign-minutes", type=float, default=5.0, help="0 skips the campaign measurement")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
                         help="ray: measure the Ray executor against the local one, in this run")
+    parser.add_argument("--ray-idle-seconds", type=float, default=30.0,
+                        help="with --executor ray: how long to measure Ray's own CPU use while idle")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 

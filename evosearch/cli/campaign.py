@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -33,7 +34,8 @@ EXIT_PAUSED = 3
               help="Database to create or resume (default: the config's).")
 @click.option("--max-evals", type=click.IntRange(1), help="Stop when the campaign has this many evaluations.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="Stop this run after M minutes.")
-@click.option("--parallel", type=click.IntRange(1, 256), help="Evaluations at once (default: the config's).")
+@click.option("--parallel", type=click.IntRange(1, 256),
+              help="Evaluations at once (default: the config's; with the Ray executor: executor.max_in_flight).")
 @device_option(default=None, help="Where training runs (default: the config's evaluation.device, else auto: the GPU "
               "for torch-native tasks if there is one). With cuda, every parallel evaluation shares the GPU; cuda:N "
               "picks one.")
@@ -77,6 +79,8 @@ def run_command(config_file: Path, db: Path | None, max_evals: int | None, minut
     evaluator = None  # a Ray executor's, started here and stopped when the run ends
     try:
         config = load_config(config_file, overrides)
+        if config.executor.kind == "ray" and parallel:  # on Ray, the actors set how many run at once
+            config = dataclasses.replace(config, executor=dataclasses.replace(config.executor, max_in_flight=parallel))
         if config.executor.kind == "ray":  # the nodes sandbox and train; this process only searches
             evaluator = _start_ray(config)
             mode, where = evaluator.sandbox, _describe_ray(evaluator)

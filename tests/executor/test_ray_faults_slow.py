@@ -118,8 +118,9 @@ def test_kill_9_of_the_driver_then_the_same_command_continues(tmp_path):
     while _alive(workers) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _alive(workers), "Ray workers of the killed driver kept running"
-    result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([*command, "--parallel", "1"], env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+    assert "executor: ray at local: 1 evaluations at once" in result.stderr  # --parallel sets the actors on Ray
     assert "evaluation budget reached" in result.stdout
     assert_nothing_lost_or_twice(db, 6)
 
