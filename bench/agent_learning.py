@@ -21,9 +21,10 @@ blocks, apply to their parent and pass the static check (a valid child), on held
 6. The gain: GRPO's rate minus SFT's, with a 95% CI from a bootstrap over held-out prompts
    (completions of one prompt are not independent of each other).
 
-    python bench/agent_learning.py [--pretrain-steps 800] [--sft-steps 60] [--grpo-steps 40] [--samples 16]
-                                   [--max-tokens 256] [--campaigns 3] [--held-out 2] [--operator-edits 8]
-                                   [--width 128] [--window 256] [--work DIR] [--json PATH]
+    python bench/agent_learning.py [--pretrain-steps 800] [--sft-steps 150] [--grpo-steps 60] [--samples 16]
+                                   [--generations 16] [--temperature 0.7] [--max-tokens 256] [--campaigns 3]
+                                   [--held-out 2] [--operator-edits 8] [--width 128] [--window 256]
+                                   [--work DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -112,6 +113,18 @@ def valid_rate(model_dir: Path, adapter: Path, states: list[dict], samples: int,
             "valid_per_prompt": per_prompt}
 
 
+def newcombe_gain(before: dict, after: dict) -> tuple[float, float]:
+    """95% CI of ``after`` rate minus ``before`` rate from their Wilson intervals (Newcombe's method 10).
+
+    It treats completions as independent, which they are not within a prompt: read it beside
+    :func:`bootstrap_gain`, which resamples prompts and is the stricter of the two.
+    """
+    p1, p2 = before["rate"], after["rate"]
+    (l1, u1), (l2, u2) = before["ci"], after["ci"]
+    diff = p2 - p1
+    return (diff - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2), diff + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2))
+
+
 def bootstrap_gain(before: list[int], after: list[int], samples: int, reps: int = 10_000,
                    seed: int = 0) -> tuple[float, float]:
     """95% CI of the rate gain, resampling held-out prompts (paired: the same prompts before and after)."""
@@ -130,8 +143,8 @@ def bootstrap_gain(before: list[int], after: list[int], samples: int, reps: int 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrain-steps", type=int, default=800)
-    parser.add_argument("--sft-steps", type=int, default=60)
-    parser.add_argument("--grpo-steps", type=int, default=40)
+    parser.add_argument("--sft-steps", type=int, default=150)
+    parser.add_argument("--grpo-steps", type=int, default=60)
     parser.add_argument("--samples", type=int, default=16, help="completions per held-out prompt")
     parser.add_argument("--evals", type=int, default=40, help="evaluations per campaign")
     parser.add_argument("--max-tokens", type=int, default=256, help="an edit is ~40-150 tokens of the tiny tokenizer")
@@ -142,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=256, help="its sliding attention window, in tokens")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep the campaigns here and reuse them next time (default: a temporary folder)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling, in GRPO and in the measurement")
+    parser.add_argument("--temperature", type=float, default=0.7, help="sampling, in GRPO and in the measurement")
+    parser.add_argument("--generations", type=int, default=16, help="GRPO's group: completions per prompt")
+    parser.add_argument("--grpo-lr", type=float, default=5e-4)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -156,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(2)
     started = time.perf_counter()
-    result: dict = {"machine": machine_description(), "date": time.strftime("%Y-%m-%d"), "args": vars(args) | {
-        "json": str(args.json) if args.json else None}}
+    result: dict = {"machine": machine_description(), "date": time.strftime("%Y-%m-%d"), "args": {
+        k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
     with tempfile.TemporaryDirectory(prefix="evosearch-agent-learning-") as scratch:
         work = Path(scratch)
         if args.work is not None:
@@ -202,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{before['rate']:.3f} [{before['ci'][0]:.3f}, {before['ci'][1]:.3f}]", flush=True)
         reward = RewardModule(RewardConfig(suite=TINY_SUITE, stages="smoke"))
         grpo = train_grpo(GrpoSettings(base_model=str(tiny), dataset=str(work / "train"), output=str(work / "grpo"),
-                                       adapter=str(work / "sft"), lora=lora, steps=args.grpo_steps, batch=8,
-                                       generations=8, learning_rate=5e-4, temperature=args.temperature,
+                                       adapter=str(work / "sft"), lora=lora, steps=args.grpo_steps,
+                                       batch=args.generations, generations=args.generations,
+                                       learning_rate=args.grpo_lr, temperature=args.temperature,
                                        max_completion_length=args.max_tokens),
                           reward=reward)
         result["grpo"] = {"steps": grpo.steps, "wall_s": grpo.wall_s, "reward_stats": reward.stats(),
@@ -214,8 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"GRPO ({grpo.steps} steps, {grpo.wall_s:.0f} s): valid edits {after['valid']}/{after['n']} = "
               f"{after['rate']:.3f} [{after['ci'][0]:.3f}, {after['ci'][1]:.3f}]", flush=True)
         low, high = bootstrap_gain(before["valid_per_prompt"], after["valid_per_prompt"], args.samples)
-        result["gain"] = {"rate": after["rate"] - before["rate"], "ci": [low, high]}
-        print(f"gain: {after['rate'] - before['rate']:+.3f} [{low:+.3f}, {high:+.3f}] (bootstrap over prompts)")
+        completions = newcombe_gain(before, after)
+        result["gain"] = {"rate": after["rate"] - before["rate"], "ci": [low, high],
+                          "ci_completions": list(completions)}
+        print(f"gain: {after['rate'] - before['rate']:+.3f} [{low:+.3f}, {high:+.3f}] (bootstrap over prompts), "
+              f"[{completions[0]:+.3f}, {completions[1]:+.3f}] (completions as independent)")
     result["wall_s"] = time.perf_counter() - started
     if args.json is not None:
         args.json.write_text(json.dumps(no_nan(result), indent=2) + "\n")

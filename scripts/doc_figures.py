@@ -194,7 +194,12 @@ def agent_learning() -> str:
                      f"{measured['valid']}/{measured['n']}", f"{measured['rate']:.3f} [{low:.3f}, {high:.3f}]",
                      str(measured["applies_but_rejected"]), str(measured["does_not_apply"])])
     gain = data["gain"]
-    rows.append(["gain", "", "", f"**{gain['rate']:+.3f}** [{gain['ci'][0]:+.3f}, {gain['ci'][1]:+.3f}]", "", ""])
+    if "ci_completions" in gain:
+        low, high = gain["ci_completions"]
+        rows.append(["gain, completions as independent", "", "", f"**{gain['rate']:+.3f}** [{low:+.3f}, {high:+.3f}]",
+                     "", ""])
+    rows.append(["gain, bootstrap over prompts", "", "",
+                 f"**{gain['rate']:+.3f}** [{gain['ci'][0]:+.3f}, {gain['ci'][1]:+.3f}]", "", ""])
     return _table(["model", "training", "valid edits", "rate [95% CI]", "apply, rejected", "do not apply"],
                   ["---", "---", "---:", "---", "---:", "---:"], rows)
 
