@@ -22,7 +22,8 @@ and this script rebuilds the text between them. Sources (see ``TABLES``):
 - ``metatune-trajectory``: ``bench/results_metatune_demo.json`` (``evosearch metatune ID --json``);
 - ``metatune-cost``: ``bench/results_metatune.json`` (``bench/metatune.py --json``);
 - ``agent-learning``, ``agent-curve [EVERY]``: ``bench/results_agent_learning.json``
-  (``bench/agent_learning.py --json``);
+  (``bench/agent_learning.py --json``); ``agent-confirm``: ``bench/results_agent_learning_confirm.json``
+  (``bench/agent_learning_confirm.py --json``);
 - ``jax-reference``: ``bench/results_jax_reference.json`` (``bench/eval_throughput.py --backends native
   --json``, with the JAX reference measured).
 
@@ -204,6 +205,24 @@ def agent_learning() -> str:
                   ["---", "---", "---:", "---", "---:", "---:"], rows)
 
 
+def agent_confirm() -> str:
+    """The same two adapters measured again on fresh prompts (``bench/agent_learning_confirm.py``)."""
+    data = json.loads((BENCH / "results_agent_learning_confirm.json").read_text())
+    rows = []
+    for name, key in (("SFT", "sft"), ("GRPO from SFT", "grpo")):
+        measured = data[key]
+        low, high = measured["ci"]
+        rows.append([name, f"{measured['valid']}/{measured['n']}", f"{measured['rate']:.3f} [{low:.3f}, {high:.3f}]",
+                     ", ".join(map(str, measured["valid_per_prompt"]))])
+    gain = data["gain"]
+    rows.append(["gain, completions as independent", "",
+                 f"**{gain['rate']:+.3f}** [{gain['ci_completions'][0]:+.3f}, {gain['ci_completions'][1]:+.3f}]", ""])
+    bootstrap = f"**{gain['rate']:+.3f}** [{gain['ci'][0]:+.3f}, {gain['ci'][1]:+.3f}]"
+    rows.append(["gain, bootstrap over prompts", "", bootstrap, ""])
+    return _table(["model", "valid edits", "rate [95% CI]", f"valid per prompt ({data['samples']} each)"],
+                  ["---", "---:", "---", "---"], rows)
+
+
 def agent_curve(every: str = "5") -> str:
     """GRPO's mean reward per step (smoothed over ``every`` steps), its spread within groups, and the KL."""
     curve = json.loads((BENCH / "results_agent_learning.json").read_text())["grpo"]["curve"]
@@ -248,6 +267,7 @@ def winners_curse(source: str = "results_winners_curse.json") -> str:
 TABLES: dict[str, Callable[..., str]] = {
     "agent-learning": agent_learning,
     "agent-curve": agent_curve,
+    "agent-confirm": agent_confirm,
     "winners-curse": winners_curse,
     "metatune-trajectory": metatune_trajectory,
     "metatune-cost": metatune_cost,
