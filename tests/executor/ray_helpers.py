@@ -7,13 +7,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-
-def done_rows(db: Path) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    rows = conn.execute("SELECT * FROM programs WHERE status = 'done' ORDER BY eval_seq").fetchall()
-    conn.close()
-    return rows
+from test_campaign import done_rows  # noqa: F401 (the executor tests' one place for it)
 
 
 def events(db: Path, kind: str) -> list[dict]:

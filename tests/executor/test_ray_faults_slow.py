@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import campaign_config
 from ray_helpers import assert_nothing_lost_or_twice, done_rows
+from test_campaign import descendants, still_running
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -106,7 +107,7 @@ def test_kill_9_of_the_driver_then_the_same_command_continues(tmp_path):
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and evaluated(db) < 2:
         time.sleep(0.2)
-    started = _descendants(driver.pid)
+    started = descendants(driver.pid)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     killed_at = evaluated(db)
@@ -115,9 +116,9 @@ def test_kill_9_of_the_driver_then_the_same_command_continues(tmp_path):
     workers = {pid for pid in started if b"EvaluationWorker" in _cmdline(pid)}
     assert workers, "the driver had no Ray evaluation workers"
     deadline = time.monotonic() + 60
-    while _alive(workers) and time.monotonic() < deadline:
+    while still_running(workers) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _alive(workers), "Ray workers of the killed driver kept running"
+    assert not still_running(workers), "Ray workers of the killed driver kept running"
     result = subprocess.run([*command, "--parallel", "1"], env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "executor: ray at local: 1 evaluations at once" in result.stderr  # --parallel sets the actors on Ray
@@ -137,30 +138,3 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def _alive(pids: set[int]) -> list[int]:
-    alive = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
-
-
-def _descendants(pid: int) -> set[int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
