@@ -140,6 +140,19 @@ def bootstrap_gain(before: list[int], after: list[int], samples: int, reps: int 
     return gains[int(0.025 * reps)], gains[int(0.975 * reps) - 1]
 
 
+def gain(before: dict, after: dict, samples: int) -> dict:
+    """The rate gain from ``before`` to ``after`` (two :func:`valid_rate` results) with both its CIs."""
+    low, high = bootstrap_gain(before["valid_per_prompt"], after["valid_per_prompt"], samples)
+    return {"rate": after["rate"] - before["rate"], "ci": [low, high],
+            "ci_completions": list(newcombe_gain(before, after))}
+
+
+def print_gain(measured: dict) -> None:
+    (low, high), (c_low, c_high) = measured["ci"], measured["ci_completions"]
+    print(f"gain: {measured['rate']:+.3f} [{low:+.3f}, {high:+.3f}] (bootstrap over prompts), "
+          f"[{c_low:+.3f}, {c_high:+.3f}] (completions as independent)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrain-steps", type=int, default=800)
@@ -229,12 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         result["held_out_grpo"] = after
         print(f"GRPO ({grpo.steps} steps, {grpo.wall_s:.0f} s): valid edits {after['valid']}/{after['n']} = "
               f"{after['rate']:.3f} [{after['ci'][0]:.3f}, {after['ci'][1]:.3f}]", flush=True)
-        low, high = bootstrap_gain(before["valid_per_prompt"], after["valid_per_prompt"], args.samples)
-        completions = newcombe_gain(before, after)
-        result["gain"] = {"rate": after["rate"] - before["rate"], "ci": [low, high],
-                          "ci_completions": list(completions)}
-        print(f"gain: {after['rate'] - before['rate']:+.3f} [{low:+.3f}, {high:+.3f}] (bootstrap over prompts), "
-              f"[{completions[0]:+.3f}, {completions[1]:+.3f}] (completions as independent)")
+        result["gain"] = gain(before, after, args.samples)
+        print_gain(result["gain"])
     result["wall_s"] = time.perf_counter() - started
     if args.json is not None:
         args.json.write_text(json.dumps(no_nan(result), indent=2) + "\n")

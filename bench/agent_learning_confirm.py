@@ -23,7 +23,7 @@ for _path in (ROOT, ROOT / "bench", ROOT / "tests"):
         sys.path.insert(0, str(_path))
 
 from _common import no_nan  # noqa: E402
-from agent_learning import bootstrap_gain, campaign_archive, newcombe_gain, valid_rate  # noqa: E402
+from agent_learning import campaign_archive, gain, print_gain, valid_rate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,12 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                                   first["temperature"])
         print(f"{name}: {result[name]['valid']}/{result[name]['n']} = {result[name]['rate']:.3f} "
               f"[{result[name]['ci'][0]:.3f}, {result[name]['ci'][1]:.3f}]", flush=True)
-    low, high = bootstrap_gain(result["sft"]["valid_per_prompt"], result["grpo"]["valid_per_prompt"],
-                               first["samples"])
-    result["gain"] = {"rate": result["grpo"]["rate"] - result["sft"]["rate"], "ci": [low, high],
-                      "ci_completions": list(newcombe_gain(result["sft"], result["grpo"]))}
-    print(f"gain {result['gain']['rate']:+.3f}: [{low:+.3f}, {high:+.3f}] over prompts, "
-          f"[{result['gain']['ci_completions'][0]:+.3f}, {result['gain']['ci_completions'][1]:+.3f}] over completions")
+    result["gain"] = gain(result["sft"], result["grpo"], first["samples"])
+    print_gain(result["gain"])
     result["wall_s"] = time.perf_counter() - started
     if args.json is not None:
         args.json.write_text(json.dumps(no_nan(result), indent=2) + "\n")
