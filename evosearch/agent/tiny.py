@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from evosearch.agent.edits import DIVIDER, REPLACE_MARK, SEARCH_MARK
 from evosearch.agent.serve import quiet_progress
 
 __all__ = ["CHAT_TEMPLATE", "EDIT_MARKERS", "SPECIAL_TOKENS", "VOCAB_SIZE", "build_tiny_model", "default_corpus",
@@ -31,7 +32,7 @@ VOCAB_SIZE = 1000
 #: The edit format's markers, one token each. A real code model's tokenizer has merges for runs
 #: of ``<``, ``=`` and ``>`` (diffs and merge conflicts are all over its training data); a BPE
 #: learnt from this repository alone has none, and a model this small cannot count seven ``<``.
-EDIT_MARKERS = ("<<<<<<< SEARCH", "=======", ">>>>>>> REPLACE")
+EDIT_MARKERS = (SEARCH_MARK, DIVIDER, REPLACE_MARK)
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 ROLES = ("system", "user", "assistant")
 SPECIAL_TOKENS = (BOS, EOS, PAD, *(f"<|{role}|>" for role in ROLES))
